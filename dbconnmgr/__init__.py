@@ -1,0 +1,43 @@
+"""dbconnmgr: see, prevent and fix database connection exhaustion in Django projects.
+
+The public API is re-exported here; see docs/ for a page per feature.
+"""
+
+from __future__ import annotations
+
+from dbconnmgr.exceptions import (
+    DbConnMgrError,
+    ServerUnavailable,
+    UnknownDatabaseAlias,
+    UnsupportedDatabase,
+)
+from dbconnmgr.snapshot import STATES, Connection, Group, ServerLimits, Snapshot
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "STATES",
+    "Connection",
+    "DbConnMgrError",
+    "Group",
+    "ServerLimits",
+    "ServerUnavailable",
+    "Snapshot",
+    "UnknownDatabaseAlias",
+    "UnsupportedDatabase",
+    "__version__",
+    "take_snapshot",
+]
+
+
+def take_snapshot(using: str = "default") -> Snapshot:
+    """Read every client connection and the server's limits for database alias ``using``.
+
+    One round trip over Django's connection for that alias.
+
+    Raises:
+        UnknownDatabaseAlias, UnsupportedDatabase, ServerUnavailable
+    """
+    from dbconnmgr.backends import get_backend
+
+    return get_backend(using).snapshot()

@@ -1,0 +1,13 @@
+"""Django app configuration."""
+
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class DbConnMgrConfig(AppConfig):
+    """dbconnmgr's AppConfig."""
+
+    name = "dbconnmgr"
+    verbose_name = "Database connection manager"
+    default_auto_field = "django.db.models.BigAutoField"

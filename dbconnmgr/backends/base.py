@@ -1,0 +1,35 @@
+"""The interface every vendor backend implements. Vendor differences stay behind it."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+from dbconnmgr.snapshot import Snapshot
+
+
+class ConnectionBackend(ABC):
+    """Reads connection snapshots from one Django database alias.
+
+    Args:
+        alias: the Django database alias.
+        connection: Django's wrapper for that alias (``django.db.connections[alias]``).
+    """
+
+    #: Django's ``connection.vendor`` this backend serves.
+    vendor: ClassVar[str]
+
+    def __init__(self, alias: str, connection: BaseDatabaseWrapper) -> None:
+        self.alias = alias
+        self.connection = connection
+
+    @abstractmethod
+    def snapshot(self) -> Snapshot:
+        """Read every client connection and the server's limits in one round trip.
+
+        Raises:
+            dbconnmgr.exceptions.ServerUnavailable: the server could not be reached,
+                is full, or refused the credentials.
+        """

@@ -1,0 +1,91 @@
+"""The actions of ``manage.py db_connections``: one module per action, one registry.
+
+An action declares its own options; the command adds them to one parser and refuses an
+option given to an action it does not belong to.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, ClassVar
+
+from django.core.management.base import BaseCommand, CommandError
+
+from dbconnmgr.render import Renderer
+
+
+class Action:
+    """One ``--action``. Subclasses set ``name``, ``help``, ``options`` and implement run().
+
+    ``options`` names the dests of the options this action accepts beyond the common ones
+    (``--database``, ``--format``); add_arguments() declares them once for all actions.
+    """
+
+    name: ClassVar[str]
+    help: ClassVar[str]
+    options: ClassVar[tuple[str, ...]] = ()
+    formats: ClassVar[tuple[str, ...]] = ("table", "json")
+
+    def __init__(self, command: BaseCommand, opts: dict[str, Any]) -> None:
+        self.command = command
+        self.opts = opts
+        self.alias: str = opts["database"]
+        self.format: str = opts["format"]
+        self.renderer = Renderer(command.stdout)
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """Declare options this action owns (those not declared by another action)."""
+
+    def run(self) -> int:
+        """Do the work and return the process exit code."""
+        raise NotImplementedError
+
+    # -- helpers -----------------------------------------------------------------------------
+    def write_json(self, payload: Any) -> None:
+        """Write one JSON document to stdout."""
+        self.command.stdout.write(json.dumps(payload, indent=2, default=str))
+
+    def confirm(self, question: str) -> bool:
+        """Ask on a terminal; refuse without one unless --noinput was given."""
+        if self.opts.get("noinput"):
+            return True
+        if not sys.stdin.isatty():
+            raise CommandError(
+                "refusing to act without confirmation: stdin is not a terminal; "
+                "pass --noinput to run from a script"
+            )
+        answer = input(f"{question} [y/N] ")
+        return answer.strip().lower() in {"y", "yes"}
+
+
+def positive_int(value: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return number
+
+
+def non_negative_float(value: str) -> float:
+    """argparse type: a number >= 0 (seconds, thresholds)."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
+    if number != number or number < 0 or number == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {value}")
+    return number
+
+
+def registry() -> dict[str, type[Action]]:
+    """Every action by name, in the order ``--help`` lists them."""
+    from dbconnmgr.cli.status import StatusAction
+
+    actions: list[type[Action]] = [StatusAction]
+    return {action.name: action for action in actions}

@@ -1,0 +1,36 @@
+"""``--action=status``: connections by state, application, user, database and client."""
+
+from __future__ import annotations
+
+import argparse
+
+from dbconnmgr import take_snapshot
+from dbconnmgr.cli import Action, positive_int
+from dbconnmgr.conf import get_setting
+from dbconnmgr.render import status_payload
+
+
+class StatusAction(Action):
+    """Print one snapshot of the server's connections."""
+
+    name = "status"
+    help = "connections by state, application, user, database and client; utilization"
+    options = ("limit",)
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--limit",
+            type=positive_int,
+            default=None,
+            help="rows per breakdown (default: DBCONNMGR['STATUS_LIMIT'], 10)",
+        )
+
+    def run(self) -> int:
+        limit = self.opts.get("limit") or get_setting("STATUS_LIMIT")
+        snapshot = take_snapshot(self.alias)
+        if self.format == "json":
+            self.write_json(status_payload(snapshot, limit))
+        else:
+            self.renderer.status(snapshot, limit)
+        return 0

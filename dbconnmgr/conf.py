@@ -1,0 +1,36 @@
+"""The app's own settings: ``settings.DBCONNMGR``, read at call time with defaults.
+
+Every key is documented in docs/configuration.md. Accessors read ``django.conf.settings``
+each time so ``override_settings`` and per-process changes are honoured.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+#: Defaults of every key of ``settings.DBCONNMGR``.
+DEFAULTS: dict[str, Any] = {
+    # Top-N rows in the status breakdowns.
+    "STATUS_LIMIT": 10,
+    # Seconds a plain idle session must be idle before close-idle terminates it.
+    "IDLE_TIMEOUT": 300,
+}
+
+
+def user_settings() -> dict[str, Any]:
+    """The project's ``DBCONNMGR`` dict (empty when unset)."""
+    value = getattr(settings, "DBCONNMGR", None)
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def get_setting(name: str) -> Any:
+    """One setting: the project's value, else the default.
+
+    Raises:
+        KeyError: ``name`` is not a dbconnmgr setting.
+    """
+    if name not in DEFAULTS:
+        raise KeyError(f"unknown dbconnmgr setting {name!r}")
+    return user_settings().get(name, DEFAULTS[name])

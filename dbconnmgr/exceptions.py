@@ -1,0 +1,37 @@
+"""Errors dbconnmgr raises. Each message is one line a person can act on."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+ProblemKind = Literal["unreachable", "full", "reserved", "auth", "timeout", "other"]
+
+
+class DbConnMgrError(Exception):
+    """Base class of every error dbconnmgr raises on purpose."""
+
+
+class UnknownDatabaseAlias(DbConnMgrError):
+    """The alias is not in ``settings.DATABASES``."""
+
+
+class UnsupportedDatabase(DbConnMgrError):
+    """The alias points at a database engine dbconnmgr has no backend for."""
+
+
+class ServerUnavailable(DbConnMgrError):
+    """The server could not be reached or refused the connection.
+
+    Attributes:
+        kind: ``unreachable`` (nothing listens, DNS, network), ``full`` (``too many clients
+            already``), ``reserved`` (only reserved slots left), ``auth`` (wrong password or
+            role), ``timeout`` (connect timeout) or ``other``.
+        alias: the Django database alias.
+        detail: the driver's first line, for logs.
+    """
+
+    def __init__(self, message: str, *, kind: ProblemKind, alias: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.kind: ProblemKind = kind
+        self.alias = alias
+        self.detail = detail

@@ -1,0 +1,87 @@
+"""``manage.py db_connections --action=ACTION``: a thin shell over dbconnmgr's library."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, NoReturn
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DEFAULT_DB_ALIAS
+
+from dbconnmgr.cli import registry
+from dbconnmgr.exceptions import DbConnMgrError
+
+
+class Command(BaseCommand):
+    """See, check and clean up database connections."""
+
+    help = "Inspect, check and clean up the database server's client connections."
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        """Usage errors become one line on stderr (exit 2), not a usage dump."""
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+
+        def error(message: str) -> NoReturn:
+            if parser.called_from_command_line:
+                sys.stderr.write(f"{parser.prog}: error: {message}\n")
+                sys.exit(2)
+            raise CommandError(f"Error: {message}")
+
+        parser.error = error  # type: ignore[method-assign]
+        return parser
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        actions = registry()
+        parser.add_argument(
+            "--action",
+            choices=list(actions),
+            default="status",
+            help="; ".join(f"{name}: {cls.help}" for name, cls in actions.items()),
+        )
+        parser.add_argument(
+            "--database",
+            default=DEFAULT_DB_ALIAS,
+            help='the database alias to inspect (default: "default")',
+        )
+        parser.add_argument(
+            "--format",
+            choices=["table", "json"],
+            default="table",
+            help="table (rich, plain when not a terminal) or json",
+        )
+        for action in actions.values():
+            action.add_arguments(parser)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        actions = registry()
+        action_cls = actions[options["action"]]
+        self._refuse_foreign_options(action_cls.name, options)
+        try:
+            code = action_cls(self, options).run()
+        except DbConnMgrError as exc:
+            raise CommandError(str(exc)) from exc
+        except KeyboardInterrupt:
+            code = 0
+        if code:
+            sys.exit(code)
+
+    def _refuse_foreign_options(self, action: str, options: dict[str, Any]) -> None:
+        """An option of another action, given explicitly, is an error rather than ignored."""
+        owners: dict[str, list[str]] = {}
+        for cls in registry().values():
+            for dest in cls.options:
+                owners.setdefault(dest, []).append(cls.name)
+        defaults = vars(self._defaults())
+        for dest, names in owners.items():
+            if action in names:
+                continue
+            if options.get(dest, defaults.get(dest)) != defaults.get(dest):
+                flag = "--" + dest.replace("_", "-")
+                raise CommandError(
+                    f"{flag} does not apply to --action={action} (it is for: {', '.join(names)})"
+                )
+
+    def _defaults(self) -> argparse.Namespace:
+        parser = self.create_parser("manage.py", "db_connections")
+        return parser.parse_args([])

@@ -1,0 +1,250 @@
+"""Terminal tables (rich) and JSON payloads built from snapshots.
+
+One :class:`Renderer` per output stream. It writes plain text (no colour, ASCII tables)
+when the stream is not a terminal or ``NO_COLOR`` is set.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Protocol
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from dbconnmgr.snapshot import STATES, Connection, Group, Snapshot
+
+
+class Stream(Protocol):
+    """What Django's OutputWrapper and sys.stdout have in common."""
+
+    def write(self, msg: str, /) -> Any:
+        """Write text."""
+
+    def flush(self) -> Any:
+        """Flush."""
+
+    def isatty(self) -> bool:
+        """True on a terminal."""
+
+
+def _is_plain(stream: Stream) -> bool:
+    return bool(os.environ.get("NO_COLOR")) or not stream.isatty()
+
+
+def make_console(stream: Stream) -> Console:
+    """A rich Console writing to ``stream``: colour on terminals, plain text elsewhere."""
+    plain = _is_plain(stream)
+    width = None
+    if plain:
+        width = max(100, int(os.environ.get("COLUMNS", "0") or 0))
+    return Console(
+        file=stream,  # type: ignore[arg-type]
+        no_color=plain,
+        force_terminal=not plain and None,
+        highlight=False,
+        emoji=False,
+        width=width,
+        color_system=None if plain else "auto",
+    )
+
+
+def format_seconds(seconds: float | None) -> str:
+    """``3h02m``, ``4m05s``, ``12.3s``; ``-`` for None."""
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours:02d}h"
+
+
+def _round(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 1)
+
+
+def _group_payload(groups: list[Group]) -> list[dict[str, Any]]:
+    return [{"name": g.name, "count": g.count, "by_state": g.by_state} for g in groups]
+
+
+def _connection_brief(conn: Connection | None, seconds: float | None) -> dict[str, Any] | None:
+    if conn is None:
+        return None
+    return {
+        "pid": conn.pid,
+        "user": conn.user,
+        "application_name": conn.application_name,
+        "database": conn.database,
+        "state": conn.state,
+        "seconds": _round(seconds),
+    }
+
+
+def status_payload(snapshot: Snapshot, limit: int | None = None) -> dict[str, Any]:
+    """The JSON document of ``--action=status --format=json`` (see docs/status.md)."""
+    limits = snapshot.limits
+    oldest = snapshot.oldest_transaction()
+    longest_iit = snapshot.longest_idle_in_transaction()
+    return {
+        "database": snapshot.alias,
+        "vendor": snapshot.vendor,
+        "taken_at": snapshot.taken_at.isoformat(),
+        "server": {
+            "version": limits.version,
+            "version_num": limits.version_num,
+            "max_connections": limits.max_connections,
+            "superuser_reserved_connections": limits.superuser_reserved_connections,
+            "reserved_connections": limits.reserved_connections,
+            "usable_connections": limits.usable_connections,
+            "database_limits": limits.database_limits,
+            "role_limits": limits.role_limits,
+            "current_user": limits.current_user,
+            "current_user_is_superuser": limits.is_superuser,
+        },
+        "total_connections": snapshot.total_connections,
+        "free_connections": snapshot.free_connections,
+        "utilization_percent": snapshot.utilization_percent,
+        "usable_utilization_percent": snapshot.usable_utilization_percent,
+        "by_state": snapshot.by_state(),
+        "by_application": _group_payload(snapshot.by_application(limit)),
+        "by_user": _group_payload(snapshot.by_user(limit)),
+        "by_database": _group_payload(snapshot.by_database(limit)),
+        "by_client": _group_payload(snapshot.by_client(limit)),
+        "longest_idle_in_transaction_seconds": _round(
+            longest_iit.state_seconds if longest_iit else None
+        ),
+        "longest_idle_in_transaction": _connection_brief(
+            longest_iit, longest_iit.state_seconds if longest_iit else None
+        ),
+        "oldest_transaction_seconds": _round(oldest.transaction_seconds if oldest else None),
+        "oldest_transaction": _connection_brief(
+            oldest, oldest.transaction_seconds if oldest else None
+        ),
+        "waiting_connections": len(snapshot.waiting_connections),
+        "visibility": snapshot.visibility,
+        "hidden_connections": snapshot.hidden_connections,
+        "own_pid": snapshot.own_pid,
+    }
+
+
+def _utilization_style(percent: float) -> str:
+    if percent >= 85:
+        return "bold red"
+    if percent >= 70:
+        return "yellow"
+    return "green"
+
+
+class Renderer:
+    """Renders reports to one output stream."""
+
+    def __init__(self, stream: Stream) -> None:
+        self.console = make_console(stream)
+        self.plain = _is_plain(stream)
+        self.box = box.ASCII2 if self.plain else box.ROUNDED
+
+    def table(self, title: str, *columns: str) -> Table:
+        """A table in the house style; numeric columns are right-aligned by the caller."""
+        table = Table(title=title, box=self.box, title_justify="left", show_edge=True)
+        for column in columns:
+            table.add_column(column, justify="right" if column in _NUMERIC else "left")
+        return table
+
+    def print(self, *objects: Any) -> None:
+        """Print rich renderables or strings."""
+        self.console.print(*objects)
+
+    def status(self, snapshot: Snapshot, limit: int | None = None) -> None:
+        """The ``status`` report: limits, utilization, states, breakdowns, oldest sessions."""
+        limits = snapshot.limits
+        usable_pct = snapshot.usable_utilization_percent
+        header = Table.grid(padding=(0, 2))
+        header.add_column(style="bold")
+        header.add_column()
+        header.add_row("Database alias", snapshot.alias)
+        header.add_row("Server", f"PostgreSQL {limits.version} (as {limits.current_user})")
+        header.add_row(
+            "Slots",
+            f"max_connections {limits.max_connections}, "
+            f"superuser_reserved {limits.superuser_reserved_connections}, "
+            f"reserved {limits.reserved_connections} -> usable {limits.usable_connections}",
+        )
+        header.add_row(
+            "Connections",
+            Text.assemble(
+                f"{snapshot.total_connections} in use, {snapshot.free_connections} free; ",
+                (f"{usable_pct}% of usable", _utilization_style(usable_pct)),
+                f", {snapshot.utilization_percent}% of max_connections",
+            ),
+        )
+        if limits.database_limits or limits.role_limits:
+            caps = [f"database {k}: {v}" for k, v in sorted(limits.database_limits.items())]
+            caps += [f"role {k}: {v}" for k, v in sorted(limits.role_limits.items())]
+            header.add_row("Limits", ", ".join(caps))
+        header.add_row("Waiting on locks", str(len(snapshot.waiting_connections)))
+        oldest = snapshot.oldest_transaction()
+        header.add_row(
+            "Oldest transaction", _describe(oldest, oldest.transaction_seconds if oldest else None)
+        )
+        iit = snapshot.longest_idle_in_transaction()
+        header.add_row("Longest idle in txn", _describe(iit, iit.state_seconds if iit else None))
+        if snapshot.visibility == "restricted":
+            header.add_row(
+                "Visibility",
+                Text(
+                    f"restricted: {snapshot.hidden_connections} session(s) of other roles are "
+                    "hidden; grant pg_read_all_stats (or pg_monitor) for full figures",
+                    style="bold yellow",
+                ),
+            )
+        self.print(header)
+        self.print()
+
+        states = self.table("By state", "state", "count")
+        for state, count in snapshot.by_state().items():
+            if state == "unknown" and count == 0:
+                continue
+            states.add_row(state, str(count))
+        self.print(states)
+
+        for title, groups in (
+            ("By application", snapshot.by_application(limit)),
+            ("By user", snapshot.by_user(limit)),
+            ("By database", snapshot.by_database(limit)),
+            ("By client address", snapshot.by_client(limit)),
+        ):
+            self.print(self._group_table(title, groups))
+
+    def _group_table(self, title: str, groups: list[Group]) -> Table:
+        table = self.table(title, "name", "count", "active", "idle", "idle in txn", "other")
+        for group in groups:
+            s = group.by_state
+            iit = s.get("idle in transaction", 0) + s.get("idle in transaction (aborted)", 0)
+            other = group.count - s.get("active", 0) - s.get("idle", 0) - iit
+            table.add_row(
+                group.name,
+                str(group.count),
+                str(s.get("active", 0)),
+                str(s.get("idle", 0)),
+                str(iit),
+                str(other),
+            )
+        return table
+
+
+_NUMERIC = {"count", "active", "idle", "idle in txn", "other", *STATES}
+
+
+def _describe(conn: Connection | None, seconds: float | None) -> str:
+    if conn is None:
+        return "none"
+    app = conn.application_name or "(none)"
+    return f"{format_seconds(seconds)} (pid {conn.pid}, {conn.user}, {app}, {conn.state})"

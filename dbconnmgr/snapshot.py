@@ -1,0 +1,245 @@
+"""Plain data read from the server: connections, limits, and aggregations over them.
+
+Nothing here does I/O. A :class:`Snapshot` is produced by a backend in one round trip and
+every figure (counts by state, application, user, database, client) is computed from it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+#: Every value PostgreSQL's ``pg_stat_activity.state`` takes, plus ``unknown`` for rows the
+#: reading role may not see (NULL state). Kept in this order for display.
+STATES: tuple[str, ...] = (
+    "active",
+    "idle",
+    "idle in transaction",
+    "idle in transaction (aborted)",
+    "fastpath function call",
+    "disabled",
+    "unknown",
+)
+IDLE_IN_TRANSACTION_STATES = frozenset({"idle in transaction", "idle in transaction (aborted)"})
+
+Visibility = Literal["full", "restricted"]
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """One client backend: a session that holds one of the server's connection slots.
+
+    Timestamps are the server's; ``*_seconds`` ages are measured against the server's clock
+    at the moment of the snapshot (never the client's), so clock skew cannot distort them.
+    Fields the reading role may not see are None and ``state`` is ``"unknown"``.
+    """
+
+    pid: int
+    database: str | None
+    user: str | None
+    application_name: str
+    client_addr: str | None
+    backend_start: datetime | None
+    xact_start: datetime | None
+    query_start: datetime | None
+    state: str
+    state_change: datetime | None
+    wait_event_type: str | None
+    wait_event: str | None
+    blocking_pids: tuple[int, ...]
+    query: str | None
+    visible: bool
+    is_superuser: bool
+    backend_seconds: float | None = None
+    transaction_seconds: float | None = None
+    query_seconds: float | None = None
+    state_seconds: float | None = None
+
+    @property
+    def client(self) -> str:
+        """The client address, or ``local`` for a Unix-socket connection."""
+        if self.client_addr:
+            return self.client_addr
+        return "local" if self.visible else "unknown"
+
+    @property
+    def is_idle_in_transaction(self) -> bool:
+        """True for ``idle in transaction`` and ``idle in transaction (aborted)``."""
+        return self.state in IDLE_IN_TRANSACTION_STATES
+
+    @property
+    def is_waiting_on_lock(self) -> bool:
+        """True when the backend waits for a heavyweight lock."""
+        return self.wait_event_type == "Lock"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerLimits:
+    """The server's connection limits as the reading role sees them."""
+
+    version: str
+    version_num: int
+    max_connections: int
+    superuser_reserved_connections: int
+    reserved_connections: int
+    database_limits: dict[str, int] = field(default_factory=dict)
+    role_limits: dict[str, int] = field(default_factory=dict)
+    current_user: str = ""
+    is_superuser: bool = False
+
+    @property
+    def usable_connections(self) -> int:
+        """Slots an ordinary (non-superuser) role can use: max minus the reserved ones."""
+        return max(
+            0,
+            self.max_connections - self.superuser_reserved_connections - self.reserved_connections,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """Connections sharing one value of a key (an application, a user...)."""
+
+    name: str
+    count: int
+    by_state: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Every client connection of a server at one moment, with the server's limits.
+
+    Attributes:
+        alias: the Django database alias it was read through.
+        vendor: ``postgresql``...
+        taken_at: the server's clock when the snapshot was read.
+        own_pid: the backend pid of the connection that read it.
+        visibility: ``full`` when the reading role may see every session's details,
+            ``restricted`` otherwise (other roles' states and queries are hidden).
+    """
+
+    alias: str
+    vendor: str
+    taken_at: datetime
+    limits: ServerLimits
+    connections: tuple[Connection, ...]
+    own_pid: int
+    visibility: Visibility
+
+    # -- totals ------------------------------------------------------------------------------
+    @property
+    def total_connections(self) -> int:
+        """Client connections holding a slot (own connection included)."""
+        return len(self.connections)
+
+    @property
+    def free_connections(self) -> int:
+        """Usable slots still free for an ordinary role (never negative)."""
+        return max(0, self.limits.usable_connections - self.total_connections)
+
+    @property
+    def utilization_percent(self) -> float:
+        """Total connections / max_connections x 100, one decimal."""
+        return _percent(self.total_connections, self.limits.max_connections)
+
+    @property
+    def usable_utilization_percent(self) -> float:
+        """Total connections / usable slots x 100, one decimal (can exceed 100)."""
+        return _percent(self.total_connections, self.limits.usable_connections)
+
+    @property
+    def hidden_connections(self) -> int:
+        """Connections whose details the reading role may not see."""
+        return sum(1 for c in self.connections if not c.visible)
+
+    @property
+    def waiting_connections(self) -> tuple[Connection, ...]:
+        """Connections waiting on a lock."""
+        return tuple(c for c in self.connections if c.is_waiting_on_lock)
+
+    # -- aggregations ------------------------------------------------------------------------
+    def by_state(self) -> dict[str, int]:
+        """Counts for every state in :data:`STATES`, zeros included, in display order."""
+        counts = Counter(c.state for c in self.connections)
+        result = {state: counts.pop(state, 0) for state in STATES}
+        result.update(counts)  # a state a future server version invents is not lost
+        return result
+
+    def count_state(self, *states: str) -> int:
+        """How many connections are in any of ``states``."""
+        return sum(1 for c in self.connections if c.state in states)
+
+    def group_by(
+        self, key: Callable[[Connection], str | None], limit: int | None = None
+    ) -> list[Group]:
+        """Group connections by ``key``, largest first (ties by name), top ``limit``."""
+        return group_connections(self.connections, key, limit)
+
+    def by_application(self, limit: int | None = None) -> list[Group]:
+        """Connections per ``application_name`` (empty name shown as ``(none)``)."""
+        return self.group_by(lambda c: c.application_name if c.visible else None, limit)
+
+    def by_user(self, limit: int | None = None) -> list[Group]:
+        """Connections per role."""
+        return self.group_by(lambda c: c.user, limit)
+
+    def by_database(self, limit: int | None = None) -> list[Group]:
+        """Connections per database."""
+        return self.group_by(lambda c: c.database, limit)
+
+    def by_client(self, limit: int | None = None) -> list[Group]:
+        """Connections per client address (``local`` for Unix sockets)."""
+        return self.group_by(lambda c: c.client, limit)
+
+    def others(self) -> tuple[Connection, ...]:
+        """Every connection except the one that read this snapshot."""
+        return tuple(c for c in self.connections if c.pid != self.own_pid)
+
+    def oldest_transaction(self) -> Connection | None:
+        """The connection whose transaction started first (the reader's own excluded)."""
+        return _max_by(self.others(), lambda c: c.transaction_seconds)
+
+    def longest_idle_in_transaction(self) -> Connection | None:
+        """The connection idle in a transaction for the longest time, if any."""
+        return _max_by(
+            (c for c in self.connections if c.is_idle_in_transaction), lambda c: c.state_seconds
+        )
+
+
+def group_connections(
+    connections: Iterable[Connection],
+    key: Callable[[Connection], str | None],
+    limit: int | None = None,
+) -> list[Group]:
+    """Group ``connections`` by ``key`` (None becomes ``unknown``, "" becomes ``(none)``)."""
+    groups: dict[str, Counter[str]] = {}
+    for conn in connections:
+        value = key(conn)
+        name = "unknown" if value is None else (value or "(none)")
+        groups.setdefault(name, Counter())[conn.state] += 1
+    ordered = sorted(groups.items(), key=lambda item: (-item[1].total(), item[0]))
+    if limit is not None:
+        ordered = ordered[:limit]
+    return [
+        Group(name=name, count=states.total(), by_state=dict(sorted(states.items())))
+        for name, states in ordered
+    ]
+
+
+def _max_by(
+    connections: Iterable[Connection], age: Callable[[Connection], float | None]
+) -> Connection | None:
+    best: Connection | None = None
+    best_age = -1.0
+    for conn in connections:
+        value = age(conn)
+        if value is not None and value > best_age:
+            best, best_age = conn, value
+    return best
+
+
+def _percent(part: int, whole: int) -> float:
+    return round(part * 100.0 / whole, 1) if whole > 0 else 0.0

@@ -1,0 +1,1 @@
+"""A small Django project that uses dbconnmgr, configured from the environment."""

@@ -1,0 +1,84 @@
+"""Bad input and bad days: one clear line on stderr, a non-zero exit, no traceback."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from devtools.pgserver import PgServer, free_port
+from tests.conftest import manage
+
+
+def _one_line_error(result, *fragments: str) -> None:
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_unknown_action() -> None:
+    result = manage("db_connections", "--action=explode")
+    assert result.returncode == 2
+    _one_line_error(result, "invalid choice", "explode")
+
+
+def test_bad_limit() -> None:
+    _one_line_error(manage("db_connections", "--limit=zero"), "--limit", "whole number")
+    _one_line_error(manage("db_connections", "--limit=0"), "--limit", ">= 1")
+
+
+def test_unknown_alias() -> None:
+    result = manage("db_connections", "--database=nope")
+    assert result.returncode == 1
+    _one_line_error(result, "unknown database alias 'nope'", "default")
+
+
+def test_sqlite_alias_is_not_supported_yet() -> None:
+    result = manage("db_connections", "--database=legacy", settings_module="tests.settings")
+    _one_line_error(result, "sqlite", "not support")
+
+
+def test_unreachable_server() -> None:
+    url = f"postgres://postgres:x@127.0.0.1:{free_port()}/postgres"
+    _one_line_error(manage("db_connections", database_url=url), "cannot connect")
+
+
+def test_wrong_password(dsn: str) -> None:
+    info = psycopg.conninfo.conninfo_to_dict(dsn)
+    url = f"postgres://postgres:wrong@127.0.0.1:{info['port']}/postgres"
+    _one_line_error(manage("db_connections", database_url=url), "authentication failed")
+
+
+def test_full_server(small_server: PgServer) -> None:
+    """Ordinary roles get 'reserved' once 3 slots are used; everyone gets 'full' at 6."""
+    with psycopg.connect(small_server.dsn(), autocommit=True) as admin:
+        admin.execute("CREATE ROLE app LOGIN PASSWORD 'pw'")
+    app_url = small_server.url_for("app", "pw")
+    held = [psycopg.connect(small_server.dsn("app", "pw")) for _ in range(3)]
+    try:
+        result = manage("db_connections", database_url=app_url)
+        _one_line_error(result, "only reserved slots are left")
+        held += [psycopg.connect(small_server.dsn()) for _ in range(3)]
+        result = manage("db_connections", database_url=small_server.url)
+        _one_line_error(result, "the server is full", "too many clients")
+    finally:
+        for conn in held:
+            conn.close()
+
+
+def test_full_server_from_python_raises_server_unavailable(small_server: PgServer) -> None:
+    from dbconnmgr.backends.postgresql import classify_error
+    from dbconnmgr.exceptions import ServerUnavailable
+
+    held = [psycopg.connect(small_server.dsn()) for _ in range(6)]
+    try:
+        with pytest.raises(psycopg.OperationalError) as info:
+            psycopg.connect(small_server.dsn())
+    finally:
+        for conn in held:
+            conn.close()
+    problem = classify_error(info.value, "default")
+    assert isinstance(problem, ServerUnavailable)
+    assert problem.kind == "full"

@@ -1,0 +1,3 @@
+"""URLs for tests."""
+
+urlpatterns: list[object] = []
