@@ -11,3 +11,7 @@ class DbConnMgrConfig(AppConfig):
     name = "dbconnmgr"
     verbose_name = "Database connection manager"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        """Register the system checks."""
+        from dbconnmgr import checks  # noqa: F401

@@ -16,7 +16,19 @@ DEFAULTS: dict[str, Any] = {
     "STATUS_LIMIT": 10,
     # Seconds a plain idle session must be idle before close-idle terminates it.
     "IDLE_TIMEOUT": 300,
+    # Health thresholds. Utilization is a percentage of the *usable* slots.
+    "THRESHOLDS": {
+        "UTILIZATION_WARNING": 70,
+        "UTILIZATION_CRITICAL": 85,
+    },
 }
+
+
+def thresholds() -> dict[str, Any]:
+    """The THRESHOLDS dict: defaults overlaid with the project's keys."""
+    merged = dict(DEFAULTS["THRESHOLDS"])
+    merged.update(user_settings().get("THRESHOLDS") or {})
+    return merged
 
 
 def user_settings() -> dict[str, Any]:

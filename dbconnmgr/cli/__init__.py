@@ -50,7 +50,7 @@ class Action:
 
     def confirm(self, question: str) -> bool:
         """Ask on a terminal; refuse without one unless --noinput was given."""
-        if self.opts.get("noinput"):
+        if not self.opts.get("interactive", True):  # --noinput
             return True
         if not sys.stdin.isatty():
             raise CommandError(

@@ -1,0 +1,91 @@
+"""Shared helpers for benchmarks: timing with medians, a results table, many connections.
+
+Machines here are noisy: every benchmark measures its baseline in the same run and
+reports medians and ratios, never absolute targets alone.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import psycopg
+
+from devtools.pgserver import PgServer
+
+
+def setup_django(database_url: str, settings_module: str = "example_project.settings") -> None:
+    """Configure Django in this process against ``database_url``."""
+    os.environ["DATABASE_URL"] = database_url
+    os.environ["DJANGO_SETTINGS_MODULE"] = settings_module
+    import django
+
+    django.setup()
+
+
+def median_seconds(fn: Callable[[], object], repeat: int = 21, warmup: int = 3) -> float:
+    """Median wall time of ``fn()`` over ``repeat`` runs, after ``warmup`` runs."""
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def interleaved_medians(
+    fns: dict[str, Callable[[], object]], repeat: int = 21, warmup: int = 3
+) -> dict[str, float]:
+    """Medians of several callables measured in alternation, so drift hits all alike."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            samples[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def print_table(title: str, rows: list[tuple[str, ...]], header: tuple[str, ...]) -> None:
+    """Print an aligned plain-text table."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    print(f"\n{title}")
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+    print("  ".join("-" * w for w in widths))
+    for row in rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
+    sys.stdout.flush()
+
+
+@contextmanager
+def idle_connections(
+    dsn: str, count: int, application_name: str
+) -> Iterator[list[psycopg.Connection]]:
+    """Hold ``count`` idle client connections open for the duration of the block."""
+    conns: list[psycopg.Connection] = []
+    try:
+        for _ in range(count):
+            conns.append(psycopg.connect(dsn, application_name=application_name, autocommit=True))
+        yield conns
+    finally:
+        for conn in conns:
+            conn.close()
+
+
+@contextmanager
+def bench_server(max_connections: int = 1100, **settings: object) -> Iterator[PgServer]:
+    """A throwaway server sized for benchmarks."""
+    server = PgServer(max_connections=max_connections, **settings).start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,5 @@
+"""Django system checks (``manage.py check``), one module per subject.
+
+Importing this package registers every check; ``DbConnMgrConfig.ready()`` does it.
+Check ids are ``dbconnmgr.E0xx`` / ``dbconnmgr.W0xx`` and are listed in the docs.
+"""
