@@ -1,1 +1,1 @@
-"""Benchmarks: ``python -m bench [NAME ...]``. Each prints figures beside a baseline from the same run."""
+"""Benchmarks: ``python -m bench [NAME ...]``, each beside a baseline measured in the same run."""
