@@ -103,7 +103,9 @@ class PgServer:
         **settings: server settings passed as ``-c name=value`` (``max_connections=20``...).
     """
 
-    def __init__(self, flavour: str | None = None, password: str | None = None, **settings: object):
+    def __init__(
+        self, flavour: str | None = None, *, password: str | None = None, **settings: object
+    ) -> None:
         self.bindir = find_bindir(flavour)
         self.password = password or secrets.token_hex(12)
         self.settings: dict[str, object] = {
