@@ -104,7 +104,7 @@ class PgServer:
     """
 
     def __init__(
-        self, flavour: str | None = None, *, password: str | None = None, **settings: object
+        self, *, flavour: str | None = None, password: str | None = None, **settings: object
     ) -> None:
         self.bindir = find_bindir(flavour)
         self.password = password or secrets.token_hex(12)
