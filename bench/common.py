@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import psycopg
 
@@ -82,7 +83,7 @@ def idle_connections(
 
 
 @contextmanager
-def bench_server(max_connections: int = 1100, **settings: object) -> Iterator[PgServer]:
+def bench_server(max_connections: int = 1100, **settings: Any) -> Iterator[PgServer]:
     """A throwaway server sized for benchmarks."""
     server = PgServer(max_connections=max_connections, **settings).start()
     try:
