@@ -67,74 +67,6 @@ def format_seconds(seconds: float | None) -> str:
     return f"{days}d{hours:02d}h"
 
 
-def _round(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds, 1)
-
-
-def _group_payload(groups: list[Group]) -> list[dict[str, Any]]:
-    return [{"name": g.name, "count": g.count, "by_state": g.by_state} for g in groups]
-
-
-def _connection_brief(conn: Connection | None, seconds: float | None) -> dict[str, Any] | None:
-    if conn is None:
-        return None
-    return {
-        "pid": conn.pid,
-        "user": conn.user,
-        "application_name": conn.application_name,
-        "database": conn.database,
-        "state": conn.state,
-        "seconds": _round(seconds),
-    }
-
-
-def status_payload(snapshot: Snapshot, limit: int | None = None) -> dict[str, Any]:
-    """The JSON document of ``--action=status --format=json`` (see docs/status.md)."""
-    limits = snapshot.limits
-    oldest = snapshot.oldest_transaction()
-    longest_iit = snapshot.longest_idle_in_transaction()
-    return {
-        "database": snapshot.alias,
-        "vendor": snapshot.vendor,
-        "taken_at": snapshot.taken_at.isoformat(),
-        "server": {
-            "version": limits.version,
-            "version_num": limits.version_num,
-            "max_connections": limits.max_connections,
-            "superuser_reserved_connections": limits.superuser_reserved_connections,
-            "reserved_connections": limits.reserved_connections,
-            "usable_connections": limits.usable_connections,
-            "database_limits": limits.database_limits,
-            "role_limits": limits.role_limits,
-            "current_user": limits.current_user,
-            "current_user_is_superuser": limits.is_superuser,
-        },
-        "total_connections": snapshot.total_connections,
-        "free_connections": snapshot.free_connections,
-        "utilization_percent": snapshot.utilization_percent,
-        "usable_utilization_percent": snapshot.usable_utilization_percent,
-        "by_state": snapshot.by_state(),
-        "by_application": _group_payload(snapshot.by_application(limit)),
-        "by_user": _group_payload(snapshot.by_user(limit)),
-        "by_database": _group_payload(snapshot.by_database(limit)),
-        "by_client": _group_payload(snapshot.by_client(limit)),
-        "longest_idle_in_transaction_seconds": _round(
-            longest_iit.state_seconds if longest_iit else None
-        ),
-        "longest_idle_in_transaction": _connection_brief(
-            longest_iit, longest_iit.state_seconds if longest_iit else None
-        ),
-        "oldest_transaction_seconds": _round(oldest.transaction_seconds if oldest else None),
-        "oldest_transaction": _connection_brief(
-            oldest, oldest.transaction_seconds if oldest else None
-        ),
-        "waiting_connections": len(snapshot.waiting_connections),
-        "visibility": snapshot.visibility,
-        "hidden_connections": snapshot.hidden_connections,
-        "own_pid": snapshot.own_pid,
-    }
-
-
 def _utilization_style(percent: float) -> str:
     if percent >= 85:
         return "bold red"
@@ -222,6 +154,27 @@ class Renderer:
             ("By client address", snapshot.by_client(limit)),
         ):
             self.print(self._group_table(title, groups))
+        if snapshot.waiting_connections:
+            self.print(self.lock_waits(snapshot, limit))
+
+    def lock_waits(self, snapshot: Snapshot, limit: int | None = None) -> Table:
+        """Sessions waiting on a lock, longest first, with who blocks them."""
+        by_pid = {c.pid: c for c in snapshot.connections}
+        table = self.table("Lock waits", "pid", "application", "user", "waiting", "blocked by")
+        waiting = sorted(snapshot.waiting_connections, key=lambda c: -(c.state_seconds or 0))
+        for conn in waiting[:limit]:
+            blockers = ", ".join(
+                f"{pid} ({by_pid[pid].application_name or '(none)'})" if pid in by_pid else str(pid)
+                for pid in conn.blocking_pids
+            )
+            table.add_row(
+                str(conn.pid),
+                conn.application_name or "(none)",
+                conn.user or "unknown",
+                format_seconds(conn.state_seconds),
+                blockers or "-",
+            )
+        return table
 
     def _group_table(self, title: str, groups: list[Group]) -> Table:
         table = self.table(title, "name", "count", "active", "idle", "idle in txn", "other")
@@ -240,7 +193,7 @@ class Renderer:
         return table
 
 
-_NUMERIC = {"count", "active", "idle", "idle in txn", "other", *STATES}
+_NUMERIC = {"count", "active", "idle", "idle in txn", "other", "pid", "waiting", *STATES}
 
 
 def _describe(conn: Connection | None, seconds: float | None) -> str:

@@ -195,3 +195,35 @@ def test_database_and_role_limits_are_read(dsn: str, make_role) -> None:
         admin.execute("ALTER ROLE t_capped CONNECTION LIMIT 7")
     snap = take_snapshot("default")
     assert snap.limits.role_limits.get("t_capped") == 7
+
+
+def test_lock_wait_reports_the_blocker(sessions: Sessions, dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute("CREATE TABLE IF NOT EXISTS t_lock (id int PRIMARY KEY)")
+        admin.execute("INSERT INTO t_lock VALUES (1) ON CONFLICT DO NOTHING")
+    holder = sessions.open("t-holder", "idle")
+    holder.conn.autocommit = False
+    holder.conn.execute("SELECT * FROM t_lock WHERE id = 1 FOR UPDATE")
+    waiter = psycopg.connect(dsn, autocommit=True, application_name="t-waiter")
+    thread = threading.Thread(
+        target=lambda: waiter.execute("UPDATE t_lock SET id = 1 WHERE id = 1"), daemon=True
+    )
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            snap = take_snapshot("default")
+            mine = [c for c in snap.connections if c.pid == waiter.info.backend_pid]
+            if mine and mine[0].is_waiting_on_lock:
+                break
+            assert time.monotonic() < deadline, "the UPDATE never waited on the lock"
+            time.sleep(0.05)
+        assert list(mine[0].blocking_pids) == [holder.pid]
+        assert mine[0] in snap.waiting_connections
+        out = manage("db_connections", "--limit=50")
+        assert "Lock waits" in out.stdout
+        assert f"{holder.pid} (t-holder)" in out.stdout
+    finally:
+        holder.conn.rollback()
+        thread.join(10)
+        waiter.close()

@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, ClassVar
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.core.management.base import BaseCommand, CommandError
 
-from dbconnmgr.render import Renderer
+if TYPE_CHECKING:
+    from dbconnmgr.render import Renderer
 
 
 class Action:
@@ -33,7 +35,13 @@ class Action:
         self.opts = opts
         self.alias: str = opts["database"]
         self.format: str = opts["format"]
-        self.renderer = Renderer(command.stdout)
+
+    @cached_property
+    def renderer(self) -> Renderer:
+        """The terminal renderer; rich is imported only when a table is drawn."""
+        from dbconnmgr.render import Renderer
+
+        return Renderer(self.command.stdout)
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:

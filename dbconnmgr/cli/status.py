@@ -7,7 +7,6 @@ import argparse
 from dbconnmgr import take_snapshot
 from dbconnmgr.cli import Action, positive_int
 from dbconnmgr.conf import get_setting
-from dbconnmgr.render import status_payload
 
 
 class StatusAction(Action):
@@ -30,6 +29,8 @@ class StatusAction(Action):
         limit = self.opts.get("limit") or get_setting("STATUS_LIMIT")
         snapshot = take_snapshot(self.alias)
         if self.format == "json":
+            from dbconnmgr.payloads import status_payload
+
             self.write_json(status_payload(snapshot, limit))
         else:
             self.renderer.status(snapshot, limit)

@@ -17,6 +17,9 @@ class Command(BaseCommand):
     """See, check and clean up database connections."""
 
     help = "Inspect, check and clean up the database server's client connections."
+    # An emergency tool must run even when unrelated system checks of the project fail
+    # (and without paying for them): the server may be down to its last slots.
+    requires_system_checks: list[str] = []
 
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
         """Usage errors become one line on stderr (exit 2), not a usage dump."""

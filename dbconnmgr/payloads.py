@@ -1,0 +1,75 @@
+"""JSON-ready dicts built from snapshots (no rich import: the JSON path stays light)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dbconnmgr.snapshot import Connection, Group, Snapshot
+
+
+def _round(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 1)
+
+
+def _group_payload(groups: list[Group]) -> list[dict[str, Any]]:
+    return [{"name": g.name, "count": g.count, "by_state": g.by_state} for g in groups]
+
+
+def _connection_brief(conn: Connection | None, seconds: float | None) -> dict[str, Any] | None:
+    if conn is None:
+        return None
+    return {
+        "pid": conn.pid,
+        "user": conn.user,
+        "application_name": conn.application_name,
+        "database": conn.database,
+        "state": conn.state,
+        "seconds": _round(seconds),
+    }
+
+
+def status_payload(snapshot: Snapshot, limit: int | None = None) -> dict[str, Any]:
+    """The JSON document of ``--action=status --format=json`` (see docs/status.md)."""
+    limits = snapshot.limits
+    oldest = snapshot.oldest_transaction()
+    longest_iit = snapshot.longest_idle_in_transaction()
+    return {
+        "database": snapshot.alias,
+        "vendor": snapshot.vendor,
+        "taken_at": snapshot.taken_at.isoformat(),
+        "server": {
+            "version": limits.version,
+            "version_num": limits.version_num,
+            "max_connections": limits.max_connections,
+            "superuser_reserved_connections": limits.superuser_reserved_connections,
+            "reserved_connections": limits.reserved_connections,
+            "usable_connections": limits.usable_connections,
+            "database_limits": limits.database_limits,
+            "role_limits": limits.role_limits,
+            "current_user": limits.current_user,
+            "current_user_is_superuser": limits.is_superuser,
+        },
+        "total_connections": snapshot.total_connections,
+        "free_connections": snapshot.free_connections,
+        "utilization_percent": snapshot.utilization_percent,
+        "usable_utilization_percent": snapshot.usable_utilization_percent,
+        "by_state": snapshot.by_state(),
+        "by_application": _group_payload(snapshot.by_application(limit)),
+        "by_user": _group_payload(snapshot.by_user(limit)),
+        "by_database": _group_payload(snapshot.by_database(limit)),
+        "by_client": _group_payload(snapshot.by_client(limit)),
+        "longest_idle_in_transaction_seconds": _round(
+            longest_iit.state_seconds if longest_iit else None
+        ),
+        "longest_idle_in_transaction": _connection_brief(
+            longest_iit, longest_iit.state_seconds if longest_iit else None
+        ),
+        "oldest_transaction_seconds": _round(oldest.transaction_seconds if oldest else None),
+        "oldest_transaction": _connection_brief(
+            oldest, oldest.transaction_seconds if oldest else None
+        ),
+        "waiting_connections": len(snapshot.waiting_connections),
+        "visibility": snapshot.visibility,
+        "hidden_connections": snapshot.hidden_connections,
+        "own_pid": snapshot.own_pid,
+    }

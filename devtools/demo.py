@@ -1,0 +1,161 @@
+"""The demo: several "services" open a realistic mix of connections, then dbconnmgr looks.
+
+Run with ``scripts/demo``. Without ``DATABASE_URL`` a throwaway PostgreSQL server is started
+(max_connections=40) and removed at the end; with it, the demo uses that server (the role
+must be allowed to CREATE ROLE / CREATE DATABASE).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psycopg
+from psycopg import conninfo
+
+from devtools.pgserver import PgServer
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "demo-password"
+
+# (application_name, role, idle, active, idle in transaction, aborted)
+SERVICES = [
+    ("shop-web", "shop_web", 9, 2, 0, 0),
+    ("celery-worker", "shop_worker", 5, 1, 1, 0),
+    ("cron-nightly-report", "shop_report", 0, 1, 0, 1),
+    ("psql", "postgres", 1, 0, 0, 0),
+]
+
+
+@contextlib.contextmanager
+def server() -> Iterator[str]:
+    """Yield a superuser DATABASE_URL: $DATABASE_URL or a throwaway server's."""
+    if os.environ.get("DATABASE_URL"):
+        yield os.environ["DATABASE_URL"]
+        return
+    print("Starting a throwaway PostgreSQL server (max_connections=40)...", flush=True)
+    pg = PgServer(max_connections=40).start()
+    try:
+        yield pg.url
+    finally:
+        pg.stop()
+
+
+def with_user(url: str, user: str, dbname: str) -> str:
+    """The same server as ``url`` for another user and database."""
+    info = conninfo.conninfo_to_dict(url)
+    password = info["password"] if user == info.get("user") else PASSWORD
+    return conninfo.make_conninfo(url, user=user, password=password, dbname=dbname)
+
+
+class Services:
+    """Holds the services' sessions open in their states until close()."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.conns: list[psycopg.Connection] = []
+        self.threads: list[threading.Thread] = []
+
+    def setup(self) -> None:
+        with psycopg.connect(self.url, autocommit=True) as admin:
+            for role in {r for _, r, *_ in SERVICES if r != "postgres"}:
+                admin.execute(f"DROP ROLE IF EXISTS {role}")  # leftovers of an earlier run
+                admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{PASSWORD}'")
+            exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = 'shop'").fetchone()
+            if not exists:
+                admin.execute("CREATE DATABASE shop")
+        with psycopg.connect(with_user(self.url, "postgres", "shop"), autocommit=True) as shop:
+            shop.execute("CREATE TABLE IF NOT EXISTS orders (id int PRIMARY KEY, total int)")
+            shop.execute("INSERT INTO orders VALUES (1, 10) ON CONFLICT DO NOTHING")
+            shop.execute("GRANT ALL ON orders TO shop_web, shop_worker, shop_report")
+
+    def open(self, app: str, role: str, state: str) -> psycopg.Connection:
+        dsn = self.url if role == "postgres" else with_user(self.url, role, "shop")
+        conn = psycopg.connect(dsn, application_name=app, autocommit=state in ("idle", "active"))
+        self.conns.append(conn)
+        if state == "idle":
+            conn.execute("SELECT 1")
+        elif state == "idle in transaction":
+            conn.execute("SELECT total FROM orders WHERE id = 1 FOR UPDATE")
+        elif state == "aborted":
+            with contextlib.suppress(psycopg.Error):
+                conn.execute("SELECT 1/0")
+        elif state == "active":
+            self._background(conn, "SELECT pg_sleep(600)")
+        return conn
+
+    def _background(self, conn: psycopg.Connection, sql: str) -> None:
+        def run() -> None:
+            with contextlib.suppress(psycopg.Error):
+                conn.execute(sql)
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def start(self) -> None:
+        for app, role, idle, active, in_txn, aborted in SERVICES:
+            counts = {"idle": idle, "active": active, "idle in transaction": in_txn,
+                      "aborted": aborted}  # fmt: skip
+            for state, count in counts.items():
+                for _ in range(count):
+                    self.open(app, role, state)
+        # A web request waits for the row the worker's open transaction has locked.
+        waiter = psycopg.connect(
+            with_user(self.url, "shop_web", "shop"), application_name="shop-web", autocommit=True
+        )
+        self.conns.append(waiter)
+        self._background(waiter, "UPDATE orders SET total = total + 1 WHERE id = 1")
+
+    def close(self) -> None:
+        with psycopg.connect(self.url, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE pid <> pg_backend_pid() AND backend_type = 'client backend' "
+                "AND application_name = ANY(%s)",
+                ([s[0] for s in SERVICES if s[0] != "psql"],),
+            )
+        for conn in self.conns:
+            conn.close()
+        for thread in self.threads:
+            thread.join(5)
+
+
+def manage(url: str, *args: str) -> int:
+    """Run manage.py as a user would, showing the command line first."""
+    print(f"\n$ python manage.py {shlex.join(args)}", flush=True)
+    env = dict(os.environ, DATABASE_URL=url, DJANGO_SETTINGS_MODULE="example_project.settings")
+    return subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], env=env).returncode
+
+
+def main() -> int:
+    """Run the demo; returns the exit code."""
+    with server() as url:
+        services = Services(url)
+        services.setup()
+        try:
+            services.start()
+            print(
+                "Services connected: shop-web (9 idle, 2 active, 1 waiting on a lock), "
+                "celery-worker (5 idle, 1 active, 1 idle in transaction holding a row lock), "
+                "cron-nightly-report (1 long query, 1 aborted transaction), psql (1 idle).",
+                flush=True,
+            )
+            time.sleep(2)  # let ages grow so the oldest transaction is visible
+            django_url = urlsplit(url)._replace(path="/shop").geturl()
+            code = manage(django_url, "db_connections", "--action=status", "--limit=5")
+        finally:
+            services.close()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
