@@ -12,7 +12,7 @@ from django.db import DatabaseError, InterfaceError
 
 from dbconnmgr.backends.base import ConnectionBackend
 from dbconnmgr.exceptions import ProblemKind, ServerUnavailable
-from dbconnmgr.snapshot import Connection, ServerLimits, Snapshot
+from dbconnmgr.snapshot import ClientCount, Connection, ServerLimits, Snapshot
 
 #: Characters of query text kept per connection.
 QUERY_TEXT_LIMIT = 500
@@ -68,6 +68,23 @@ FROM lim LEFT JOIN (
 
 _LIMIT_COLUMNS = 12
 
+# The cheap count read by connection_monitor on each side of a block: one row, no
+# per-connection data. pg_stat_activity is read once per transaction and then cached
+# (PostgreSQL snapshots backend status for the rest of the transaction), so inside an
+# atomic block a second read would repeat the first; pg_stat_clear_snapshot() in FROM
+# runs before the InitPlan that counts, which then reads fresh data. The client rows are
+# counted as in SNAPSHOT_SQL (hidden rows of other roles included).
+CLIENT_COUNT_SQL = """
+SELECT
+    (SELECT count(*) FROM pg_stat_activity s
+      WHERE s.backend_type = 'client backend'
+         OR (s.backend_type IS NULL AND s.datid IS NOT NULL AND s.usesysid IS NOT NULL)),
+    current_setting('max_connections')::int,
+    current_setting('superuser_reserved_connections')::int,
+    coalesce(current_setting('reserved_connections', true), '0')::int
+FROM pg_stat_clear_snapshot()
+"""
+
 
 class PostgreSQLBackend(ConnectionBackend):
     """Connection snapshots of a PostgreSQL server (9.6 and later, tested on 15 and 18)."""
@@ -116,6 +133,17 @@ class PostgreSQLBackend(ConnectionBackend):
             connections=connections,
             own_pid=own_pid,
             visibility="full" if reader_sees_all else "restricted",
+        )
+
+    def count_client_connections(self) -> ClientCount:
+        """Count client backends and read the slot limits in one short statement."""
+        with self._cursor() as cursor:
+            cursor.execute(CLIENT_COUNT_SQL)
+            count, max_connections, su_reserved, reserved = cursor.fetchone()
+        return ClientCount(
+            client_connections=count,
+            max_connections=max_connections,
+            usable_connections=max(0, max_connections - su_reserved - reserved),
         )
 
 
