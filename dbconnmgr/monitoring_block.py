@@ -90,7 +90,7 @@ class LeakedConnection:
     thread_alive: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AliasStats:
     """What one block did on one database alias.
 
@@ -283,7 +283,7 @@ class MonitorStats:
         return " ".join(parts[:2]) + "".join(f"; {p}" for p in parts[2:])
 
     def as_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict (also attached to the log record as ``dbconnmgr_monitor``)."""
+        """Plain JSON-able dict of every figure."""
         return {
             "label": self.label,
             "started_at": self.started_at.isoformat() if self.started_at else None,
@@ -400,9 +400,8 @@ class _Block:
         self.owner = owner
         self.label = owner.label
         self.aliases = aliases
-        self.comment = _label_comment(owner.label)
-        # With parameters the drivers interpolate "%s": a literal "%" must be doubled.
-        self.comment_escaped = self.comment.replace("%", "%%")
+        self.comment = owner.comment
+        self.comment_escaped = owner.comment_escaped
         self.counts = {alias: _Counts() for alias in aliases}
         self.tracked: dict[int, _Tracked] = {}
         self.lock = threading.Lock()
@@ -600,6 +599,9 @@ class connection_monitor:  # lower case: used like contextlib's helpers
         if not isinstance(label, str) or not label:
             raise ValueError("connection_monitor needs a non-empty label")
         self.label = label
+        self.comment = _label_comment(label)
+        # With parameters the drivers interpolate "%s": a literal "%" must be doubled.
+        self.comment_escaped = self.comment.replace("%", "%%")
         self.using: tuple[str, ...] | None = (
             None if using is None else (using,) if isinstance(using, str) else tuple(using)
         )
@@ -715,8 +717,10 @@ class connection_monitor:  # lower case: used like contextlib's helpers
     def _pop(self, exc_type: type[BaseException] | None) -> _Block:
         ended = time.perf_counter()
         stack = _active.get()
-        block = next((b for b in reversed(stack) if b.owner is self and b.open), None)
-        if block is None:
+        for block in reversed(stack):
+            if block.owner is self and block.open:
+                break
+        else:
             raise RuntimeError(f"{self!r} exited without a matching entry")
         block.close()
         block.stats.wall_seconds = ended - block.started
@@ -741,9 +745,9 @@ class connection_monitor:  # lower case: used like contextlib's helpers
             stats.completed = True
             self.last_stats = stats
             if self.log and logger.isEnabledFor(stats.level):
-                logger.log(
-                    stats.level, "%s", stats.summary(), extra={"dbconnmgr_monitor": stats.as_dict()}
-                )
+                # The stats object rides on the record (``record.dbconnmgr_monitor``) for
+                # structured handlers; ``.as_dict()`` gives the JSON-able form.
+                logger.log(stats.level, "%s", stats.summary(), extra={"dbconnmgr_monitor": stats})
             if self.on_exit is not None:
                 self.on_exit(stats)
         except Exception:

@@ -28,10 +28,11 @@ def _fresh_main_connection() -> Iterator[None]:
     connections["default"].close()
 
 
-def query(sql: str = "SELECT 1", params: list[object] | None = None) -> list[tuple[object, ...]]:
+def query(sql: str = "SELECT 1", params: list[int] | None = None) -> list[tuple[object, ...]]:
     with connections["default"].cursor() as cursor:
         cursor.execute(sql, params)
-        return cursor.fetchall()
+        rows: list[tuple[object, ...]] = cursor.fetchall()
+        return rows
 
 
 def current_label() -> str | None:
@@ -102,7 +103,7 @@ def test_a_finished_thread_that_never_closed_is_a_leak(caplog: pytest.LogCapture
     assert records[0].levelno == logging.WARNING
     assert "'t-leak'" in records[0].getMessage()
     assert "LEAKED 1: default@t-forgetful (finished)" in records[0].getMessage()
-    assert records[0].dbconnmgr_monitor["leaked"] == 1  # type: ignore[attr-defined]
+    assert records[0].dbconnmgr_monitor is stats  # type: ignore[attr-defined]
 
 
 def test_a_clean_block_logs_one_info_line(caplog: pytest.LogCaptureFixture) -> None:
@@ -124,9 +125,11 @@ def test_utilization_over_the_warning_threshold_logs_a_warning(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="dbconnmgr.monitor")
-    with override_settings(DBCONNMGR={"THRESHOLDS": {"UTILIZATION_WARNING": 0.1}}):
-        with connection_monitor("t-busy", using="default") as stats:
-            query()
+    with (
+        override_settings(DBCONNMGR={"THRESHOLDS": {"UTILIZATION_WARNING": 0.1}}),
+        connection_monitor("t-busy", using="default") as stats,
+    ):
+        query()
     assert stats.utilization_warning
     assert stats.warning_threshold == 0.1
     (record,) = [r for r in caplog.records if r.name == "dbconnmgr.monitor"]
@@ -157,9 +160,11 @@ def test_server_sampling_adds_exactly_two_statements_and_none_when_off() -> None
     query()
 
     def statements(sample: bool) -> int:
-        with CaptureQueriesContext(connections["default"]) as captured:
-            with connection_monitor("t-rt", using="default", sample_server=sample) as stats:
-                query()
+        with (
+            CaptureQueriesContext(connections["default"]) as captured,
+            connection_monitor("t-rt", using="default", sample_server=sample) as stats,
+        ):
+            query()
         assert stats.queries == 1  # the monitor's own statements are not the block's
         return len(captured.captured_queries)
 
@@ -376,9 +381,9 @@ def test_unknown_alias_is_a_clear_error() -> None:
 
 
 def test_aliases_without_a_backend_are_counted_not_sampled() -> None:
-    with connection_monitor("t-all") as stats:  # every alias: default and sqlite legacy
-        with connections["legacy"].cursor() as cursor:
-            cursor.execute("SELECT 1")
+    # Every alias: default (PostgreSQL) and legacy (SQLite).
+    with connection_monitor("t-all") as stats, connections["legacy"].cursor() as cursor:
+        cursor.execute("SELECT 1")
     assert stats.aliases == ("default", "legacy")
     legacy = stats.by_alias["legacy"]
     assert (legacy.opened, legacy.queries, legacy.server_before) == (1, 1, None)
