@@ -629,7 +629,8 @@ class connection_monitor:  # lower case: used like contextlib's helpers
         tb: TracebackType | None,
     ) -> None:
         block = self._pop(exc_type)
-        self._finish(block)
+        if block is not None:
+            self._finish(block)
 
     async def __aenter__(self) -> MonitorStats:
         from asgiref.sync import sync_to_async
@@ -650,7 +651,8 @@ class connection_monitor:  # lower case: used like contextlib's helpers
         from asgiref.sync import sync_to_async
 
         block = self._pop(exc_type)
-        await sync_to_async(self._finish, thread_sensitive=True)(block)
+        if block is not None:
+            await sync_to_async(self._finish, thread_sensitive=True)(block)
 
     # -- decorator
 
@@ -714,13 +716,18 @@ class connection_monitor:  # lower case: used like contextlib's helpers
         block.token = _active.set((*_active.get(), block))
         block.started = time.perf_counter()
 
-    def _pop(self, exc_type: type[BaseException] | None) -> _Block:
+    def _pop(self, exc_type: type[BaseException] | None) -> _Block | None:
         ended = time.perf_counter()
         stack = _active.get()
         for block in reversed(stack):
             if block.owner is self and block.open:
                 break
         else:
+            # Exited in another context than it was entered in: a bug in the caller, but
+            # an exception already leaving the block must not be replaced by ours.
+            if exc_type is not None:
+                logger.error("%r exited without a matching entry", self)
+                return None
             raise RuntimeError(f"{self!r} exited without a matching entry")
         block.close()
         block.stats.wall_seconds = ended - block.started

@@ -400,3 +400,37 @@ def test_public_names_and_stats_as_dict() -> None:
     assert data["label"] == "t-dict"
     assert data["queries"] == 1
     assert data["by_alias"]["default"]["server_before"] >= 1
+
+
+def test_executor_workers_started_by_the_block_belong_to_it() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def tidy() -> None:
+        query()
+        connections["default"].close()
+
+    with (
+        connection_monitor("t-pool", using="default", sample_server=False) as stats,
+        ThreadPoolExecutor(max_workers=2, thread_name_prefix="t-pool") as pool,
+    ):
+        list(pool.map(lambda _: tidy(), range(6)))
+    assert (stats.queries, stats.opened, stats.closed, stats.leaked) == (6, 6, 6, 0)
+
+    with (
+        connection_monitor("t-pool-leak", using="default", sample_server=False) as stats,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="t-pool-leak") as pool,
+    ):
+        pool.submit(query).result()
+    gc.collect()
+    assert stats.leaked == 1
+    assert stats.leaks[0].thread_name.startswith("t-pool-leak")
+
+
+def test_import_dbconnmgr_stays_light() -> None:
+    """settings.py may import dbconnmgr before Django is set up: no django.db import."""
+    import subprocess
+    import sys
+
+    code = "import sys, dbconnmgr; assert 'django.db' not in sys.modules, 'django.db imported'"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
