@@ -5,6 +5,8 @@ The public API is re-exported here; see docs/ for a page per feature.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from dbconnmgr.exceptions import (
     DbConnMgrError,
     ServerUnavailable,
@@ -13,19 +15,31 @@ from dbconnmgr.exceptions import (
 )
 from dbconnmgr.snapshot import STATES, Connection, Group, ServerLimits, Snapshot
 
+if TYPE_CHECKING:
+    from dbconnmgr.monitoring_block import (
+        AliasStats,
+        LeakedConnection,
+        MonitorStats,
+        connection_monitor,
+    )
+
 __version__ = "0.1.0"
 
 __all__ = [
     "STATES",
+    "AliasStats",
     "Connection",
     "DbConnMgrError",
     "Group",
+    "LeakedConnection",
+    "MonitorStats",
     "ServerLimits",
     "ServerUnavailable",
     "Snapshot",
     "UnknownDatabaseAlias",
     "UnsupportedDatabase",
     "__version__",
+    "connection_monitor",
     "take_snapshot",
 ]
 
@@ -41,3 +55,24 @@ def take_snapshot(using: str = "default") -> Snapshot:
     from dbconnmgr.backends import get_backend
 
     return get_backend(using).snapshot()
+
+
+# Imported on first use: ``import dbconnmgr`` stays light (settings.py imports
+# dbconnmgr.config before Django is set up) and does not import django.db.
+_LAZY = {
+    "AliasStats": "dbconnmgr.monitoring_block",
+    "LeakedConnection": "dbconnmgr.monitoring_block",
+    "MonitorStats": "dbconnmgr.monitoring_block",
+    "connection_monitor": "dbconnmgr.monitoring_block",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'dbconnmgr' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value

@@ -21,6 +21,9 @@ DEFAULTS: dict[str, Any] = {
         "UTILIZATION_WARNING": 70,
         "UTILIZATION_CRITICAL": 85,
     },
+    # connection_monitor: read the server's client connections before and after each
+    # block (one short statement per PostgreSQL alias on each side) unless told otherwise.
+    "MONITOR_SAMPLE_SERVER": True,
 }
 
 

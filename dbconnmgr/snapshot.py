@@ -255,3 +255,23 @@ def _max_by(
 
 def _percent(part: int, whole: int) -> float:
     return round(part * 100.0 / whole, 1) if whole > 0 else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCount:
+    """How many client connections the server holds, and how many it allows.
+
+    The cheap figure :func:`dbconnmgr.connection_monitor` reads on each side of a block:
+    no per-connection rows, one short statement.
+    """
+
+    client_connections: int
+    max_connections: int
+    usable_connections: int
+
+    @property
+    def utilization_percent(self) -> float:
+        """Client connections as a percentage of the usable (non-reserved) slots."""
+        if self.usable_connections <= 0:
+            return 100.0
+        return round(self.client_connections * 100 / self.usable_connections, 1)

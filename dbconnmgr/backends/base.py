@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from dbconnmgr.snapshot import Snapshot
+from dbconnmgr.snapshot import ClientCount, Snapshot
 
 
 class ConnectionBackend(ABC):
@@ -32,4 +32,14 @@ class ConnectionBackend(ABC):
         Raises:
             dbconnmgr.exceptions.ServerUnavailable: the server could not be reached,
                 is full, or refused the credentials.
+        """
+
+    @abstractmethod
+    def count_client_connections(self) -> ClientCount:
+        """Count the server's client connections and read its limits, cheaply.
+
+        One short statement (no per-connection rows), fresh even inside a transaction.
+
+        Raises:
+            dbconnmgr.exceptions.ServerUnavailable: the server could not be reached.
         """
