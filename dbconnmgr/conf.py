@@ -21,6 +21,15 @@ DEFAULTS: dict[str, Any] = {
         "UTILIZATION_WARNING": 70,
         "UTILIZATION_CRITICAL": 85,
     },
+    # The processes that connect, for --action=budget and the pool-size check: strings in
+    # the --service syntax ("web=4x8", "web=2x4x8:10") or dicts of dbconnmgr.budget.Service.
+    "SERVICES": [],
+    # Slots --action=budget keeps free for people, migrations and one-off jobs.
+    "BUDGET_HEADROOM": 5,
+    # Fraction of the usable slots (after headroom) the services may fill.
+    "BUDGET_SAFETY": 0.95,
+    # True when the project is served over ASGI (None: True when ASGI_APPLICATION is set).
+    "ASGI": None,
 }
 
 
