@@ -267,7 +267,13 @@ def database_config(
             _first(connect_timeout, reader.whole("DB_CONNECT_TIMEOUT")),
             DEFAULT_CONNECT_TIMEOUT,
         )
-        if _first(keepalives, reader.boolean("DB_KEEPALIVES"), True):
+        url_keepalives = options.get("keepalives")
+        if _first(
+            keepalives,
+            reader.boolean("DB_KEEPALIVES"),
+            None if url_keepalives is None else bool(url_keepalives),
+            True,
+        ):
             options["keepalives"] = 1
             for key, var, fallback in (
                 ("keepalives_idle", "DB_KEEPALIVES_IDLE", DEFAULT_KEEPALIVES_IDLE),

@@ -97,6 +97,16 @@ def test_append_server_options_never_clobbers() -> None:
     assert append_server_options("", search_path="a b") == "-c search_path=a\\ b"
 
 
+def test_keepalives_follow_keyword_then_environment_then_url() -> None:
+    assert config()["OPTIONS"]["keepalives"] == 1
+    assert config(DB_KEEPALIVES="off")["OPTIONS"]["keepalives"] == 0
+    from_url = database_config(env={"DATABASE_URL": URL + "?keepalives=0"})
+    assert from_url["OPTIONS"]["keepalives"] == 0
+    assert "keepalives_idle" not in from_url["OPTIONS"]
+    forced = database_config(env={"DATABASE_URL": URL + "?keepalives=0"}, keepalives=True)
+    assert forced["OPTIONS"]["keepalives"] == 1
+
+
 def test_overrides_merge_options() -> None:
     db = database_config(
         env={"DATABASE_URL": URL}, OPTIONS={"sslmode": "require"}, ATOMIC_REQUESTS=True
