@@ -333,3 +333,17 @@ def test_importable_from_settings_py_before_django_is_set_up() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "False", "False", "django.db.backends.postgresql"]
+
+
+def test_pooled_alias_on_an_unreachable_server_is_one_line_not_a_traceback() -> None:
+    from devtools.pgserver import free_port
+
+    url = f"postgres://postgres:x@127.0.0.1:{free_port()}/postgres"
+    result = manage(
+        "db_connections", database_url=url,
+        extra_env={"DB_POOL": "true", "DB_POOL_TIMEOUT": "1"},
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert "the connection pool gave no connection in time" in last
