@@ -7,6 +7,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from dbconnmgr.budget import Budget, Service, compute_budget, connector_share
+from dbconnmgr.config import (
+    PROFILES,
+    append_server_options,
+    database_config,
+    normalize_database_settings,
+)
 from dbconnmgr.exceptions import (
     DbConnMgrError,
     ServerUnavailable,
@@ -26,8 +33,10 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "PROFILES",
     "STATES",
     "AliasStats",
+    "Budget",
     "Connection",
     "DbConnMgrError",
     "Group",
@@ -35,11 +44,17 @@ __all__ = [
     "MonitorStats",
     "ServerLimits",
     "ServerUnavailable",
+    "Service",
     "Snapshot",
     "UnknownDatabaseAlias",
     "UnsupportedDatabase",
     "__version__",
+    "append_server_options",
+    "compute_budget",
     "connection_monitor",
+    "connector_share",
+    "database_config",
+    "normalize_database_settings",
     "take_snapshot",
 ]
 

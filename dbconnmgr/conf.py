@@ -24,6 +24,15 @@ DEFAULTS: dict[str, Any] = {
     # connection_monitor: read the server's client connections before and after each
     # block (one short statement per PostgreSQL alias on each side) unless told otherwise.
     "MONITOR_SAMPLE_SERVER": True,
+    # The processes that connect, for --action=budget and the pool-size check: strings in
+    # the --service syntax ("web=4x8", "web=2x4x8:10") or dicts of dbconnmgr.budget.Service.
+    "SERVICES": [],
+    # Slots --action=budget keeps free for people, migrations and one-off jobs.
+    "BUDGET_HEADROOM": 5,
+    # Fraction of the usable slots (after headroom) the services may fill.
+    "BUDGET_SAFETY": 0.95,
+    # True when the project is served over ASGI (None: True when ASGI_APPLICATION is set).
+    "ASGI": None,
 }
 
 

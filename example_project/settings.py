@@ -1,7 +1,9 @@
 """example_project settings: everything that varies comes from the environment.
 
 ``DATABASE_URL`` (django-environ syntax) selects the database, e.g.
-``postgres://app:secret@127.0.0.1:5432/shop``.
+``postgres://app:secret@127.0.0.1:5432/shop``; ``DB_APPLICATION_NAME``, ``DB_POOL``,
+``DB_MAX_CONNS``, ``CONN_MAX_AGE`` and the other variables of docs/configuration.md tune
+the connections.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import environ
+
+from dbconnmgr.config import database_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -55,11 +59,16 @@ TEMPLATES = [
 ]
 
 DATABASES = {
-    "default": env.db("DATABASE_URL", default="postgres://localhost/example_project"),
+    "default": database_config(
+        "DATABASE_URL",
+        default="postgres://localhost/example_project",
+        service="example_project",
+        # The example's management commands run against throwaway servers the tests fill
+        # on purpose, where one plain connection reports errors best; its web processes
+        # pool with DB_POOL=true (bench/bench_load.py does).
+        pool=env.bool("DB_POOL", default=False),
+    ),
 }
-DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
-    "application_name", env.str("DB_APPLICATION_NAME", default="example_project")
-)
 
 USE_TZ = True
 TIME_ZONE = "UTC"

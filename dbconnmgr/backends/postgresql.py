@@ -221,6 +221,8 @@ _PATTERNS: tuple[tuple[str, ProblemKind, str], ...] = (
     ("the database system is shutting down", "unreachable", "the server is shutting down"),
     ("the connection is closed", "unreachable", "the connection to the server was lost"),
     ("consuming input failed", "unreachable", "the connection to the server was lost"),
+    ("couldn't get a connection after", "timeout",
+     "the connection pool gave no connection in time (is the server up, with free slots?)"),
 )  # fmt: skip
 
 

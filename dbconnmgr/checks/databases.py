@@ -1,0 +1,388 @@
+"""System checks of ``settings.DATABASES``: misconfigurations that exhaust or break connections.
+
+Errors are settings that fail at the first connection (or silently mean the opposite of
+what was written); they run with every management command. ``W010`` and ``W013`` need
+facts from DBCONNMGR and run always; ``W011`` and ``W012`` are advice for deployments and
+run with ``manage.py check --deploy``. Ids and hints are listed in docs/configuration.md.
+
+Every rule is a function of the ``DATABASES`` mapping, so it can be called with any dict.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+from collections.abc import Callable, Iterator, Mapping
+from functools import cache
+from typing import Any
+
+import django
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Warning, register
+
+from dbconnmgr.budget import Service, services_from_setting
+from dbconnmgr.config import POSTGRES_ENGINES
+
+__all__ = [
+    "DEPLOY_RULES",
+    "RULES",
+    "check_database_settings",
+    "known_connection_options",
+]
+
+Databases = Mapping[str, Mapping[str, Any]]
+Rule = Callable[[str, Mapping[str, Any], "Context"], Iterator[CheckMessage]]
+
+#: Keys of OPTIONS that Django's PostgreSQL backend or psycopg take besides libpq's.
+DJANGO_OPTIONS = frozenset(
+    {
+        "pool",
+        "isolation_level",
+        "assume_role",
+        "server_side_binding",
+        "prepare_threshold",
+        "cursor_factory",
+        "row_factory",
+        "context",
+        "autocommit",
+    }
+)
+# Keys of the pool dict Django sets itself: giving them too is a TypeError.
+_POOL_KEYS_DJANGO_SETS = frozenset({"kwargs", "open", "configure", "conninfo"})
+_BOOLEAN_SETTINGS = (
+    "CONN_HEALTH_CHECKS",
+    "ATOMIC_REQUESTS",
+    "AUTOCOMMIT",
+    "DISABLE_SERVER_SIDE_CURSORS",
+)
+
+
+class Context:
+    """Facts from outside DATABASES the rules need."""
+
+    def __init__(
+        self,
+        *,
+        asgi: bool = False,
+        services: tuple[Service, ...] = (),
+        psycopg3: bool | None = None,
+        psycopg_pool: bool | None = None,
+        pool_accepts_check: bool | None = None,
+    ) -> None:
+        self.asgi = asgi
+        self.services = services
+        self.psycopg3 = _has_psycopg3() if psycopg3 is None else psycopg3
+        self.psycopg_pool = (
+            importlib.util.find_spec("psycopg_pool") is not None
+            if psycopg_pool is None
+            else psycopg_pool
+        )
+        # Django passed its own check= to ConnectionPool until 6.1 (ticket #37075): a
+        # "check" key in the pool dict was then a TypeError at the first connection.
+        self.pool_accepts_check = (
+            django.VERSION >= (6, 1) if pool_accepts_check is None else pool_accepts_check
+        )
+
+
+def _has_psycopg3() -> bool:
+    try:
+        from django.db.backends.postgresql.psycopg_any import is_psycopg3
+    except ImportError:
+        return False
+    return bool(is_psycopg3)
+
+
+@cache
+def known_connection_options() -> frozenset[str]:
+    """Every key libpq (asked through psycopg) or Django's backend accepts in OPTIONS."""
+    try:
+        import psycopg
+
+        libpq = {o.keyword.decode() for o in psycopg.pq.Conninfo.get_defaults()}
+    except ImportError:  # pragma: no cover - psycopg 3 is a dependency
+        libpq = set()
+    return frozenset(libpq) | DJANGO_OPTIONS
+
+
+@cache
+def _pool_parameters() -> frozenset[str]:
+    try:
+        from psycopg_pool import ConnectionPool
+    except ImportError:
+        return frozenset()
+    return frozenset(inspect.signature(ConnectionPool.__init__).parameters) - {"self"}
+
+
+def _is_postgres(db: Mapping[str, Any]) -> bool:
+    return db.get("ENGINE") in POSTGRES_ENGINES
+
+
+def _options(db: Mapping[str, Any]) -> Mapping[str, Any]:
+    options = db.get("OPTIONS")
+    return options if isinstance(options, Mapping) else {}
+
+
+def _pool(db: Mapping[str, Any]) -> Any:
+    return _options(db).get("pool")
+
+
+def _pool_max_size(pool: Any) -> int:
+    if isinstance(pool, Mapping):
+        return int(pool.get("max_size") or pool.get("min_size") or 4)
+    return 4
+
+
+def _where(alias: str) -> str:
+    return f"DATABASES[{alias!r}]"
+
+
+# -- rules ---------------------------------------------------------------------------------
+
+
+def pool_with_persistent_connections(
+    alias: str, db: Mapping[str, Any], ctx: Context
+) -> Iterator[CheckMessage]:
+    """E010: a pool and CONN_MAX_AGE != 0 (Django refuses it, at the first connection)."""
+    if _pool(db) and db.get("CONN_MAX_AGE", 0) != 0:
+        yield Error(
+            f"{_where(alias)} has a pool and CONN_MAX_AGE={db.get('CONN_MAX_AGE')!r}: "
+            "Django raises ImproperlyConfigured at the first connection.",
+            hint="Set CONN_MAX_AGE to 0; the pool's max_lifetime bounds a connection's life "
+            "(dbconnmgr.config.database_config() does both).",
+            id="dbconnmgr.E010",
+        )
+
+
+def pool_without_driver(alias: str, db: Mapping[str, Any], ctx: Context) -> Iterator[CheckMessage]:
+    """E011: a pool without psycopg 3 or psycopg_pool."""
+    if not _pool(db):
+        return
+    missing = [n for n, ok in (("psycopg 3", ctx.psycopg3), ("psycopg_pool", ctx.psycopg_pool))
+               if not ok]  # fmt: skip
+    if missing:
+        yield Error(
+            f"{_where(alias)} asks for a pool but {' and '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} not installed.",
+            hint="pip install 'psycopg[binary,pool]', or remove OPTIONS['pool'].",
+            id="dbconnmgr.E011",
+        )
+
+
+def pool_check_key(alias: str, db: Mapping[str, Any], ctx: Context) -> Iterator[CheckMessage]:
+    """E012: a "check" key in the pool dict on a Django that passes its own check=."""
+    pool = _pool(db)
+    if isinstance(pool, Mapping) and "check" in pool and not ctx.pool_accepts_check:
+        yield Error(
+            f"{_where(alias)}['OPTIONS']['pool'] has a 'check' key: Django "
+            f"{django.get_version()} passes its own check= to ConnectionPool, so the first "
+            "connection fails with TypeError.",
+            hint="Remove 'check' and set CONN_HEALTH_CHECKS = True: Django then checks "
+            "every connection the pool hands out.",
+            id="dbconnmgr.E012",
+        )
+
+
+def pool_value(alias: str, db: Mapping[str, Any], ctx: Context) -> Iterator[CheckMessage]:
+    """E013: OPTIONS['pool'] neither a bool nor a dict; E014: keys the pool does not take."""
+    pool = _pool(db)
+    if pool is None or isinstance(pool, bool):
+        return
+    if not isinstance(pool, Mapping):
+        yield Error(
+            f"{_where(alias)}['OPTIONS']['pool'] is {pool!r} ({type(pool).__name__}); it must "
+            "be True or a dict of psycopg_pool.ConnectionPool arguments.",
+            hint="A URL's ?pool=true arrives as the string 'true': use "
+            "dbconnmgr.config.normalize_database_settings() or database_config().",
+            id="dbconnmgr.E013",
+        )
+        return
+    accepted = _pool_parameters() - _POOL_KEYS_DJANGO_SETS
+    unknown = sorted(k for k in pool if accepted and k not in accepted and k != "check")
+    unknown += sorted(k for k in pool if k in _POOL_KEYS_DJANGO_SETS)
+    if unknown:
+        yield Error(
+            f"{_where(alias)}['OPTIONS']['pool'] has keys ConnectionPool does not accept "
+            f"from settings: {', '.join(unknown)}.",
+            hint="Accepted: " + ", ".join(sorted(accepted - {"check"})) + ".",
+            id="dbconnmgr.E014",
+        )
+
+
+def conn_max_age_type(alias: str, db: Mapping[str, Any], ctx: Context) -> Iterator[CheckMessage]:
+    """E015: CONN_MAX_AGE not a whole number >= 0 or None (a string from a URL)."""
+    if "CONN_MAX_AGE" not in db:
+        return
+    value = db["CONN_MAX_AGE"]
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+        return
+    yield Error(
+        f"{_where(alias)}['CONN_MAX_AGE'] is {value!r} ({type(value).__name__}); Django wants "
+        "a whole number of seconds >= 0, or None for unlimited.",
+        hint="?conn_max_age=none in a URL arrives as the string 'none': use "
+        "dbconnmgr.config.database_config() or normalize_database_settings().",
+        id="dbconnmgr.E015",
+    )
+
+
+def boolean_types(alias: str, db: Mapping[str, Any], ctx: Context) -> Iterator[CheckMessage]:
+    """E016: CONN_HEALTH_CHECKS (or ATOMIC_REQUESTS...) set to a non-bool, e.g. 'false'."""
+    for key in _BOOLEAN_SETTINGS:
+        if key in db and not isinstance(db[key], bool):
+            value = db[key]
+            yield Error(
+                f"{_where(alias)}['{key}'] is {value!r} ({type(value).__name__}), not True "
+                f"or False" + (": a non-empty string is true." if isinstance(value, str) else "."),
+                hint="URL parsers leave ?conn_health_checks=false as the string 'false': use "
+                "dbconnmgr.config.normalize_database_settings().",
+                id="dbconnmgr.E016",
+            )
+
+
+def unknown_options(alias: str, db: Mapping[str, Any], ctx: Context) -> Iterator[CheckMessage]:
+    """E017: OPTIONS keys libpq does not know (the connection fails)."""
+    if not _is_postgres(db):
+        return
+    known = known_connection_options()
+    unknown = sorted(k for k in _options(db) if k not in known)
+    if unknown:
+        yield Error(
+            f"{_where(alias)}['OPTIONS'] has keys libpq does not know: {', '.join(unknown)}; "
+            "connecting fails with 'invalid connection option'.",
+            hint="Server settings go in one libpq option: "
+            "OPTIONS['options'] = '-c statement_timeout=30000' (append to what is there; "
+            "dbconnmgr.config.append_server_options() does).",
+            id="dbconnmgr.E017",
+        )
+
+
+def asgi_persistent(alias: str, db: Mapping[str, Any], ctx: Context) -> Iterator[CheckMessage]:
+    """W010: ASGI with persistent connections and no pool (connections leak)."""
+    if ctx.asgi and not _pool(db) and db.get("CONN_MAX_AGE", 0) != 0:
+        yield Warning(
+            f"{_where(alias)} keeps persistent connections (CONN_MAX_AGE="
+            f"{db.get('CONN_MAX_AGE')!r}) under ASGI: each async request may run in another "
+            "thread, and every one of them leaves a connection open.",
+            hint="Use Django's pool (OPTIONS['pool']) with CONN_MAX_AGE = 0, or CONN_MAX_AGE = "
+            "0 alone (database_config(asgi=True) does this).",
+            id="dbconnmgr.W010",
+        )
+
+
+def pool_smaller_than_threads(
+    alias: str, db: Mapping[str, Any], ctx: Context
+) -> Iterator[CheckMessage]:
+    """W013: a pool smaller than the threads of a process (known from DBCONNMGR SERVICES)."""
+    pool = _pool(db)
+    if not pool or not _is_postgres(db):
+        return
+    size = _pool_max_size(pool)
+    timeout = pool.get("timeout", 30) if isinstance(pool, Mapping) else 30
+    for service in ctx.services:
+        if service.threads > size:
+            yield Warning(
+                f"{_where(alias)}: a pool of {size} per process serves {service.threads} "
+                f"threads of service {service.name!r}; past {size} busy threads, requests "
+                f"wait up to {timeout} s for a connection, then fail.",
+                hint=f"Raise the pool's max_size to {service.threads} if the budget allows "
+                "(manage.py db_connections --action=budget), or lower the threads; if the "
+                "queueing is intended, keep the pool timeout below the worker timeout and "
+                "silence dbconnmgr.W013.",
+                id="dbconnmgr.W013",
+            )
+
+
+def no_application_name(alias: str, db: Mapping[str, Any], ctx: Context) -> Iterator[CheckMessage]:
+    """W011 (deploy): no application_name, so pg_stat_activity cannot tell services apart."""
+    if _is_postgres(db) and not _options(db).get("application_name"):
+        yield Warning(
+            f"{_where(alias)} sets no application_name: the server's views (and "
+            "db_connections --action=status) cannot tell this service's connections apart.",
+            hint="OPTIONS['application_name'] = 'web' (database_config(service='web'), or "
+            "DB_APPLICATION_NAME in the environment).",
+            id="dbconnmgr.W011",
+        )
+
+
+def no_connect_timeout(alias: str, db: Mapping[str, Any], ctx: Context) -> Iterator[CheckMessage]:
+    """W012 (deploy): no connect_timeout, so an unreachable server hangs workers."""
+    if _is_postgres(db) and not _options(db).get("connect_timeout"):
+        yield Warning(
+            f"{_where(alias)} sets no connect_timeout: when the server does not answer, "
+            "every worker blocks on connect for the operating system's TCP timeout "
+            "(minutes).",
+            hint="OPTIONS['connect_timeout'] = 5 (database_config() sets it; "
+            "DB_CONNECT_TIMEOUT changes it).",
+            id="dbconnmgr.W012",
+        )
+
+
+#: Rules run with every management command.
+RULES: tuple[Rule, ...] = (
+    pool_with_persistent_connections,
+    pool_without_driver,
+    pool_check_key,
+    pool_value,
+    conn_max_age_type,
+    boolean_types,
+    unknown_options,
+    asgi_persistent,
+    pool_smaller_than_threads,
+)
+#: Rules run with ``manage.py check --deploy``.
+DEPLOY_RULES: tuple[Rule, ...] = (no_application_name, no_connect_timeout)
+
+
+def check_database_settings(
+    databases: Databases,
+    *,
+    deploy: bool = False,
+    asgi: bool = False,
+    services: tuple[Service, ...] = (),
+    context: Context | None = None,
+) -> list[CheckMessage]:
+    """Run the rules over a ``DATABASES`` mapping.
+
+    Args:
+        databases: alias -> settings dict, as in ``settings.DATABASES``.
+        deploy: also run the deployment advice (W011, W012).
+        asgi: the project is served over ASGI.
+        services: processes that connect (for W013).
+        context: all the outside facts at once (overrides ``asgi`` and ``services``).
+    """
+    ctx = context or Context(asgi=asgi, services=services)
+    return _run(databases, RULES + (DEPLOY_RULES if deploy else ()), ctx)
+
+
+def _run(databases: Databases, rules: tuple[Rule, ...], ctx: Context) -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    for alias, db in databases.items():
+        if not isinstance(db, Mapping):
+            continue
+        for rule in rules:
+            messages.extend(rule(alias, db, ctx))
+    return messages
+
+
+def _project_context() -> Context:
+    from dbconnmgr.conf import get_setting
+
+    asgi = get_setting("ASGI")
+    if asgi is None:
+        asgi = bool(getattr(settings, "ASGI_APPLICATION", None))
+    try:
+        services = tuple(services_from_setting(get_setting("SERVICES")))
+    except ValueError:
+        services = ()  # --action=budget reports the bad entry
+    return Context(asgi=bool(asgi), services=services)
+
+
+@register("dbconnmgr")
+def check_databases(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Django system check: the project's DATABASES (errors, ASGI, pool size)."""
+    return _run(settings.DATABASES, RULES, _project_context())
+
+
+@register("dbconnmgr", deploy=True)
+def check_databases_deploy(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Django system check (``--deploy``): application_name and connect_timeout."""
+    return _run(settings.DATABASES, DEPLOY_RULES, _project_context())

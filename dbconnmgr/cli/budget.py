@@ -1,0 +1,235 @@
+"""``--action=budget``: every service's connections against the server's usable slots."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import CommandError
+
+from dbconnmgr import take_snapshot
+from dbconnmgr.budget import (
+    SERVICE_SYNTAX,
+    Budget,
+    Service,
+    compute_budget,
+    parse_service,
+    pool_size_from_settings,
+    services_from_setting,
+)
+from dbconnmgr.cli import Action
+from dbconnmgr.conf import get_setting
+from dbconnmgr.snapshot import Snapshot
+
+
+def service_spec(value: str) -> str:
+    """argparse type: validates the syntax now; the pool size is filled in later."""
+    try:
+        parse_service(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
+
+
+def whole_number(value: str) -> int:
+    """argparse type: an integer >= 0."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return number
+
+
+def safety_factor(value: str) -> float:
+    """argparse type: a number in (0, 1]."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
+    if not 0 < number <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number > 0 and <= 1, got {value}")
+    return number
+
+
+def effective_usable(snapshot: Snapshot, database: str | None) -> tuple[int, str]:
+    """Usable slots, capped by the database's and the role's connection limits.
+
+    Returns the number and where it comes from. Superusers are exempt from both caps.
+    """
+    limits = snapshot.limits
+    usable, source = limits.usable_connections, "max_connections - reserved"
+    if limits.is_superuser:
+        return usable, source
+    caps = []
+    if database and database in limits.database_limits:
+        caps.append((limits.database_limits[database], f"CONNECTION LIMIT of database {database}"))
+    if limits.current_user in limits.role_limits:
+        caps.append(
+            (
+                limits.role_limits[limits.current_user],
+                f"CONNECTION LIMIT of role {limits.current_user}",
+            )
+        )
+    for cap, label in caps:
+        if cap < usable:
+            usable, source = cap, label
+    return usable, source
+
+
+class BudgetAction(Action):
+    """Compare the services' connections with the server's usable slots."""
+
+    name = "budget"
+    help = (
+        "connections every service may open against the server's usable slots, and the "
+        "largest safe DB_MAX_CONNS per process; exit 1 when over budget"
+    )
+    options = ("service", "headroom", "safety")
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--service",
+            action="append",
+            type=service_spec,
+            default=None,
+            metavar=SERVICE_SYNTAX,
+            help="a service that connects (repeatable; default: DBCONNMGR['SERVICES'])",
+        )
+        parser.add_argument(
+            "--headroom",
+            type=whole_number,
+            default=None,
+            help="slots kept free for people and one-off jobs "
+            "(default: DBCONNMGR['BUDGET_HEADROOM'], 5)",
+        )
+        parser.add_argument(
+            "--safety",
+            type=safety_factor,
+            default=None,
+            help="fraction of the usable slots the services may fill "
+            "(default: DBCONNMGR['BUDGET_SAFETY'], 0.95)",
+        )
+
+    def run(self) -> int:
+        database = settings.DATABASES.get(self.alias, {})
+        pool_size = pool_size_from_settings(database)
+        try:
+            if self.opts.get("service"):
+                services = [parse_service(s, pool_size=pool_size) for s in self.opts["service"]]
+            else:
+                services = services_from_setting(get_setting("SERVICES"), pool_size=pool_size)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        headroom = self.opts.get("headroom")
+        if headroom is None:
+            headroom = int(get_setting("BUDGET_HEADROOM"))
+        safety = self.opts.get("safety") or float(get_setting("BUDGET_SAFETY"))
+
+        snapshot = take_snapshot(self.alias)
+        usable, source = effective_usable(snapshot, database.get("NAME"))
+        try:
+            budget = compute_budget(services, usable, headroom=headroom, safety=safety)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        payload = budget_payload(budget, snapshot, source, pool_size)
+        if self.format == "json":
+            self.write_json(payload)
+        else:
+            self._print(budget, payload)
+        return 0 if budget.fits else 1
+
+    def _print(self, budget: Budget, payload: dict[str, Any]) -> None:
+        table = self.renderer.table(
+            "Connection budget",
+            "service",
+            "processes",
+            "threads",
+            "per process",
+            "connections",
+            "max safe pool",
+        )
+        for line in budget.services:
+            s = line.service
+            table.add_row(
+                s.name,
+                _processes(s),
+                str(s.threads),
+                f"pool {s.pool_size}" if s.pooled else f"{s.threads} (persistent)",
+                str(s.demand),
+                str(line.max_safe_pool_size),
+            )
+        table.add_row("headroom", "", "", "", str(budget.headroom), "")
+        table.add_row("total", "", "", "", str(budget.demand_with_headroom), "")
+        for column in table.columns[1:]:
+            column.justify = "right"
+        self.renderer.print(table)
+        server = payload["server"]
+        lines = [
+            f"Server: max_connections {server['max_connections']}, reserved "
+            f"{server['reserved_connections']} -> usable {budget.usable_connections} "
+            f"({payload['usable_source']}); in use now {payload['in_use_now']}",
+            f"Demand {budget.demand} + headroom {budget.headroom} = "
+            f"{budget.demand_with_headroom} of {budget.usable_connections} usable",
+            f"Capacity floor(({budget.usable_connections} - {budget.headroom}) x "
+            f"{budget.safety:g}) = {budget.capacity}; demand {budget.demand} -> "
+            + (f"fits, {budget.spare} spare" if budget.fits else f"OVER BUDGET by {-budget.spare}"),
+            f"Largest safe DB_MAX_CONNS per process: {budget.max_safe_pool_size}",
+        ]
+        if not budget.services:
+            lines.append(
+                "No services: describe them with --service NAME=PROCESSESxTHREADS or "
+                "DBCONNMGR['SERVICES']"
+            )
+        for text in lines:
+            self.renderer.print(text)
+
+
+def _processes(service: Service) -> str:
+    if service.instances == 1:
+        return str(service.processes)
+    return f"{service.instances} x {service.processes}"
+
+
+def budget_payload(
+    budget: Budget, snapshot: Snapshot, usable_source: str, settings_pool_size: int | None
+) -> dict[str, Any]:
+    """The JSON document of ``--action=budget --format=json`` (see docs/budget.md)."""
+    limits = snapshot.limits
+    return {
+        "database": snapshot.alias,
+        "server": {
+            "version": limits.version,
+            "max_connections": limits.max_connections,
+            "reserved_connections": limits.superuser_reserved_connections
+            + limits.reserved_connections,
+            "usable_connections": limits.usable_connections,
+        },
+        "usable_connections": budget.usable_connections,
+        "usable_source": usable_source,
+        "in_use_now": snapshot.total_connections,
+        "settings_pool_size": settings_pool_size,
+        "services": [
+            {
+                "name": line.service.name,
+                "instances": line.service.instances,
+                "processes": line.service.processes,
+                "threads": line.service.threads,
+                "pool_size": line.service.pool_size,
+                "connections": line.service.demand,
+                "max_safe_pool_size": line.max_safe_pool_size,
+            }
+            for line in budget.services
+        ],
+        "headroom": budget.headroom,
+        "safety": budget.safety,
+        "capacity": budget.capacity,
+        "demand": budget.demand,
+        "demand_with_headroom": budget.demand_with_headroom,
+        "spare": budget.spare,
+        "fits": budget.fits,
+        "max_safe_pool_size": budget.max_safe_pool_size,
+    }

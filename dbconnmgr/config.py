@@ -1,0 +1,454 @@
+"""Helpers for the project's ``settings.DATABASES``, read from the environment.
+
+This module is imported from ``settings.py``, before Django is set up: it never touches
+``django.conf.settings`` or the app registry. Typical use::
+
+    from dbconnmgr.config import database_config
+
+    DATABASES = {"default": database_config(service="web")}
+
+Every environment variable, the profiles and the precedence rules are documented in
+docs/configuration.md. Precedence, highest first: a keyword argument, the dedicated
+environment variable (``DB_MAX_CONNS``...), the ``DATABASE_URL`` query string, the profile.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+from urllib.parse import unquote
+
+import django
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+__all__ = [
+    "DEFAULT_PROFILE",
+    "PROFILES",
+    "Profile",
+    "append_server_options",
+    "database_config",
+    "normalize_database_settings",
+    "pooling_available",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """Defaults of one environment.
+
+    Attributes:
+        name: ``development``, ``staging``, ``production`` or ``high-load``.
+        max_conns: connections per process (the pool's ``max_size``).
+        conn_max_age: seconds a connection lives (the pool's ``max_lifetime``, or Django's
+            ``CONN_MAX_AGE`` when pooling is off).
+    """
+
+    name: str
+    max_conns: int
+    conn_max_age: int
+
+
+#: The runbook's environment profiles. ``high-load`` has *fewer* connections per process
+#: than production on purpose: it is for fleets with many processes, where the server's
+#: slots, not the pool, are the scarce resource.
+PROFILES: Final[dict[str, Profile]] = {
+    p.name: p
+    for p in (
+        Profile("development", max_conns=10, conn_max_age=180),
+        Profile("staging", max_conns=20, conn_max_age=300),
+        Profile("production", max_conns=25, conn_max_age=600),
+        Profile("high-load", max_conns=15, conn_max_age=300),
+    )
+}
+
+#: The profile used when neither ``profile=`` nor ``DB_PROFILE`` names one.
+DEFAULT_PROFILE: Final = "production"
+
+#: Defaults that do not vary by profile.
+DEFAULT_CONNECT_TIMEOUT: Final = 5
+DEFAULT_POOL_TIMEOUT: Final = 10.0
+DEFAULT_MIN_CONNS: Final = 1
+DEFAULT_KEEPALIVES_IDLE: Final = 60
+DEFAULT_KEEPALIVES_INTERVAL: Final = 10
+DEFAULT_KEEPALIVES_COUNT: Final = 5
+
+POSTGRES_ENGINES: Final = frozenset(
+    {"django.db.backends.postgresql", "django.contrib.gis.db.backends.postgis"}
+)
+
+# Top-level keys django-environ leaves as strings when they come from the URL query.
+_BOOLEAN_KEYS: Final = (
+    "CONN_HEALTH_CHECKS",
+    "ATOMIC_REQUESTS",
+    "AUTOCOMMIT",
+    "DISABLE_SERVER_SIDE_CURSORS",
+)
+# libpq keywords that take whole numbers (a URL gives them as strings).
+_INTEGER_OPTIONS: Final = (
+    "connect_timeout",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_count",
+    "tcp_user_timeout",
+)
+# Server settings that users put in the URL query as if they were libpq keywords; libpq
+# rejects them ("invalid connection option"), so they move into ``options``.
+SERVER_SETTINGS_IN_URL: Final = (
+    "statement_timeout",
+    "lock_timeout",
+    "idle_in_transaction_session_timeout",
+    "idle_session_timeout",
+    "search_path",
+)
+_TRUE: Final = frozenset({"1", "true", "t", "yes", "y", "on"})
+_FALSE: Final = frozenset({"0", "false", "f", "no", "n", "off", ""})
+_NONE: Final = frozenset({"none", "null"})
+
+
+def pooling_available() -> bool:
+    """True when Django's native pool can be used: Django >= 5.1, psycopg 3, psycopg_pool."""
+    if django.VERSION < (5, 1):
+        return False
+    return (
+        importlib.util.find_spec("psycopg") is not None
+        and importlib.util.find_spec("psycopg_pool") is not None
+    )
+
+
+def database_config(
+    env_var: str = "DATABASE_URL",
+    *,
+    profile: str | None = None,
+    service: str | None = None,
+    default: str | None = None,
+    env: Mapping[str, str] | None = None,
+    pool: bool | None = None,
+    max_conns: int | None = None,
+    min_conns: int | None = None,
+    conn_max_age: int | None = None,
+    pool_timeout: float | None = None,
+    asgi: bool | None = None,
+    application_name: str | None = None,
+    connect_timeout: int | None = None,
+    statement_timeout: int | None = None,
+    idle_in_transaction_session_timeout: int | None = None,
+    keepalives: bool | None = None,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """One ``DATABASES`` entry from ``DATABASE_URL`` and related environment variables.
+
+    With pooling (the default on Django >= 5.1 with psycopg 3 and psycopg_pool), the
+    connections per process (``DB_MAX_CONNS``) become the pool's ``max_size``, the lifetime
+    (``CONN_MAX_AGE``) the pool's ``max_lifetime``, and Django's ``CONN_MAX_AGE`` is 0 as
+    Django requires. Without pooling, ``CONN_MAX_AGE`` keeps connections persistent, except
+    under ASGI where persistent connections leak (there it is always 0).
+
+    Args:
+        env_var: the variable holding the database URL (django-environ syntax).
+        profile: ``development``, ``staging``, ``production`` or ``high-load``; else
+            ``$DB_PROFILE``, else :data:`DEFAULT_PROFILE`.
+        service: what runs with these settings (``web``, ``worker``...): the connections'
+            ``application_name`` unless ``$DB_APPLICATION_NAME`` or ``application_name``
+            is given.
+        default: URL used when ``env_var`` is unset (else ImproperlyConfigured).
+        env: the environment to read (default ``os.environ``); for tests.
+        pool: use Django's native pool (``$DB_POOL``; default: when available).
+        max_conns: connections per process, the pool's max_size (``$DB_MAX_CONNS``).
+        min_conns: connections the pool keeps open (``$DB_MIN_CONNS``, default 1).
+        conn_max_age: seconds a connection lives (``$CONN_MAX_AGE``); None with
+            ``$CONN_MAX_AGE=none`` means forever (persistent mode only).
+        pool_timeout: seconds a request waits for a pooled connection (``$DB_POOL_TIMEOUT``).
+        asgi: the project is served over ASGI (``$DB_ASGI``): never persistent connections.
+        application_name: overrides ``$DB_APPLICATION_NAME`` and ``service``.
+        connect_timeout: seconds (``$DB_CONNECT_TIMEOUT``, default 5).
+        statement_timeout: milliseconds (``$DB_STATEMENT_TIMEOUT``, default: none).
+        idle_in_transaction_session_timeout: milliseconds
+            (``$DB_IDLE_IN_TRANSACTION_TIMEOUT``, default: none).
+        keepalives: TCP keepalives (``$DB_KEEPALIVES``, default on).
+        **overrides: upper-case ``DATABASES`` keys set last (``OPTIONS`` is merged key by
+            key, ``pool`` in it included).
+
+    Returns:
+        A dict for ``DATABASES["default"]``.
+
+    Raises:
+        ImproperlyConfigured: a missing URL or a variable that does not parse, with the
+            variable's name and value in the message.
+    """
+    environment: Mapping[str, str] = os.environ if env is None else env
+    reader = _Reader(environment)
+
+    url = environment.get(env_var) or default
+    if not url:
+        raise ImproperlyConfigured(f"{env_var} is not set (and no default URL was given)")
+    try:
+        config = normalize_database_settings(environ.Env.db_url_config(url))
+    except (KeyError, ValueError) as exc:
+        raise ImproperlyConfigured(
+            f"{env_var} is not a database URL django-environ reads: {exc}"
+        ) from None
+
+    chosen = profile or reader.text("DB_PROFILE") or DEFAULT_PROFILE
+    if chosen not in PROFILES:
+        known = ", ".join(PROFILES)
+        raise ImproperlyConfigured(f"unknown database profile {chosen!r} (known: {known})")
+    prof = PROFILES[chosen]
+
+    is_postgres = config.get("ENGINE") in POSTGRES_ENGINES
+    use_asgi = _first(asgi, reader.boolean("DB_ASGI"), False)
+    url_pool = (config.get("OPTIONS") or {}).get("pool")
+    use_pool = bool(
+        _first(
+            pool,
+            reader.boolean("DB_POOL"),
+            None if url_pool is None else bool(url_pool),
+            is_postgres and pooling_available(),
+        )
+    )
+    if use_pool and not is_postgres:
+        raise ImproperlyConfigured(
+            f"DB_POOL: Django's native pool is for PostgreSQL, not {config.get('ENGINE')}"
+        )
+    if use_pool and not pooling_available():
+        raise ImproperlyConfigured(
+            "DB_POOL: pooling needs Django >= 5.1, psycopg 3 and psycopg_pool "
+            "(pip install 'psycopg[binary,pool]')"
+        )
+
+    url_has_age = "CONN_MAX_AGE" in config
+    url_age: int | None = config.pop("CONN_MAX_AGE", None)
+    if conn_max_age is not None:
+        age: int | None = conn_max_age
+    elif reader.text("CONN_MAX_AGE") is not None:
+        age = reader.age("CONN_MAX_AGE")
+    elif url_has_age:
+        age = url_age
+    else:
+        age = prof.conn_max_age
+
+    config["CONN_HEALTH_CHECKS"] = _first(
+        reader.boolean("CONN_HEALTH_CHECKS"), config.get("CONN_HEALTH_CHECKS"), True
+    )
+    options: dict[str, Any] = dict(config.get("OPTIONS") or {})
+    options.pop("pool", None)
+
+    if use_pool:
+        size = _first(max_conns, reader.whole("DB_MAX_CONNS"), prof.max_conns)
+        floor = _first(min_conns, reader.whole("DB_MIN_CONNS", minimum=0), DEFAULT_MIN_CONNS)
+        pool_options: dict[str, Any] = dict(url_pool) if isinstance(url_pool, dict) else {}
+        pool_options.update(
+            min_size=min(floor, size),
+            max_size=size,
+            timeout=_first(pool_timeout, reader.seconds("DB_POOL_TIMEOUT"), DEFAULT_POOL_TIMEOUT),
+        )
+        if age:  # None (forever) and 0 leave psycopg_pool's own max_lifetime (3600 s)
+            pool_options["max_lifetime"] = float(age)
+        options["pool"] = pool_options
+        config["CONN_MAX_AGE"] = 0  # Django refuses a pool with persistent connections
+    else:
+        config["CONN_MAX_AGE"] = 0 if use_asgi else age
+
+    if is_postgres:
+        # keyword > environment variable > URL query > default
+        name = application_name or reader.text("DB_APPLICATION_NAME")
+        if name:
+            options["application_name"] = name
+        elif service:
+            options.setdefault("application_name", service)
+        _set_option(
+            options,
+            "connect_timeout",
+            _first(connect_timeout, reader.whole("DB_CONNECT_TIMEOUT")),
+            DEFAULT_CONNECT_TIMEOUT,
+        )
+        url_keepalives = options.get("keepalives")
+        if _first(
+            keepalives,
+            reader.boolean("DB_KEEPALIVES"),
+            None if url_keepalives is None else bool(url_keepalives),
+            True,
+        ):
+            options["keepalives"] = 1
+            for key, var, fallback in (
+                ("keepalives_idle", "DB_KEEPALIVES_IDLE", DEFAULT_KEEPALIVES_IDLE),
+                ("keepalives_interval", "DB_KEEPALIVES_INTERVAL", DEFAULT_KEEPALIVES_INTERVAL),
+                ("keepalives_count", "DB_KEEPALIVES_COUNT", DEFAULT_KEEPALIVES_COUNT),
+            ):
+                _set_option(options, key, reader.whole(var), fallback)
+        else:
+            options["keepalives"] = 0
+        server = {
+            "statement_timeout": _first(
+                statement_timeout, reader.whole("DB_STATEMENT_TIMEOUT", minimum=0)
+            ),
+            "idle_in_transaction_session_timeout": _first(
+                idle_in_transaction_session_timeout,
+                reader.whole("DB_IDLE_IN_TRANSACTION_TIMEOUT", minimum=0),
+            ),
+        }
+        merged = append_server_options(options.get("options"), **server)
+        if merged:
+            options["options"] = merged
+
+    config["OPTIONS"] = options
+    for key, value in overrides.items():
+        if key == "OPTIONS" and isinstance(value, Mapping):
+            config["OPTIONS"] = {**config["OPTIONS"], **value}
+        else:
+            config[key] = value
+    return config
+
+
+def normalize_database_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Fix what URL parsers (django-environ, dj-database-url) leave as strings.
+
+    - ``CONN_MAX_AGE``: ``"none"``/``"null"`` becomes None, digits an int.
+    - ``CONN_HEALTH_CHECKS``, ``ATOMIC_REQUESTS``, ``AUTOCOMMIT``,
+      ``DISABLE_SERVER_SIDE_CURSORS``: ``"false"``/``"0"``/``"off"`` become False (the
+      string ``"false"`` is truthy), ``"true"``/``"1"``/``"on"`` True.
+    - ``OPTIONS["pool"]``: ``"true"`` becomes True, ``"false"`` False.
+    - Whole-number libpq options (``connect_timeout``, ``keepalives*``) become ints.
+    - Server settings given as URL parameters (``statement_timeout``, ``lock_timeout``,
+      ``idle_in_transaction_session_timeout``, ``idle_session_timeout``,
+      ``search_path``) move into ``options`` as ``-c name=value``, which libpq accepts.
+    - A percent-encoded socket directory in ``HOST`` (``%2Fvar%2Frun%2Fpostgresql``) is
+      decoded.
+
+    Args:
+        config: one ``DATABASES`` entry; it is not modified.
+
+    Returns:
+        A new dict (``OPTIONS`` copied).
+
+    Raises:
+        ImproperlyConfigured: a value that is neither of the accepted spellings.
+    """
+    result = dict(config)
+    if "CONN_MAX_AGE" in result and isinstance(result["CONN_MAX_AGE"], str):
+        result["CONN_MAX_AGE"] = _parse_age("CONN_MAX_AGE", result["CONN_MAX_AGE"])
+    for key in _BOOLEAN_KEYS:
+        if isinstance(result.get(key), str):
+            result[key] = _parse_bool(key, result[key])
+    host = result.get("HOST")
+    if isinstance(host, str) and host.upper().startswith("%2F"):
+        result["HOST"] = unquote(host)
+
+    options = dict(result.get("OPTIONS") or {})
+    if isinstance(options.get("pool"), str):
+        options["pool"] = _parse_bool("OPTIONS['pool']", options["pool"])
+    for key in _INTEGER_OPTIONS:
+        value = options.get(key)
+        if isinstance(value, str):
+            options[key] = _parse_whole(f"OPTIONS[{key!r}]", value, minimum=0)
+    moved = {key: options.pop(key) for key in SERVER_SETTINGS_IN_URL if key in options}
+    if moved:
+        options["options"] = append_server_options(options.get("options"), **moved)
+    if "OPTIONS" in result or options:
+        result["OPTIONS"] = options
+    return result
+
+
+def append_server_options(existing: str | None, **server_settings: Any) -> str:
+    """Append ``-c name=value`` for each server setting to a libpq ``options`` string.
+
+    What is already there is kept as it is (it may carry ``search_path``, say), and a
+    setting it already names is not added again: the project's explicit value wins.
+    None values are skipped.
+
+    >>> append_server_options("-c search_path=app", statement_timeout=30000)
+    '-c search_path=app -c statement_timeout=30000'
+    """
+    parts = [existing.strip()] if existing and existing.strip() else []
+    present = set(re.findall(r"(?:-c\s*|--)([A-Za-z_.]+)\s*=", existing or ""))
+    for name, value in server_settings.items():
+        if value is None or name in present:
+            continue
+        text = str(value).replace("\\", "\\\\").replace(" ", "\\ ")
+        parts.append(f"-c {name}={text}")
+    return " ".join(parts)
+
+
+# -- parsing -------------------------------------------------------------------------------
+
+
+def _first(*values: Any) -> Any:
+    """The first value that is not None."""
+    for value in values:
+        if value is not None:
+            return value
+    return None
+
+
+def _set_option(options: dict[str, Any], key: str, chosen: Any, fallback: Any) -> None:
+    """Set ``key`` to ``chosen`` when given, else keep the URL's value, else ``fallback``."""
+    if chosen is not None:
+        options[key] = chosen
+    else:
+        options.setdefault(key, fallback)
+
+
+def _parse_bool(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, got {value!r}")
+
+
+def _parse_whole(name: str, value: str, *, minimum: int = 1) -> int:
+    try:
+        number = int(value.strip())
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, got {value!r}") from None
+    if number < minimum:
+        raise ImproperlyConfigured(f"{name} must be >= {minimum}, got {number}")
+    return number
+
+
+def _parse_age(name: str, value: str) -> int | None:
+    if value.strip().lower() in _NONE:
+        return None
+    return _parse_whole(name, value, minimum=0)
+
+
+class _Reader:
+    """Typed reads of environment variables; an empty variable counts as unset."""
+
+    def __init__(self, environment: Mapping[str, str]) -> None:
+        self.environment = environment
+
+    def text(self, name: str) -> str | None:
+        value = self.environment.get(name, "").strip()
+        return value or None
+
+    def boolean(self, name: str) -> bool | None:
+        value = self.text(name)
+        return None if value is None else _parse_bool(name, value)
+
+    def whole(self, name: str, *, minimum: int = 1) -> int | None:
+        value = self.text(name)
+        return None if value is None else _parse_whole(name, value, minimum=minimum)
+
+    def seconds(self, name: str) -> float | None:
+        value = self.text(name)
+        if value is None:
+            return None
+        try:
+            number = float(value)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name} must be a number of seconds, got {value!r}"
+            ) from None
+        if not number > 0 or number == float("inf"):
+            raise ImproperlyConfigured(f"{name} must be a number of seconds > 0, got {value!r}")
+        return number
+
+    def age(self, name: str) -> int | None:
+        return _parse_age(name, self.environment.get(name, ""))

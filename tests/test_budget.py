@@ -1,0 +1,171 @@
+"""The connection budget: the arithmetic of docs/budget.md, and --action=budget on a real server."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from dbconnmgr.budget import (
+    Service,
+    compute_budget,
+    connector_share,
+    parse_service,
+    pool_size_from_settings,
+    services_from_setting,
+)
+from devtools.pgserver import PgServer
+from tests.conftest import manage
+
+# The services of docs/budget.md, example 1.
+DOC_SERVICES = ("web=4x8:25", "worker=1x4:25", "cron=1x1:25")
+
+
+def test_doc_example_1_four_workers_of_25_plus_25_plus_25_plus_10() -> None:
+    services = [parse_service(s) for s in DOC_SERVICES]
+    budget = compute_budget(services, usable_connections=200, headroom=10)
+    assert [s.service.demand for s in budget.services] == [100, 25, 25]
+    assert budget.demand == 150
+    assert budget.demand_with_headroom == 160 <= 200
+    assert budget.capacity == 180  # floor((200 - 10) x 0.95)
+    assert budget.fits and budget.spare == 30
+    assert budget.max_safe_pool_size == 30  # 180 / 6 pooled processes
+    assert [s.max_safe_pool_size for s in budget.services] == [32, 55, 55]
+
+
+def test_doc_example_2_per_connector_share() -> None:
+    # max_connections / n x 0.95 with n = 4 connectors and 200 slots
+    assert connector_share(200, 4) == 47
+    web = Service("web", processes=4, threads=32, pool_size=10)
+    assert compute_budget([web], 200).max_safe_pool_size == 47
+    # the bench: 47 usable slots, 3 kept for people, 4 gunicorn processes
+    assert compute_budget([web], 47, headroom=3).max_safe_pool_size == 10
+
+
+def test_doc_example_3_persistent_threads_over_budget() -> None:
+    web = parse_service("web=2x4x16")  # no pool: one connection per thread
+    worker = parse_service("worker=1x8:persistent")
+    budget = compute_budget([web, worker], usable_connections=97, headroom=5)
+    assert web.demand == 128 and worker.demand == 8
+    assert budget.capacity == 87
+    assert not budget.fits and budget.spare == -49
+    # turning the pool on everywhere: 87 / (8 + 1) processes
+    assert budget.max_safe_pool_size == 9
+
+
+def test_uniform_pool_size_leaves_room_for_persistent_services() -> None:
+    budget = compute_budget(
+        [parse_service("web=4x8:20"), parse_service("beat=1x1:persistent")], 100, headroom=0
+    )
+    assert budget.capacity == 95
+    assert budget.max_safe_pool_size == (95 - 1) // 4
+
+
+def test_safety_is_exact_decimal_arithmetic() -> None:
+    assert compute_budget([], 200, safety=0.95).capacity == 190  # not 189
+    assert compute_budget([], 100, safety=1).capacity == 100
+    with pytest.raises(ValueError, match="safety"):
+        compute_budget([], 100, safety=1.5)
+    with pytest.raises(ValueError, match="headroom"):
+        compute_budget([], 100, headroom=-1)
+
+
+@pytest.mark.parametrize("text", ["web", "web=4", "web=4x", "=4x8", "web=0x8", "web=4x8:0",
+                                  "web=4x8:many", "web 4x8"])  # fmt: skip
+def test_parse_service_rejects_bad_syntax(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_service(text)
+
+
+def test_services_and_pool_size_from_settings() -> None:
+    assert pool_size_from_settings({"OPTIONS": {"pool": True}}) == 4
+    assert pool_size_from_settings({"OPTIONS": {"pool": {"max_size": 12}}}) == 12
+    assert pool_size_from_settings({"OPTIONS": {}}) is None
+    services = services_from_setting(
+        ["web=4x8", {"name": "worker", "processes": 2, "threads": 1}], pool_size=12
+    )
+    assert [s.demand for s in services] == [48, 24]
+    with pytest.raises(ValueError, match="SERVICES"):
+        services_from_setting([{"name": "x", "procs": 1}])
+
+
+# -- the command, on a server of the docs' size --------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server_203() -> Iterator[PgServer]:
+    """max_connections 203 - 3 reserved for superusers = 200 usable, as in docs/budget.md."""
+    server = PgServer(max_connections=203).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def budget(server_url: str, *args: str):
+    return manage("db_connections", "--action=budget", *args, database_url=server_url)
+
+
+def test_command_matches_doc_example_1(server_203: PgServer) -> None:
+    args = [f"--service={s}" for s in DOC_SERVICES]
+    result = budget(server_203.url, *args, "--headroom=10", "--format=json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["usable_connections"] == 200
+    assert data["demand"] == 150 and data["demand_with_headroom"] == 160
+    assert data["capacity"] == 180 and data["fits"] is True
+    assert data["max_safe_pool_size"] == 30
+    table = budget(server_203.url, *args, "--headroom=10")
+    assert table.returncode == 0
+    assert "Demand 150 + headroom 10 = 160 of 200 usable" in table.stdout
+    assert "Largest safe DB_MAX_CONNS per process: 30" in table.stdout
+
+
+def test_command_exits_1_over_budget(server_203: PgServer) -> None:
+    result = budget(server_203.url, "--service=web=8x8:25", "--service=worker=2x4:25")
+    assert result.returncode == 1
+    assert "OVER BUDGET by 65" in result.stdout  # 250 > floor(195 x 0.95) = 185
+
+
+def test_command_uses_the_projects_pool_size(server_203: PgServer) -> None:
+    result = manage(
+        "db_connections", "--action=budget", "--service=web=4x8", "--format=json",
+        database_url=server_203.url, extra_env={"DB_POOL": "true", "DB_MAX_CONNS": "7"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["settings_pool_size"] == 7
+    assert data["services"][0]["connections"] == 28
+
+
+def test_role_connection_limit_caps_the_usable_slots(server_203: PgServer) -> None:
+    with psycopg.connect(server_203.dsn(), autocommit=True) as admin:
+        admin.execute("CREATE ROLE capped LOGIN PASSWORD 'pw' CONNECTION LIMIT 40")
+    result = budget(server_203.url_for("capped", "pw"), "--service=web=4x8", "--format=json")
+    data = json.loads(result.stdout)
+    assert data["usable_connections"] == 40
+    assert "role capped" in data["usable_source"]
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--service=web:4x8"], "--service: expected NAME=[INSTANCESx]PROCESSESxTHREADS"),
+        (["--service=web=4x8:zero"], "got 'web=4x8:zero'"),
+        (["--headroom=-1"], "--headroom: expected a number >= 0"),
+        (["--safety=1.2"], "--safety: expected a number > 0 and <= 1"),
+    ],
+)
+def test_bad_options_give_one_line(args: list[str], fragment: str) -> None:
+    result = manage("db_connections", "--action=budget", *args)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and fragment in lines[0], result.stderr
+
+
+def test_budget_options_belong_to_budget_only() -> None:
+    result = manage("db_connections", "--action=status", "--headroom=3")
+    assert result.returncode == 1
+    assert "--headroom does not apply to --action=status" in result.stderr

@@ -1,0 +1,351 @@
+"""Settings helpers: DATABASES from the environment, and the pool they configure, for real."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import django
+import psycopg
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.db.utils import ConnectionHandler
+
+from dbconnmgr.checks.databases import check_database_settings
+from dbconnmgr.config import (
+    PROFILES,
+    append_server_options,
+    database_config,
+    normalize_database_settings,
+)
+from tests.conftest import ROOT, dsn_to_url, manage
+
+URL = "postgres://app:secret@db.internal:5432/shop"
+
+
+def config(**env: str):
+    return database_config(env={"DATABASE_URL": URL, **env})
+
+
+# -- profiles, precedence ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("profile", "size", "age"),
+    [("development", 10, 180), ("staging", 20, 300), ("production", 25, 600),
+     ("high-load", 15, 300)],
+)  # fmt: skip
+def test_profiles_set_pool_size_and_lifetime(profile: str, size: int, age: int) -> None:
+    db = config(DB_PROFILE=profile)
+    assert db["OPTIONS"]["pool"]["max_size"] == size
+    assert db["OPTIONS"]["pool"]["max_lifetime"] == age
+    assert db["CONN_MAX_AGE"] == 0  # Django refuses a pool with persistent connections
+    assert PROFILES[profile].max_conns == size
+
+
+def test_pool_off_gives_persistent_connections_of_the_profile() -> None:
+    db = config(DB_POOL="false", DB_PROFILE="staging")
+    assert "pool" not in db["OPTIONS"]
+    assert db["CONN_MAX_AGE"] == 300
+
+
+def test_asgi_never_gets_persistent_connections() -> None:
+    assert config(DB_POOL="false", DB_ASGI="true", CONN_MAX_AGE="600")["CONN_MAX_AGE"] == 0
+    pooled = config(DB_ASGI="true")
+    assert pooled["CONN_MAX_AGE"] == 0 and pooled["OPTIONS"]["pool"]
+
+
+def test_environment_overrides_profile_and_keyword_overrides_environment() -> None:
+    db = config(DB_MAX_CONNS="7", DB_MIN_CONNS="2", CONN_MAX_AGE="90", DB_POOL_TIMEOUT="3.5")
+    assert db["OPTIONS"]["pool"] == {
+        "min_size": 2, "max_size": 7, "timeout": 3.5, "max_lifetime": 90.0,
+    }  # fmt: skip
+    db = database_config(env={"DATABASE_URL": URL, "DB_MAX_CONNS": "7"}, max_conns=4)
+    assert db["OPTIONS"]["pool"]["max_size"] == 4
+
+
+def test_connect_options_application_name_keepalives_timeouts() -> None:
+    db = database_config(
+        env={"DATABASE_URL": URL + "?options=-c%20search_path%3Dshop", "DB_STATEMENT_TIMEOUT":
+             "30000", "DB_IDLE_IN_TRANSACTION_TIMEOUT": "60000"},
+        service="worker",
+    )  # fmt: skip
+    options = db["OPTIONS"]
+    assert options["application_name"] == "worker"
+    assert options["connect_timeout"] == 5
+    assert options["keepalives"] == 1 and options["keepalives_idle"] == 60
+    # appended to the URL's options, which are kept
+    assert options["options"] == (
+        "-c search_path=shop -c statement_timeout=30000 "
+        "-c idle_in_transaction_session_timeout=60000"
+    )
+    named = config(DB_APPLICATION_NAME="web-eu")
+    assert named["OPTIONS"]["application_name"] == "web-eu"
+
+
+def test_append_server_options_never_clobbers() -> None:
+    assert append_server_options(None, statement_timeout=5) == "-c statement_timeout=5"
+    assert (
+        append_server_options("-c statement_timeout=100", statement_timeout=5, lock_timeout=None)
+        == "-c statement_timeout=100"
+    )
+    assert append_server_options("-csearch_path=a", search_path="b c") == "-csearch_path=a"
+    assert append_server_options("", search_path="a b") == "-c search_path=a\\ b"
+
+
+def test_keepalives_follow_keyword_then_environment_then_url() -> None:
+    assert config()["OPTIONS"]["keepalives"] == 1
+    assert config(DB_KEEPALIVES="off")["OPTIONS"]["keepalives"] == 0
+    from_url = database_config(env={"DATABASE_URL": URL + "?keepalives=0"})
+    assert from_url["OPTIONS"]["keepalives"] == 0
+    assert "keepalives_idle" not in from_url["OPTIONS"]
+    forced = database_config(env={"DATABASE_URL": URL + "?keepalives=0"}, keepalives=True)
+    assert forced["OPTIONS"]["keepalives"] == 1
+
+
+def test_overrides_merge_options() -> None:
+    db = database_config(
+        env={"DATABASE_URL": URL}, OPTIONS={"sslmode": "require"}, ATOMIC_REQUESTS=True
+    )
+    assert db["OPTIONS"]["sslmode"] == "require"
+    assert db["OPTIONS"]["pool"]["max_size"] == 25
+    assert db["ATOMIC_REQUESTS"] is True
+
+
+# -- URL pitfalls --------------------------------------------------------------------------
+
+
+def test_url_string_pitfalls_are_normalised() -> None:
+    url = (
+        URL + "?conn_max_age=none&conn_health_checks=false&pool=true&atomic_requests=false"
+        "&statement_timeout=100&connect_timeout=3"
+    )
+    db = database_config(env={"DATABASE_URL": url, "DB_POOL": "false"}, service="web")
+    assert db["CONN_MAX_AGE"] is None
+    assert db["CONN_HEALTH_CHECKS"] is False
+    assert db["ATOMIC_REQUESTS"] is False
+    assert db["OPTIONS"]["connect_timeout"] == 3
+    assert "statement_timeout" not in db["OPTIONS"]
+    assert db["OPTIONS"]["options"] == "-c statement_timeout=100"
+    assert "pool" not in db["OPTIONS"]  # DB_POOL=false beats ?pool=true
+    assert check_database_settings({"default": db}, deploy=True) == []
+
+
+def test_normalize_raw_django_environ_output() -> None:
+    import environ
+
+    raw = environ.Env.db_url_config(
+        "postgres://u:p@%2Fvar%2Frun%2Fpostgresql/db?conn_max_age=none&pool=true"
+        "&conn_health_checks=off&keepalives_idle=30"
+    )
+    assert raw["CONN_MAX_AGE"] == "none" and raw["OPTIONS"]["pool"] == "true"
+    fixed = normalize_database_settings(raw)
+    assert fixed["CONN_MAX_AGE"] is None
+    assert fixed["CONN_HEALTH_CHECKS"] is False
+    assert fixed["OPTIONS"]["pool"] is True
+    assert fixed["OPTIONS"]["keepalives_idle"] == 30
+    assert fixed["HOST"] == "/var/run/postgresql"
+    assert raw["CONN_MAX_AGE"] == "none"  # the input is not modified
+
+
+@pytest.mark.parametrize(
+    ("env", "fragment"),
+    [
+        ({"DB_MAX_CONNS": "many"}, "DB_MAX_CONNS must be a whole number, got 'many'"),
+        ({"DB_MAX_CONNS": "0"}, "DB_MAX_CONNS must be >= 1"),
+        ({"DB_POOL": "maybe"}, "DB_POOL must be true or false"),
+        ({"CONN_MAX_AGE": "forever"}, "CONN_MAX_AGE must be a whole number"),
+        ({"DB_PROFILE": "prod"}, "unknown database profile 'prod'"),
+        ({"DB_POOL_TIMEOUT": "-1"}, "DB_POOL_TIMEOUT must be a number of seconds > 0"),
+        ({"DATABASE_URL": ""}, "DATABASE_URL is not set"),
+    ],
+)
+def test_bad_environment_says_which_variable(env: dict[str, str], fragment: str) -> None:
+    with pytest.raises(ImproperlyConfigured, match=fragment):
+        database_config(env={"DATABASE_URL": URL, **env})
+
+
+def test_sqlite_url_gets_no_pool_and_no_libpq_options() -> None:
+    db = database_config(env={"DATABASE_URL": "sqlite:///:memory:"})
+    assert db["ENGINE"] == "django.db.backends.sqlite3"
+    assert db["OPTIONS"] == {}
+    assert db["CONN_MAX_AGE"] == 600
+    with pytest.raises(ImproperlyConfigured, match="pool is for PostgreSQL"):
+        database_config(env={"DATABASE_URL": "sqlite:///:memory:", "DB_POOL": "true"})
+
+
+# -- the pool, for real --------------------------------------------------------------------
+
+
+def _count(dsn: str, application_name: str) -> int:
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        row = admin.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s "
+            "AND backend_type = 'client backend'",
+            (application_name,),
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_more_users_than_max_size_queue_instead_of_exceeding_it(dsn: str) -> None:
+    """12 threads, a pool of 3: the server never sees more than 3; the rest wait their turn."""
+    app = f"t-pool-{uuid.uuid4().hex[:8]}"
+    alias = f"pool_{uuid.uuid4().hex[:8]}"
+    db = database_config(
+        env={"DATABASE_URL": dsn_to_url(dsn), "DB_MAX_CONNS": "3", "DB_APPLICATION_NAME": app}
+    )
+    assert db["OPTIONS"]["pool"]["max_size"] == 3
+    handler = ConnectionHandler({"default": {}, alias: db})
+    users = 12
+    barrier = threading.Barrier(users + 1)
+    seen_pids: set[int] = set()
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def user() -> None:
+        try:
+            barrier.wait(timeout=20)
+            connection = handler[alias]
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid(), pg_sleep(0.3)")
+                pid = cursor.fetchone()[0]
+            with lock:
+                seen_pids.add(pid)
+            connection.close()  # back to the pool
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=user) for _ in range(users)]
+    for thread in threads:
+        thread.start()
+    barrier.wait(timeout=20)
+    peak_server, peak_waiting = 0, 0
+    try:
+        while any(t.is_alive() for t in threads):
+            peak_server = max(peak_server, _count(dsn, app))
+            pool = handler[alias].pool  # type: ignore[attr-defined]
+            peak_waiting = max(peak_waiting, pool.get_stats()["requests_waiting"])
+            time.sleep(0.02)
+        for thread in threads:
+            thread.join()
+        stats = handler[alias].pool.get_stats()  # type: ignore[attr-defined]
+    finally:
+        handler[alias].close_pool()  # type: ignore[attr-defined]
+    assert not errors, errors
+    assert peak_server == 3  # observed on the server: the pool's cap, never more
+    assert len(seen_pids) <= 3  # 12 requests served by at most 3 backends
+    assert peak_waiting > 0
+    assert stats["pool_max"] == 3
+    assert stats["requests_num"] == users
+    assert stats["requests_queued"] >= users - 3
+    assert stats.get("requests_errors", 0) == 0
+    assert _count(dsn, app) == 0  # close_pool() closed them
+
+
+def test_pool_timeout_is_an_error_of_the_pool_not_of_the_server(dsn: str) -> None:
+    app = f"t-pooltimeout-{uuid.uuid4().hex[:8]}"
+    alias = f"pool_{uuid.uuid4().hex[:8]}"
+    db = database_config(
+        env={"DATABASE_URL": dsn_to_url(dsn), "DB_APPLICATION_NAME": app},
+        max_conns=1,
+        pool_timeout=0.5,
+    )
+    handler = ConnectionHandler({"default": {}, alias: db})
+    holder_ready, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with handler[alias].cursor() as cursor:
+            cursor.execute("SELECT 1")
+        holder_ready.set()
+        release.wait(10)
+        handler[alias].close()
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    try:
+        assert holder_ready.wait(10)
+        failure: list[BaseException] = []
+
+        def late() -> None:
+            try:
+                handler[alias].ensure_connection()
+            except django.db.OperationalError as exc:
+                failure.append(exc)
+            finally:
+                handler[alias].close()
+
+        late_thread = threading.Thread(target=late)
+        late_thread.start()
+        late_thread.join(10)
+        assert failure and "couldn't get a connection" in str(failure[0])
+        assert _count(dsn, app) == 1
+    finally:
+        release.set()
+        thread.join(10)
+        handler[alias].close_pool()  # type: ignore[attr-defined]
+
+
+def test_settings_py_from_the_environment_connects_through_the_pool(dsn: str) -> None:
+    """example_project's settings.py with DB_POOL=true: a manage.py process really pools."""
+    app = f"t-settings-{uuid.uuid4().hex[:8]}"
+    code = (
+        "import json; from django.db import connection; "
+        "cur = connection.cursor(); "
+        "cur.execute('SELECT application_name FROM pg_stat_activity "
+        "WHERE pid = pg_backend_pid()'); "
+        "name = cur.fetchone()[0]; "
+        "print(json.dumps({'name': name, 'pool': connection.settings_dict['OPTIONS']['pool'], "
+        "'age': connection.settings_dict['CONN_MAX_AGE'], "
+        "'stats': connection.pool.get_stats(), "
+        "'via_pool': connection.connection._pool is connection.pool}))"
+    )
+    result = manage(
+        "shell", "-c", code,
+        extra_env={"DB_POOL": "true", "DB_MAX_CONNS": "4", "DB_PROFILE": "staging",
+                   "DB_APPLICATION_NAME": app},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    assert data["name"] == app
+    assert data["via_pool"] is True
+    assert data["age"] == 0
+    assert data["pool"]["max_size"] == 4
+    assert data["pool"]["max_lifetime"] == 300.0
+    assert data["stats"]["pool_max"] == 4
+    assert data["stats"]["requests_num"] >= 1
+
+
+def test_importable_from_settings_py_before_django_is_set_up() -> None:
+    code = (
+        "import os, sys; os.environ.pop('DJANGO_SETTINGS_MODULE', None); "
+        "from dbconnmgr.config import database_config; "
+        "from django.conf import settings; from django.apps import apps; "
+        "db = database_config(env={'DATABASE_URL': 'postgres://u:p@h/db'}); "
+        "print(settings.configured, apps.ready, 'django.db' in sys.modules, db['ENGINE'])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "False", "False", "django.db.backends.postgresql"]
+
+
+def test_pooled_alias_on_an_unreachable_server_is_one_line_not_a_traceback() -> None:
+    from devtools.pgserver import free_port
+
+    url = f"postgres://postgres:x@127.0.0.1:{free_port()}/postgres"
+    result = manage(
+        "db_connections", database_url=url,
+        extra_env={"DB_POOL": "true", "DB_POOL_TIMEOUT": "1"},
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    # psycopg_pool's own workers also log their connection attempts to stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("CommandError")]
+    assert len(errors) == 1
+    assert "the connection pool gave no connection in time" in errors[0]
