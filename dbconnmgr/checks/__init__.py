@@ -3,3 +3,5 @@
 Importing this package registers every check; ``DbConnMgrConfig.ready()`` does it.
 Check ids are ``dbconnmgr.E0xx`` / ``dbconnmgr.W0xx`` and are listed in the docs.
 """
+
+from dbconnmgr.checks import app_settings  # noqa: F401
