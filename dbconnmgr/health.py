@@ -254,7 +254,8 @@ def resolve_thresholds(thresholds: Mapping[str, Any] | None = None) -> dict[str,
     else:
         merged = dict(conf.DEFAULTS["THRESHOLDS"])
         merged.update(thresholds)
-    errors = threshold_errors(merged)
+    unknown = sorted(set(merged) - set(conf.DEFAULTS["THRESHOLDS"]) - set(THRESHOLD_KINDS))
+    errors = [f"unknown key {key!r}" for key in unknown] + threshold_errors(merged)
     if errors:
         raise ValueError("invalid DBCONNMGR THRESHOLDS: " + "; ".join(errors))
     return merged
@@ -387,14 +388,15 @@ def _utilization(snapshot: Snapshot, t: Mapping[str, Any]) -> Finding:
             t["FREE_SLOTS_CRITICAL"],
         ),
     ]
-    configured = [r for r in rules if r[3] is not None or r[4] is not None]
-    rule, severity, limits_text, warning, critical = max(
-        configured or rules[:1], key=lambda r: r[1].rank
-    )
-    if rule == "free" and severity is not Severity.OK:
-        message = f"only {max(free, 0)} usable slot(s) left: {used}; {limits_text}"
-    else:
-        message = f"{used}; {limits_text}" if limits_text else used
+    configured = [r for r in rules if r[3] is not None or r[4] is not None] or rules[:1]
+    severity = Severity.worst(r[1] for r in configured)
+    # Name every rule that reached the worst severity (all of them when ok).
+    triggered = [r for r in configured if r[1] is severity]
+    rule, _, _, warning, critical = triggered[0]
+    limits_text = "; ".join(r[2] for r in triggered if r[2])
+    message = f"{used}; {limits_text}" if limits_text else used
+    if severity is not Severity.OK and any(r[0] == "free" for r in triggered):
+        message = f"only {max(free, 0)} usable slot(s) left: {message}"
     return Finding(
         "utilization",
         severity,
@@ -406,6 +408,7 @@ def _utilization(snapshot: Snapshot, t: Mapping[str, Any]) -> Finding:
             "free_connections": max(free, 0),
             "utilization_percent": percent,
             "rule": rule,
+            "rules": [r[0] for r in triggered],
             "warning": warning,
             "critical": critical,
         },

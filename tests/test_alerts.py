@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import django
 import pytest
 from django.core import mail
 
@@ -93,6 +94,38 @@ def test_once_per_cooldown_escalation_at_once_and_one_resolved(
         clock.now = 1000 + step
         dispatcher.dispatch(evaluate(take_snapshot(health_alias), IIT))
     assert sent() == []
+
+
+def test_a_flapping_finding_is_not_re_sent_within_the_cooldown(
+    held: Sessions, health_alias: str, settings
+) -> None:
+    settings.DBCONNMGR = {"ALERTS": {"HANDLERS": [RECORD], "COOLDOWN": 60}}
+    clock = Clock()
+    dispatcher = AlertDispatcher(clock)
+    session = held.open("t-alert-flap", "idle in transaction")
+    time.sleep(1.1)
+    problem = evaluate(take_snapshot(health_alias), IIT)
+    session.conn.rollback()
+    clear = evaluate(take_snapshot(health_alias), IIT)
+    assert problem.status is Severity.WARNING
+    assert clear.status is Severity.OK
+
+    dispatcher.dispatch(problem)
+    clock.now += 1
+    dispatcher.dispatch(clear)
+    assert sent() == [
+        ("firing", "idle_in_transaction", "warning"),
+        ("resolved", "idle_in_transaction", "ok"),
+    ]
+    for _ in range(5):  # back and forth every sample, within the cooldown: silence
+        clock.now += 1
+        dispatcher.dispatch(problem)
+        clock.now += 1
+        dispatcher.dispatch(clear)
+    assert sent() == []
+    clock.now += 60  # cooldown over: it is news again
+    dispatcher.dispatch(problem)
+    assert sent() == [("firing", "idle_in_transaction", "warning")]
 
 
 def test_process_dispatcher_with_real_time(held: Sessions, health_alias: str, settings) -> None:
@@ -214,8 +247,9 @@ def test_logging_handler(
 
 
 def test_mail_admins_handler(held: Sessions, health_alias: str, settings) -> None:
-    settings.ADMINS = [("Ops", "ops@example.com")]
-    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    # Django 6 takes plain addresses (pairs are deprecated); 5.2 needs (name, address).
+    modern = django.VERSION >= (6, 0)
+    settings.ADMINS = ["ops@example.com"] if modern else [("Ops", "ops@example.com")]
     settings.DBCONNMGR = {"ALERTS": {"HANDLERS": ["dbconnmgr.alerts.MailAdminsHandler"]}}
     held.open("t-alert-mail")
     alerts.dispatch(

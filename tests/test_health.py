@@ -408,6 +408,12 @@ def test_settings_thresholds_are_used_by_default(
         check_health(health_alias)
 
 
+def test_unknown_threshold_keys_are_refused(held: Sessions, health_alias: str) -> None:
+    snap = settled(health_alias, held)
+    with pytest.raises(ValueError, match="unknown key 'UTILISATION_WARNING'"):
+        evaluate(snap, {"UTILISATION_WARNING": 50})
+
+
 def test_threshold_errors() -> None:
     assert threshold_errors({"UTILIZATION_WARNING": 70, "UTILIZATION_CRITICAL": 85}) == []
     assert threshold_errors({"UTILIZATION_WARNING": 120}) == [
