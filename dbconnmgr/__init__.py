@@ -5,6 +5,7 @@ The public API is re-exported here; see docs/ for a page per feature.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from dbconnmgr.budget import Budget, Service, compute_budget, connector_share
@@ -20,6 +21,7 @@ from dbconnmgr.exceptions import (
     UnknownDatabaseAlias,
     UnsupportedDatabase,
 )
+from dbconnmgr.health import Finding, Report, Severity, evaluate, evaluate_unavailable
 from dbconnmgr.snapshot import STATES, Connection, Group, ServerLimits, Snapshot
 
 if TYPE_CHECKING:
@@ -39,21 +41,28 @@ __all__ = [
     "Budget",
     "Connection",
     "DbConnMgrError",
+    "Finding",
     "Group",
     "LeakedConnection",
     "MonitorStats",
+    "Report",
     "ServerLimits",
     "ServerUnavailable",
     "Service",
+    "Severity",
     "Snapshot",
     "UnknownDatabaseAlias",
     "UnsupportedDatabase",
     "__version__",
     "append_server_options",
+    "check_connection_health",
+    "check_health",
     "compute_budget",
     "connection_monitor",
     "connector_share",
     "database_config",
+    "evaluate",
+    "evaluate_unavailable",
     "normalize_database_settings",
     "take_snapshot",
 ]
@@ -91,3 +100,43 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(module_name), name)
     globals()[name] = value
     return value
+
+
+def check_health(using: str = "default", thresholds: Mapping[str, Any] | None = None) -> Report:
+    """Take a snapshot of ``using`` and evaluate it; an unreachable server is a finding.
+
+    Args:
+        using: the Django database alias.
+        thresholds: THRESHOLDS keys overriding the defaults; None reads the settings.
+
+    Raises:
+        UnknownDatabaseAlias, UnsupportedDatabase: the alias cannot be checked at all.
+        ValueError: invalid thresholds.
+    """
+    try:
+        snapshot = take_snapshot(using)
+    except ServerUnavailable as exc:
+        return evaluate_unavailable(exc)
+    return evaluate(snapshot, thresholds)
+
+
+def check_connection_health(
+    using: str = "default", thresholds: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The health of database alias ``using`` as a plain dict (see docs/health.md).
+
+    Keys: ``status`` (``ok``, ``warning``, ``critical``, ``unknown``), ``status_code`` (the
+    Nagios exit code), ``summary``, ``findings`` (every check, ok ones included: ``code``,
+    ``subject``, ``severity``, ``message``, ``data``) and ``postgresql_info``
+    (``total_connections``, ``max_connections``, ``usable_connections``,
+    ``utilization_percent`` of the usable slots, ``active_connections``,
+    ``idle_connections``, ``idle_in_transaction_connections``...; None values and
+    ``reachable: False`` when the server could not be read). Never raises for an
+    unreachable, full or refusing server: that is a critical or unknown status.
+
+    Raises:
+        UnknownDatabaseAlias, UnsupportedDatabase: the alias cannot be checked at all.
+    """
+    from dbconnmgr.payloads import health_payload
+
+    return health_payload(check_health(using, thresholds))

@@ -16,10 +16,33 @@ DEFAULTS: dict[str, Any] = {
     "STATUS_LIMIT": 10,
     # Seconds a plain idle session must be idle before close-idle terminates it.
     "IDLE_TIMEOUT": 300,
-    # Health thresholds. Utilization is a percentage of the *usable* slots.
+    # Health thresholds (docs/health.md). Utilization is a percentage of the *usable* slots.
+    # None turns a threshold off.
     "THRESHOLDS": {
         "UTILIZATION_WARNING": 70,
         "UTILIZATION_CRITICAL": 85,
+        # The same, as absolute counts of connections in use...
+        "CONNECTIONS_WARNING": None,
+        "CONNECTIONS_CRITICAL": None,
+        # ...and as usable slots remaining (warning when <= N free).
+        "FREE_SLOTS_WARNING": None,
+        "FREE_SLOTS_CRITICAL": None,
+        # Percentage of the other connections that are plain idle, judged only from
+        # IDLE_RATIO_MIN_CONNECTIONS connections up (a dev server's 2 idle sessions are fine).
+        "IDLE_RATIO_WARNING": 50,
+        "IDLE_RATIO_CRITICAL": None,
+        "IDLE_RATIO_MIN_CONNECTIONS": 10,
+        # Seconds.
+        "IDLE_IN_TRANSACTION_WARNING": 60,
+        "IDLE_IN_TRANSACTION_CRITICAL": 300,
+        "TRANSACTION_AGE_WARNING": 600,
+        "TRANSACTION_AGE_CRITICAL": 3600,
+        "QUERY_AGE_WARNING": 120,
+        "QUERY_AGE_CRITICAL": 600,
+        "LOCK_WAIT_WARNING": 10,
+        "LOCK_WAIT_CRITICAL": 60,
+        # application_name patterns (fnmatch) exempt from the three age checks above.
+        "EXEMPT_APPLICATIONS": ["pg_dump", "pg_dumpall", "pg_restore", "pg_basebackup"],
     },
     # connection_monitor: read the server's client connections before and after each
     # block (one short statement per PostgreSQL alias on each side) unless told otherwise.
@@ -33,6 +56,16 @@ DEFAULTS: dict[str, Any] = {
     "BUDGET_SAFETY": 0.95,
     # True when the project is served over ASGI (None: True when ASGI_APPLICATION is set).
     "ASGI": None,
+    # Alerts (docs/alerts.md): dotted paths of handlers, or {"HANDLER": path, "OPTIONS": {}}.
+    "ALERTS": {
+        "HANDLERS": ["dbconnmgr.alerts.LoggingHandler"],
+        # Seconds before the same finding is sent again (cooldown state is per process).
+        "COOLDOWN": 300,
+        # Findings below this severity are not sent (ok < warning < unknown < critical).
+        "MIN_SEVERITY": "warning",
+    },
+    # Bearer tokens accepted by the HTTP health endpoint (staff users need none).
+    "HEALTH_TOKENS": [],
 }
 
 
@@ -58,3 +91,10 @@ def get_setting(name: str) -> Any:
     if name not in DEFAULTS:
         raise KeyError(f"unknown dbconnmgr setting {name!r}")
     return user_settings().get(name, DEFAULTS[name])
+
+
+def alert_settings() -> dict[str, Any]:
+    """The ALERTS dict: defaults overlaid with the project's keys."""
+    merged = dict(DEFAULTS["ALERTS"])
+    merged.update(user_settings().get("ALERTS") or {})
+    return merged

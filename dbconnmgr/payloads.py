@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dbconnmgr.health import Report
 from dbconnmgr.snapshot import Connection, Group, Snapshot
 
 
@@ -73,3 +74,93 @@ def status_payload(snapshot: Snapshot, limit: int | None = None) -> dict[str, An
         "hidden_connections": snapshot.hidden_connections,
         "own_pid": snapshot.own_pid,
     }
+
+
+# -- health -----------------------------------------------------------------------------------
+def postgresql_info(snapshot: Snapshot | None) -> dict[str, Any]:
+    """The figures of ``check_connection_health()["postgresql_info"]`` (None when down).
+
+    ``utilization_percent`` is of the *usable* slots, the figure the thresholds use.
+    """
+    keys = (
+        "version", "total_connections", "max_connections", "superuser_reserved_connections",
+        "reserved_connections", "usable_connections", "free_connections",
+        "utilization_percent", "max_connections_utilization_percent", "active_connections",
+        "idle_connections", "idle_in_transaction_connections",
+        "idle_in_transaction_aborted_connections", "waiting_connections",
+        "hidden_connections", "visibility", "longest_idle_in_transaction_seconds",
+        "oldest_transaction_seconds", "longest_query_seconds",
+    )  # fmt: skip
+    if snapshot is None:
+        return {"reachable": False, **dict.fromkeys(keys)}
+    limits = snapshot.limits
+    iit = snapshot.longest_idle_in_transaction()
+    oldest = snapshot.oldest_transaction()
+    queries = [c.query_seconds for c in snapshot.others() if c.query_seconds is not None]
+    return {
+        "reachable": True,
+        "version": limits.version,
+        "total_connections": snapshot.total_connections,
+        "max_connections": limits.max_connections,
+        "superuser_reserved_connections": limits.superuser_reserved_connections,
+        "reserved_connections": limits.reserved_connections,
+        "usable_connections": limits.usable_connections,
+        "free_connections": snapshot.free_connections,
+        "utilization_percent": snapshot.usable_utilization_percent,
+        "max_connections_utilization_percent": snapshot.utilization_percent,
+        "active_connections": snapshot.count_state("active"),
+        "idle_connections": snapshot.count_state("idle"),
+        "idle_in_transaction_connections": snapshot.count_state(
+            "idle in transaction", "idle in transaction (aborted)"
+        ),
+        "idle_in_transaction_aborted_connections": snapshot.count_state(
+            "idle in transaction (aborted)"
+        ),
+        "waiting_connections": len(snapshot.waiting_connections),
+        "hidden_connections": snapshot.hidden_connections,
+        "visibility": snapshot.visibility,
+        "longest_idle_in_transaction_seconds": _round(iit.state_seconds if iit else None),
+        "oldest_transaction_seconds": _round(oldest.transaction_seconds if oldest else None),
+        "longest_query_seconds": _round(max(queries)) if queries else None,
+    }
+
+
+def health_payload(report: Report) -> dict[str, Any]:
+    """The document of ``check_connection_health()``, ``--action=health --format=json`` and
+    the HTTP endpoint (see docs/health.md). It holds no query text and no client address."""
+    snapshot = report.snapshot
+    return {
+        "database": report.alias,
+        "status": report.status.label,
+        "status_code": int(report.status),
+        "summary": report.summary(),
+        "checked_at": snapshot.taken_at.isoformat() if snapshot else None,
+        "findings": [f.as_dict() for f in report.findings],
+        "postgresql_info": postgresql_info(snapshot),
+    }
+
+
+def nagios_perfdata(report: Report, thresholds: dict[str, Any]) -> str:
+    """Nagios performance data for the first line of ``--action=health``."""
+    snapshot = report.snapshot
+    if snapshot is None:
+        return ""
+
+    def num(value: Any) -> str:
+        return "" if value is None else f"{value:g}"
+
+    usable = snapshot.limits.usable_connections
+    return " ".join(
+        [
+            f"utilization={snapshot.usable_utilization_percent:g}%;"
+            f"{num(thresholds.get('UTILIZATION_WARNING'))};"
+            f"{num(thresholds.get('UTILIZATION_CRITICAL'))};0;100",
+            f"connections={snapshot.total_connections};"
+            f"{num(thresholds.get('CONNECTIONS_WARNING'))};"
+            f"{num(thresholds.get('CONNECTIONS_CRITICAL'))};0;{usable}",
+            f"idle={snapshot.count_state('idle')}",
+            "idle_in_transaction="
+            f"{snapshot.count_state('idle in transaction', 'idle in transaction (aborted)')}",
+            f"waiting={len(snapshot.waiting_connections)}",
+        ]
+    )

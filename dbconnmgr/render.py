@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from dbconnmgr.health import Report, Severity
 from dbconnmgr.snapshot import STATES, Connection, Group, Snapshot
 
 
@@ -201,3 +202,26 @@ def _describe(conn: Connection | None, seconds: float | None) -> str:
         return "none"
     app = conn.application_name or "(none)"
     return f"{format_seconds(seconds)} (pid {conn.pid}, {conn.user}, {app}, {conn.state})"
+
+
+_SEVERITY_STYLE = {
+    Severity.OK: "green",
+    Severity.WARNING: "yellow",
+    Severity.UNKNOWN: "bold magenta",
+    Severity.CRITICAL: "bold red",
+}
+
+
+def render_health(renderer: Renderer, report: Report, perfdata: str = "") -> None:
+    """The ``health`` report: the Nagios status line, then one row per check."""
+    line = report.summary() + (f" | {perfdata}" if perfdata else "")
+    # Nagios reads the first line: never wrap it.
+    renderer.console.print(Text(line, style=_SEVERITY_STYLE[report.status]), soft_wrap=True)
+    table = renderer.table(f"Health of {report.alias}", "severity", "check", "finding")
+    for finding in report.findings:
+        table.add_row(
+            Text(finding.severity.label, style=_SEVERITY_STYLE[finding.severity]),
+            finding.key,
+            finding.message,
+        )
+    renderer.print(table)

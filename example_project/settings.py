@@ -75,6 +75,11 @@ TIME_ZONE = "UTC"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 STATIC_URL = "static/"
 
+DBCONNMGR = {
+    # Bearer tokens for /dbconnmgr/health/ (comma-separated in the environment).
+    "HEALTH_TOKENS": env.list("DBCONNMGR_HEALTH_TOKENS", default=[]),
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

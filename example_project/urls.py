@@ -1,9 +1,10 @@
 """URLs of example_project."""
 
-from django.urls import path
+from django.urls import include, path
 
 from example_project.shop import views
 
 urlpatterns = [
     path("products/", views.product_count, name="product-count"),
+    path("dbconnmgr/", include("dbconnmgr.urls")),
 ]

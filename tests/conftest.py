@@ -205,3 +205,54 @@ def small_server() -> Iterator[PgServer]:
         yield server
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def database_alias(alias: str, url: str) -> Iterator[str]:
+    """Make ``url`` reachable as Django database alias ``alias`` for the block.
+
+    An alias that already exists is put back afterwards, with its open connection.
+    """
+    import environ
+    from django.db import connections
+
+    local = connections._connections  # type: ignore[attr-defined]  # per-thread wrappers
+    previous = connections.settings.get(alias)
+    previous_conn = getattr(local, alias, None)
+    config = connections.configure_settings(
+        {"default": {"ENGINE": "django.db.backends.dummy"}, alias: environ.Env.db_url_config(url)}
+    )[alias]
+    config["OPTIONS"] = {"application_name": "dbconnmgr-tests", "connect_timeout": 5}
+    connections.settings[alias] = config
+    if previous_conn is not None:
+        delattr(local, alias)
+    try:
+        yield alias
+    finally:
+        conn = getattr(local, alias, None)
+        if conn is not None:
+            conn.close()
+            delattr(local, alias)
+        if previous is None:
+            connections.settings.pop(alias, None)
+        else:
+            connections.settings[alias] = previous
+        if previous_conn is not None:
+            setattr(local, alias, previous_conn)
+
+
+@pytest.fixture(scope="module")
+def health_server() -> Iterator[PgServer]:
+    """A server of its own for exact counts: max_connections 20, 3 reserved -> 17 usable."""
+    server = PgServer(max_connections=20, superuser_reserved_connections=3).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def health_alias(health_server: PgServer) -> Iterator[str]:
+    """Django alias ``health`` on :func:`health_server` (superuser)."""
+    with database_alias("health", health_server.url) as alias:
+        yield alias

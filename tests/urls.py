@@ -1,3 +1,7 @@
 """URLs for tests."""
 
-urlpatterns: list[object] = []
+from django.urls import include, path
+
+urlpatterns = [
+    path("dbconnmgr/", include("dbconnmgr.urls")),
+]

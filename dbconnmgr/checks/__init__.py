@@ -4,4 +4,7 @@ Importing this package registers every check; ``DbConnMgrConfig.ready()`` does i
 Check ids are ``dbconnmgr.E0xx`` / ``dbconnmgr.W0xx`` and are listed in the docs.
 """
 
-from dbconnmgr.checks import databases  # noqa: F401
+from dbconnmgr.checks import (
+    app_settings,  # noqa: F401
+    databases,  # noqa: F401
+)

@@ -94,7 +94,8 @@ def non_negative_float(value: str) -> float:
 def registry() -> dict[str, type[Action]]:
     """Every action by name, in the order ``--help`` lists them."""
     from dbconnmgr.cli.budget import BudgetAction
+    from dbconnmgr.cli.health import HealthAction
     from dbconnmgr.cli.status import StatusAction
 
-    actions: list[type[Action]] = [StatusAction, BudgetAction]
+    actions: list[type[Action]] = [StatusAction, HealthAction, BudgetAction]
     return {action.name: action for action in actions}

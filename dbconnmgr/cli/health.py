@@ -1,0 +1,90 @@
+"""``--action=health``: every check, exiting 0 ok, 1 warning, 2 critical, 3 unknown."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from typing import Any
+
+from dbconnmgr import check_health
+from dbconnmgr.cli import Action
+from dbconnmgr.conf import thresholds as configured_thresholds
+from dbconnmgr.exceptions import DbConnMgrError
+from dbconnmgr.health import Severity, threshold_errors
+from dbconnmgr.payloads import health_payload, nagios_perfdata
+
+_SPEC = re.compile(r"^(?:(?P<kind>count|free):)?(?P<number>\d+(?:\.\d+)?)(?P<pct>%)?$")
+_KEYS = {None: "UTILIZATION", "count": "CONNECTIONS", "free": "FREE_SLOTS"}
+
+
+def parse_threshold(option: str, spec: str) -> tuple[str, float]:
+    """``85`` or ``85%`` (percent of usable slots), ``count:120`` (connections in use),
+    ``free:5`` (usable slots left) -> (THRESHOLDS key prefix, value).
+
+    Raises:
+        ValueError: the spec is not one of those forms.
+    """
+    match = _SPEC.match(spec.strip())
+    if not match or (match["kind"] and match["pct"]):
+        raise ValueError(
+            f"{option}: expected a percentage of usable slots (85 or 85%), count:N "
+            f"(connections in use) or free:N (usable slots left), got {spec!r}"
+        )
+    number = float(match["number"])
+    if match["kind"]:
+        if number != int(number):
+            raise ValueError(f"{option}: {match['kind']}:N takes a whole number, got {spec!r}")
+        return _KEYS[match["kind"]], int(number)
+    return _KEYS[None], int(number) if number == int(number) else number
+
+
+class HealthAction(Action):
+    """Evaluate the connection checks; Nagios exit codes."""
+
+    name = "health"
+    help = "connection health checks; exit 0 ok, 1 warning, 2 critical, 3 unknown (Nagios)"
+    options = ("warning", "critical")
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        for level, default in (("warning", 70), ("critical", 85)):
+            parser.add_argument(
+                f"--{level}",
+                default=None,
+                metavar="N|N%|count:N|free:N",
+                help=(
+                    f"health {level} threshold for this run: percent of usable slots "
+                    f"(default DBCONNMGR THRESHOLDS, {default}), count:N connections in use "
+                    "or free:N usable slots left"
+                ),
+            )
+
+    def run(self) -> int:
+        try:
+            thresholds = self.thresholds()
+            report = check_health(self.alias, thresholds)
+        except (DbConnMgrError, ValueError) as exc:
+            # Nagios reads exit 1 as WARNING and 2 as CRITICAL: a check that cannot run is
+            # UNKNOWN (3).
+            self.command.stderr.write(f"UNKNOWN: {exc}")
+            return int(Severity.UNKNOWN)
+        if self.format == "json":
+            self.write_json(health_payload(report))
+        else:
+            from dbconnmgr.render import render_health
+
+            render_health(self.renderer, report, nagios_perfdata(report, thresholds))
+        return int(report.status)
+
+    def thresholds(self) -> dict[str, Any]:
+        """The project's thresholds with --warning / --critical applied and validated."""
+        merged = configured_thresholds()
+        for level in ("warning", "critical"):
+            spec = self.opts.get(level)
+            if spec is not None:
+                prefix, value = parse_threshold(f"--{level}", spec)
+                merged[f"{prefix}_{level.upper()}"] = value
+        errors = threshold_errors(merged)
+        if errors:
+            raise ValueError("; ".join(errors))
+        return merged
