@@ -21,6 +21,9 @@ DEFAULTS: dict[str, Any] = {
         "UTILIZATION_WARNING": 70,
         "UTILIZATION_CRITICAL": 85,
     },
+    # Seconds close-idle/force-close wait for signalled backends to exit before reporting
+    # them as "not_exited" (0: do not wait).
+    "TERMINATE_TIMEOUT": 5,
 }
 
 

@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from dbconnmgr.snapshot import STATES, Connection, Group, Snapshot
+from dbconnmgr.termination import TerminationReport
 
 
 class Stream(Protocol):
@@ -239,8 +240,61 @@ class Renderer:
             )
         return table
 
+    def termination(self, report: TerminationReport) -> None:
+        """The close-idle / force-close report: who, what was selected, what happened."""
+        header = Table.grid(padding=(0, 2))
+        header.add_column(style="bold")
+        header.add_column()
+        header.add_row("Action", report.action)
+        header.add_row("Database", f"alias {report.alias}, database {report.database}")
+        header.add_row("Performed by", report.actor.describe())
+        header.add_row("Criteria", report.criteria.describe())
+        if report.local is not None:
+            local = report.local
+            pool = (
+                f"pool closed ({local.pool_size} connection(s))" if local.pool_closed else "no pool"
+            )
+            own = "closed" if local.connection_closed else "was not open"
+            header.add_row("This process", f"own connection {own}; {pool}")
+        style = "bold red" if report.failed else ("yellow" if not report.executed else "green")
+        if not report.executed and not report.dry_run and not report.cancelled:
+            style = "yellow"
+        header.add_row("Result", Text(report.summary(), style=style))
+        self.print(header)
+        self.print()
+        if report.selected:
+            by_pid = {r.pid: r for r in report.results}
+            table = self.table(
+                f"Selected ({len(report.selected)})",
+                "pid", "user", "application", "database", "state", "age", "outcome", "reason",
+            )  # fmt: skip
+            for c in report.selected:
+                result = by_pid[c.pid]
+                table.add_row(
+                    str(c.pid),
+                    c.user or "?",
+                    c.application_name or "(none)",
+                    c.database or "?",
+                    c.state,
+                    format_seconds(c.state_seconds),
+                    Text(result.outcome, style=_OUTCOME_STYLES.get(result.outcome, "")),
+                    result.reason,
+                )
+            self.print(table)
+        for finding in report.findings:
+            self.print(Text(f"! {finding}", style="yellow"))
 
-_NUMERIC = {"count", "active", "idle", "idle in txn", "other", *STATES}
+
+_OUTCOME_STYLES = {
+    "terminated": "green",
+    "would_terminate": "cyan",
+    "not_exited": "bold red",
+    "permission_denied": "bold red",
+    "protected": "yellow",
+    "no_longer_matching": "yellow",
+}
+
+_NUMERIC = {"count", "active", "idle", "idle in txn", "other", "pid", "age", *STATES}
 
 
 def _describe(conn: Connection | None, seconds: float | None) -> str:
@@ -248,3 +302,8 @@ def _describe(conn: Connection | None, seconds: float | None) -> str:
         return "none"
     app = conn.application_name or "(none)"
     return f"{format_seconds(seconds)} (pid {conn.pid}, {conn.user}, {app}, {conn.state})"
+
+
+def termination_payload(report: TerminationReport) -> dict[str, Any]:
+    """The JSON document of ``--action=close-idle|force-close --format=json``."""
+    return report.as_dict()

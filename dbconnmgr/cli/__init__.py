@@ -86,6 +86,7 @@ def non_negative_float(value: str) -> float:
 def registry() -> dict[str, type[Action]]:
     """Every action by name, in the order ``--help`` lists them."""
     from dbconnmgr.cli.status import StatusAction
+    from dbconnmgr.cli.terminate import CloseIdleAction, ForceCloseAction
 
-    actions: list[type[Action]] = [StatusAction]
+    actions: list[type[Action]] = [StatusAction, CloseIdleAction, ForceCloseAction]
     return {action.name: action for action in actions}
