@@ -126,7 +126,8 @@ def force_close_connections(
         using: the Django database alias.
         dry_run: select and predict, close and terminate nothing.
         include_superusers: also superusers' sessions (needs a superuser).
-        confirm: called with the plan before anything is closed; False cancels.
+        confirm: called with the plan before anything is terminated; False cancels
+            (this process's own connections are already closed by then).
 
     Raises:
         ActionNotPossible: called inside ``transaction.atomic()`` on that alias.
@@ -134,12 +135,14 @@ def force_close_connections(
         UnknownDatabaseAlias, UnsupportedDatabase, ServerUnavailable
     """
     backend = get_backend(using)
-    local_connection = backend.connection
-    if not dry_run and local_connection.in_atomic_block:
+    if not dry_run and backend.connection.in_atomic_block:
         raise ActionNotPossible(
             f"force-close cannot run inside transaction.atomic() on database {using!r}: "
             "it closes this connection"
         )
+    # Closed first, so that the selection does not list this process's own backends:
+    # they are closed, not terminated. Django reopens connections (and pools) on next use.
+    local = None if dry_run else close_local_connections(using)
     application, user = project_identity(using)
     criteria = Criteria(
         action="force-close",
@@ -148,17 +151,10 @@ def force_close_connections(
         current_user_only=application is None and user is None,
         current_database_only=True,
         include_superusers=include_superusers,
-        exclude_pids=_open_backend_pids(local_connection),
+        exclude_pids=local.backend_pids if local is not None else _local_backend_pids(using),
     )
     with _working_backend(using, separate=True) as worker:
-        return _run(
-            worker,
-            using,
-            criteria,
-            dry_run=dry_run,
-            confirm=confirm,
-            before_terminate=lambda: close_local_connections(using),
-        )
+        return _run(worker, using, criteria, dry_run=dry_run, confirm=confirm, local=local)
 
 
 def project_identity(using: str = "default") -> tuple[str | None, str | None]:
@@ -184,15 +180,42 @@ def close_local_connections(using: str = "default") -> LocalClose:
     connection = connections[using]
     if connection.in_atomic_block:
         raise ActionNotPossible(f"cannot close database {using!r} inside transaction.atomic()")
+    pids = _local_backend_pids(using)
     was_open = connection.connection is not None
     connection.close()
-    pools: dict[str, Any] = getattr(type(connection), "_connection_pools", {})
-    pool = pools.get(using)
+    pool = _local_pool(connection)
     pool_size: int | None = None
     if pool is not None:
         pool_size = int(pool.get_stats().get("pool_size", 0))
         connection.close_pool()  # type: ignore[attr-defined]
-    return LocalClose(connection_closed=was_open, pool_closed=pool is not None, pool_size=pool_size)
+    return LocalClose(
+        connection_closed=was_open,
+        pool_closed=pool is not None,
+        pool_size=pool_size,
+        backend_pids=pids,
+    )
+
+
+def _local_pool(connection: BaseDatabaseWrapper) -> Any:
+    pools: dict[str, Any] = getattr(type(connection), "_connection_pools", {})
+    return pools.get(connection.alias)
+
+
+def _local_backend_pids(using: str) -> tuple[int, ...]:
+    """Server pids of this process's open connections for ``using``: this thread's
+    connection and the idle connections of the alias's pool."""
+    connection = connections[using]
+    raws: list[Any] = [connection.connection]
+    pool = _local_pool(connection)
+    if pool is not None:
+        # psycopg_pool keeps its idle connections in ``_pool``; no public accessor exists.
+        raws.extend(list(getattr(pool, "_pool", ())))
+    pids = []
+    for raw in raws:
+        pid = getattr(getattr(raw, "info", None), "backend_pid", None)
+        if pid:
+            pids.append(int(pid))
+    return tuple(pids)
 
 
 # -- the shared steps ------------------------------------------------------------------------
@@ -203,7 +226,7 @@ def _run(
     *,
     dry_run: bool,
     confirm: Confirm | None,
-    before_terminate: Callable[[], LocalClose] | None = None,
+    local: LocalClose | None = None,
 ) -> TerminationReport:
     selection = backend.select_for_termination(criteria)
     actor = Actor(
@@ -217,7 +240,7 @@ def _run(
 
     def report(**kwargs: Any) -> TerminationReport:
         return build_report(
-            alias=using, criteria=criteria, actor=actor, selection=selection, **kwargs
+            alias=using, criteria=criteria, actor=actor, selection=selection, local=local, **kwargs
         )
 
     plan = report(answers=None, dry_run=dry_run)
@@ -226,13 +249,12 @@ def _run(
     if confirm is not None and not confirm(plan):
         logger.info("%s on %r cancelled by %s", criteria.action, using, actor.describe())
         return report(answers=None, cancelled=True)
-    local = before_terminate() if before_terminate is not None else None
     _log_intent(plan, selection)
     answers = backend.terminate(criteria, selection.candidates)
     wait = float(get_setting("TERMINATE_TIMEOUT"))
     signalled = [c for c in selection.candidates if _outcome(answers, c.pid) == "signalled"]
     running = backend.still_running(signalled, wait) if signalled else set()
-    done = report(answers=answers, still_running=running, exit_wait=wait, local=local)
+    done = report(answers=answers, still_running=running, exit_wait=wait)
     _log_results(done)
     return done
 
@@ -267,14 +289,6 @@ def _working_backend(using: str, *, separate: bool) -> Iterator[ConnectionBacken
 
 def _pool_configured(connection: BaseDatabaseWrapper) -> bool:
     return bool((connection.settings_dict.get("OPTIONS") or {}).get("pool"))
-
-
-def _open_backend_pids(connection: BaseDatabaseWrapper) -> tuple[int, ...]:
-    """The server pid of this thread's open connection (closed, not terminated)."""
-    raw = connection.connection
-    info = getattr(raw, "info", None)
-    pid = getattr(info, "backend_pid", None)
-    return (int(pid),) if pid else ()
 
 
 def _os_user() -> str:

@@ -195,11 +195,13 @@ class LocalClose:
         connection_closed: this thread's Django connection for the alias was open and closed.
         pool_closed: the alias's native pool (Django 5.1+) existed and was closed.
         pool_size: connections the pool held when closed (None without a pool).
+        backend_pids: server pids of the connections closed (never selected).
     """
 
     connection_closed: bool = False
     pool_closed: bool = False
     pool_size: int | None = None
+    backend_pids: tuple[int, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -207,6 +209,7 @@ class LocalClose:
             "connection_closed": self.connection_closed,
             "pool_closed": self.pool_closed,
             "pool_size": self.pool_size,
+            "backend_pids": list(self.backend_pids),
         }
 
 

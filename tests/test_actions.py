@@ -372,3 +372,102 @@ def test_bad_options_are_one_line_errors() -> None:
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert len(lines) == 1, (args, result.stderr)
         assert fragment in lines[0], (args, lines[0])
+
+
+POOL_SCRIPT = """
+import json, time
+import django
+django.setup()
+from django.db import connections
+import dbconnmgr
+
+conn = connections["pooled"]
+with conn.cursor() as cursor:
+    cursor.execute("SELECT pg_backend_pid()")
+    own = cursor.fetchone()[0]
+pool = type(conn)._connection_pools["pooled"]
+deadline = time.monotonic() + 10
+while pool.get_stats()["pool_size"] < 3 and time.monotonic() < deadline:
+    time.sleep(0.05)
+report = dbconnmgr.force_close_connections("pooled", include_superusers=True)
+print(json.dumps({
+    "own": own,
+    "report": report.as_dict(),
+    "pool_left": "pooled" in type(conn)._connection_pools,
+    "connection_open": conn.connection is not None,
+}))
+"""
+
+
+def test_force_close_closes_the_native_pool(sessions: Sessions, dsn: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    outsider = sessions.open("t-ci-pooled")  # another process of the same project
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="tests.settings_pool")
+    result = subprocess.run(
+        [sys.executable, "-c", POOL_SCRIPT],
+        capture_output=True, text=True, env=env, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    report = data["report"]
+    local = report["local"]
+    assert local["connection_closed"] is True and local["pool_closed"] is True
+    assert local["pool_size"] >= 3
+    assert data["pool_left"] is False
+    assert data["connection_open"] is False
+    selected = {row["pid"] for row in report["selected"]}
+    assert data["own"] in local["backend_pids"]
+    assert not selected & set(local["backend_pids"])  # closed, not terminated
+    assert report["counts"]["already_gone"] == 0
+    assert outsider.pid in report["terminated"]
+    assert_terminated(outsider)
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        left = admin.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 't-ci-pooled'"
+        ).fetchone()
+    assert left == (0,)
+
+
+def _manage_on_terminal(answer: str, *args: str) -> tuple[int, str]:
+    """Run manage.py with a pseudo-terminal as stdin and type ``answer``."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, superuser_dsn
+
+    master, slave = pty.openpty()
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="example_project.settings",
+               DATABASE_URL=dsn_to_url(superuser_dsn()))  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), "db_connections", *args],
+        cwd=ROOT, env=env, stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    os.close(slave)
+    try:
+        os.write(master, answer.encode() + b"\n")
+        out, _err = proc.communicate(timeout=60)
+    finally:
+        os.close(master)
+    return proc.returncode, out
+
+
+@pytest.mark.parametrize("answer", ["n", "y"])
+def test_asks_on_a_terminal(sessions: Sessions, app_dsn: str, answer: str) -> None:
+    victim = sessions.open("t-ci-ask", dsn=app_dsn)
+    code, out = _manage_on_terminal(
+        answer, "--action=close-idle", "--idle-for=0", "--application=t-ci-ask"
+    )
+    assert code == 0
+    assert "Terminate 1 backend(s)" in out
+    assert str(victim.pid) in out
+    if answer == "y":
+        assert_terminated(victim)
+    else:
+        assert "cancelled, nothing was terminated" in out
+        assert_usable(victim)

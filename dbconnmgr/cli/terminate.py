@@ -58,12 +58,19 @@ class _TerminatingAction(Action):
         """Show the plan on a terminal and ask; refuse without a terminal unless --noinput."""
         if not self.opts.get("interactive", True):
             return True
-        if sys.stdin.isatty() and self.format == "table":
-            self.renderer.termination(plan)
         count = len(plan.pids("would_terminate"))
-        return self.confirm(
-            f"Terminate {count} backend(s) on database {plan.database!r} ({plan.action})?"
-        )
+        question = f"Terminate {count} backend(s) on database {plan.database!r} ({plan.action})?"
+        if not sys.stdin.isatty():
+            return self.confirm(question)  # refuses with the standard message
+        if self.format == "json":
+            # stdout carries one JSON document: talk to the person on stderr
+            sys.stderr.write(f"{plan.summary()}\n{question} [y/N] ")
+            sys.stderr.flush()
+            answer = sys.stdin.readline()
+        else:
+            self.renderer.termination(plan)
+            answer = input(f"{question} [y/N] ")
+        return answer.strip().lower() in {"y", "yes"}
 
     def finish(self, report: TerminationReport) -> int:
         """Render the report; exit 3 when some selected backend was not terminated."""
