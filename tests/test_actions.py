@@ -114,6 +114,9 @@ def test_a_session_that_turns_active_after_selection_survives(
         wait_for_state(dsn, turns_active.pid, "active")
         runs_query.conn.execute("SELECT 1")  # idle again, but its idle time restarted
         closes_itself.conn.close()
+        deadline = time.monotonic() + 10  # the backend exits shortly after the client leaves
+        while alive(dsn, closes_itself.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
         return True
 
     report = close_idle_connections(older_than=1.0, application="t-ci-race", confirm=confirm)
