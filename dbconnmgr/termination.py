@@ -281,7 +281,8 @@ class TerminationReport:
 
     @property
     def failed(self) -> bool:
-        """Some backend was meant to go and did not (permission denied, did not exit)."""
+        """Some selected backend cannot be or was not terminated (permission denied, did not
+        exit). Protected superusers' sessions and sessions that changed do not count."""
         return any(r.outcome in FAILED_OUTCOMES for r in self.results)
 
     def summary(self) -> str:

@@ -35,6 +35,10 @@ def assert_usable(session: Session) -> None:
     assert session.conn.execute("SELECT 1").fetchone() == (1,)
 
 
+def info_user(dsn: str) -> str:
+    return str(psycopg.conninfo.conninfo_to_dict(dsn)["user"])
+
+
 def outcomes(report: TerminationReport) -> dict[int, str]:
     return {r.pid: r.outcome for r in report.results}
 
@@ -281,6 +285,13 @@ def test_permission_denied_is_reported_not_raised(make_role, sessions: Sessions)
     assert_terminated(own)
     for session in [*theirs, su]:
         assert_usable(session)
+
+    # nothing this role may terminate: still exit 3, nothing signalled
+    result = manage("db_connections", "--action=close-idle", "--idle-for=0", "--noinput",
+                    f"--user={info_user(other)}", "--application=t-ci-perm",
+                    database_url=dsn_to_url(plain))  # fmt: skip
+    assert result.returncode == 3, result.stderr
+    assert "permission_denied" in result.stdout and "pg_signal_backend" in result.stdout
 
     # pg_signal_backend lifts the refusal, except for superusers' sessions
     signaller = make_role("t_ci_signal", "pw", "pg_read_all_stats", "pg_signal_backend")

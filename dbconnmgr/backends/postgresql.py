@@ -190,7 +190,7 @@ class PostgreSQLBackend(ConnectionBackend):
                 if not running or time.monotonic() >= deadline:
                     return running
                 time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
-                pause = min(pause * 2, 0.1)
+                pause = min(pause * 2, 0.02)
 
     def _fresh_activity(self, cursor: Any) -> None:
         """pg_stat_activity is read once per transaction: inside atomic(), drop that copy."""

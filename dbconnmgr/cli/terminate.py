@@ -78,7 +78,8 @@ class _TerminatingAction(Action):
             self.write_json(termination_payload(report))
         else:
             self.renderer.termination(report)
-        return EXIT_NOT_ALL_TERMINATED if report.executed and report.failed else 0
+        acted = not (report.dry_run or report.cancelled)
+        return EXIT_NOT_ALL_TERMINATED if acted and report.failed else 0
 
 
 class CloseIdleAction(_TerminatingAction):
