@@ -268,6 +268,9 @@ class Renderer:
                 f"Selected ({len(report.selected)})",
                 "pid", "user", "application", "database", "state", "age", "outcome", "reason",
             )  # fmt: skip
+            for column in table.columns:
+                # the reason column takes the wrapping; identifiers and outcomes stay whole
+                column.no_wrap = column.header in {"pid", "age", "outcome"}
             for c in report.selected:
                 result = by_pid[c.pid]
                 table.add_row(

@@ -288,10 +288,13 @@ def test_permission_denied_is_reported_not_raised(make_role, sessions: Sessions)
 
     # nothing this role may terminate: still exit 3, nothing signalled
     result = manage("db_connections", "--action=close-idle", "--idle-for=0", "--noinput",
-                    f"--user={info_user(other)}", "--application=t-ci-perm",
+                    f"--user={info_user(other)}", "--application=t-ci-perm", "--format=json",
                     database_url=dsn_to_url(plain))  # fmt: skip
     assert result.returncode == 3, result.stderr
-    assert "permission_denied" in result.stdout and "pg_signal_backend" in result.stdout
+    payload = json.loads(result.stdout)
+    assert payload["executed"] is False  # nothing to signal: the statement did not run
+    assert payload["counts"]["permission_denied"] == 2
+    assert any("GRANT pg_signal_backend TO t_ci_plain" in f for f in payload["findings"])
 
     # pg_signal_backend lifts the refusal, except for superusers' sessions
     signaller = make_role("t_ci_signal", "pw", "pg_read_all_stats", "pg_signal_backend")

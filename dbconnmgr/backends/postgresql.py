@@ -306,11 +306,13 @@ _MATCH = """
 # The rules of pg_signal_backend() (src/backend/storage/ipc/signalfuncs.c): a superuser's
 # backend only by a superuser; others by members of the backend's role or of
 # pg_signal_backend. Checked here so that a refusal is an answer, not an error that aborts
-# the whole statement (a superuser target raises 42501).
+# the whole statement (a superuser target raises 42501). CASE keeps pg_has_role() away from
+# a role that no longer exists (it would raise).
 _ALLOWED = """
     (current_setting('is_superuser') = 'on'
      OR (NOT coalesce(r.rolsuper, false)
-         AND (pg_has_role(s.usesysid, 'USAGE') OR pg_has_role('pg_signal_backend', 'USAGE'))))
+         AND (CASE WHEN r.oid IS NULL THEN false ELSE pg_has_role(r.oid, 'USAGE') END
+              OR pg_has_role('pg_signal_backend', 'USAGE'))))
 """
 
 # Rows the role may not inspect show NULL backend_type and state; those matching the name
