@@ -16,7 +16,13 @@ from dbconnmgr.exceptions import (
     UnsupportedDatabase,
 )
 from dbconnmgr.snapshot import STATES, Connection, Group, ServerLimits, Snapshot
-from dbconnmgr.termination import Candidate, Criteria, LocalClose, Result, TerminationReport
+from dbconnmgr.termination import (
+    Candidate,
+    Criteria,
+    LocalClose,
+    TerminationReport,
+    TerminationResult,
+)
 
 if TYPE_CHECKING:
     from dbconnmgr.actions import (
@@ -38,11 +44,11 @@ __all__ = [
     "Group",
     "InsufficientPrivilege",
     "LocalClose",
-    "Result",
     "ServerLimits",
     "ServerUnavailable",
     "Snapshot",
     "TerminationReport",
+    "TerminationResult",
     "UnknownDatabaseAlias",
     "UnsupportedDatabase",
     "__version__",

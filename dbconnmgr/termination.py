@@ -214,7 +214,7 @@ class LocalClose:
 
 
 @dataclass(frozen=True, slots=True)
-class Result:
+class TerminationResult:
     """The outcome for one selected backend, with a reason a person can read."""
 
     pid: int
@@ -251,7 +251,7 @@ class TerminationReport:
     actor: Actor
     taken_at: datetime
     selected: tuple[Candidate, ...]
-    results: tuple[Result, ...]
+    results: tuple[TerminationResult, ...]
     executed: bool
     dry_run: bool = False
     cancelled: bool = False
@@ -270,7 +270,7 @@ class TerminationReport:
         return self.pids("terminated")
 
     @property
-    def not_terminated(self) -> tuple[Result, ...]:
+    def not_terminated(self) -> tuple[TerminationResult, ...]:
         """Results of every selected backend that was not terminated, with the reason."""
         return tuple(r for r in self.results if r.outcome != "terminated")
 
@@ -360,25 +360,27 @@ def result_from_answer(
     *,
     still_running: bool,
     exit_wait: float,
-) -> Result:
-    """Turn the server's answer for one candidate into a :class:`Result`."""
+) -> TerminationResult:
+    """Turn the server's answer for one candidate into a :class:`TerminationResult`."""
     pid = candidate.pid
     if answer is None or answer.outcome == "already_gone":
-        return Result(pid, "already_gone", "exited before the signal")
+        return TerminationResult(pid, "already_gone", "exited before the signal")
     if answer.outcome == "signalled":
         if still_running:
-            return Result(pid, "not_exited", f"signalled, still running after {exit_wait:g} s")
-        return Result(pid, "terminated", "signalled, exited")
+            return TerminationResult(
+                pid, "not_exited", f"signalled, still running after {exit_wait:g} s"
+            )
+        return TerminationResult(pid, "terminated", "signalled, exited")
     if answer.outcome == "no_longer_matching":
         now = answer.state or "unknown"
         age = "" if answer.state_seconds is None else f" for {answer.state_seconds:.1f} s"
-        return Result(pid, "no_longer_matching", f"now {now}{age}")
+        return TerminationResult(pid, "no_longer_matching", f"now {now}{age}")
     if answer.outcome == "protected":
-        return Result(pid, "protected", _PROTECTED)
+        return TerminationResult(pid, "protected", _PROTECTED)
     if answer.outcome == "permission_denied":
         if candidate.is_superuser:
-            return Result(pid, "permission_denied", _SUPERUSER_ONLY)
-        return Result(pid, "permission_denied", _not_member(candidate, actor))
+            return TerminationResult(pid, "permission_denied", _SUPERUSER_ONLY)
+        return TerminationResult(pid, "permission_denied", _not_member(candidate, actor))
     raise ValueError(f"unknown server answer {answer.outcome!r} for pid {pid}")
 
 
@@ -398,7 +400,9 @@ def build_report(
     """A report from a selection and, when it ran, the terminating statement's answers."""
     running = set(still_running)
     if answers is None:
-        results = tuple(Result(c.pid, *predict(c, criteria, actor)) for c in selection.candidates)
+        results = tuple(
+            TerminationResult(c.pid, *predict(c, criteria, actor)) for c in selection.candidates
+        )
     else:
         results = tuple(
             result_from_answer(
