@@ -16,13 +16,30 @@ from dbconnmgr.config import (
     normalize_database_settings,
 )
 from dbconnmgr.exceptions import (
+    ActionNotPossible,
     DbConnMgrError,
+    InsufficientPrivilege,
     ServerUnavailable,
     UnknownDatabaseAlias,
     UnsupportedDatabase,
 )
 from dbconnmgr.health import Finding, Report, Severity, evaluate, evaluate_unavailable
 from dbconnmgr.snapshot import STATES, Connection, Group, ServerLimits, Snapshot
+from dbconnmgr.termination import (
+    Candidate,
+    Criteria,
+    LocalClose,
+    TerminationReport,
+    TerminationResult,
+)
+
+if TYPE_CHECKING:
+    from dbconnmgr.actions import (
+        close_idle_connections,
+        close_local_connections,
+        force_close_connections,
+        project_identity,
+    )
 
 if TYPE_CHECKING:
     from dbconnmgr.monitoring_block import (
@@ -37,13 +54,18 @@ __version__ = "0.1.0"
 __all__ = [
     "PROFILES",
     "STATES",
+    "ActionNotPossible",
     "AliasStats",
     "Budget",
+    "Candidate",
     "Connection",
+    "Criteria",
     "DbConnMgrError",
     "Finding",
     "Group",
+    "InsufficientPrivilege",
     "LeakedConnection",
+    "LocalClose",
     "MonitorStats",
     "Report",
     "ServerLimits",
@@ -51,19 +73,25 @@ __all__ = [
     "Service",
     "Severity",
     "Snapshot",
+    "TerminationReport",
+    "TerminationResult",
     "UnknownDatabaseAlias",
     "UnsupportedDatabase",
     "__version__",
     "append_server_options",
     "check_connection_health",
     "check_health",
+    "close_idle_connections",
+    "close_local_connections",
     "compute_budget",
     "connection_monitor",
     "connector_share",
     "database_config",
     "evaluate",
     "evaluate_unavailable",
+    "force_close_connections",
     "normalize_database_settings",
+    "project_identity",
     "take_snapshot",
 ]
 
@@ -88,6 +116,10 @@ _LAZY = {
     "LeakedConnection": "dbconnmgr.monitoring_block",
     "MonitorStats": "dbconnmgr.monitoring_block",
     "connection_monitor": "dbconnmgr.monitoring_block",
+    "close_idle_connections": "dbconnmgr.actions",
+    "close_local_connections": "dbconnmgr.actions",
+    "force_close_connections": "dbconnmgr.actions",
+    "project_identity": "dbconnmgr.actions",
 }
 
 

@@ -66,6 +66,9 @@ DEFAULTS: dict[str, Any] = {
     },
     # Bearer tokens accepted by the HTTP health endpoint (staff users need none).
     "HEALTH_TOKENS": [],
+    # Seconds close-idle/force-close wait for signalled backends to exit before reporting
+    # them as "not_exited" (0: do not wait).
+    "TERMINATE_TIMEOUT": 5,
 }
 
 

@@ -35,3 +35,12 @@ class ServerUnavailable(DbConnMgrError):
         self.kind: ProblemKind = kind
         self.alias = alias
         self.detail = detail
+
+
+class InsufficientPrivilege(DbConnMgrError):
+    """The role lacks a privilege the request needs (e.g. superuser for
+    ``include_superusers``)."""
+
+
+class ActionNotPossible(DbConnMgrError):
+    """The action cannot run in this context (e.g. force-close inside ``atomic()``)."""

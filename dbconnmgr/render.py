@@ -16,6 +16,7 @@ from rich.text import Text
 
 from dbconnmgr.health import Report, Severity
 from dbconnmgr.snapshot import STATES, Connection, Group, Snapshot
+from dbconnmgr.termination import TerminationReport
 
 
 class Stream(Protocol):
@@ -193,8 +194,64 @@ class Renderer:
             )
         return table
 
+    def termination(self, report: TerminationReport) -> None:
+        """The close-idle / force-close report: who, what was selected, what happened."""
+        header = Table.grid(padding=(0, 2))
+        header.add_column(style="bold")
+        header.add_column()
+        header.add_row("Action", report.action)
+        header.add_row("Database", f"alias {report.alias}, database {report.database}")
+        header.add_row("Performed by", report.actor.describe())
+        header.add_row("Criteria", report.criteria.describe())
+        if report.local is not None:
+            local = report.local
+            pool = (
+                f"pool closed ({local.pool_size} connection(s))" if local.pool_closed else "no pool"
+            )
+            own = "closed" if local.connection_closed else "was not open"
+            header.add_row("This process", f"own connection {own}; {pool}")
+        style = "bold red" if report.failed else ("yellow" if not report.executed else "green")
+        if not report.executed and not report.dry_run and not report.cancelled:
+            style = "yellow"
+        header.add_row("Result", Text(report.summary(), style=style))
+        self.print(header)
+        self.print()
+        if report.selected:
+            by_pid = {r.pid: r for r in report.results}
+            table = self.table(
+                f"Selected ({len(report.selected)})",
+                "pid", "user", "application", "database", "state", "age", "outcome", "reason",
+            )  # fmt: skip
+            for column in table.columns:
+                # the reason column takes the wrapping; identifiers and outcomes stay whole
+                column.no_wrap = column.header in {"pid", "age", "outcome"}
+            for c in report.selected:
+                result = by_pid[c.pid]
+                table.add_row(
+                    str(c.pid),
+                    c.user or "?",
+                    c.application_name or "(none)",
+                    c.database or "?",
+                    c.state,
+                    format_seconds(c.state_seconds),
+                    Text(result.outcome, style=_OUTCOME_STYLES.get(result.outcome, "")),
+                    result.reason,
+                )
+            self.print(table)
+        for finding in report.findings:
+            self.print(Text(f"! {finding}", style="yellow"))
 
-_NUMERIC = {"count", "active", "idle", "idle in txn", "other", "pid", "waiting", *STATES}
+
+_OUTCOME_STYLES = {
+    "terminated": "green",
+    "would_terminate": "cyan",
+    "not_exited": "bold red",
+    "permission_denied": "bold red",
+    "protected": "yellow",
+    "no_longer_matching": "yellow",
+}
+
+_NUMERIC = {"count", "active", "idle", "idle in txn", "other", "pid", "age", "waiting", *STATES}
 
 
 def _describe(conn: Connection | None, seconds: float | None) -> str:

@@ -82,3 +82,8 @@ def test_full_server_from_python_raises_server_unavailable(small_server: PgServe
     problem = classify_error(info.value, "default")
     assert isinstance(problem, ServerUnavailable)
     assert problem.kind == "full"
+
+
+def test_option_of_another_action_is_refused_by_its_own_name() -> None:
+    result = manage("db_connections", "--action=status", "--noinput")
+    _one_line_error(result, "--noinput does not apply to --action=status")

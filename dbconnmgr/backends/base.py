@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import ClassVar
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from dbconnmgr.snapshot import ClientCount, Snapshot
+from dbconnmgr.termination import Candidate, Criteria, Selection, ServerAnswer
 
 
 class ConnectionBackend(ABC):
@@ -39,7 +41,27 @@ class ConnectionBackend(ABC):
         """Count the server's client connections and read its limits, cheaply.
 
         One short statement (no per-connection rows), fresh even inside a transaction.
+        """
+
+    @abstractmethod
+    def select_for_termination(self, criteria: Criteria) -> Selection:
+        """Read the client backends that match ``criteria`` (never the own backend).
 
         Raises:
             dbconnmgr.exceptions.ServerUnavailable: the server could not be reached.
         """
+
+    @abstractmethod
+    def terminate(
+        self, criteria: Criteria, candidates: Sequence[Candidate]
+    ) -> dict[int, ServerAnswer]:
+        """Terminate ``candidates`` in one statement that re-checks ``criteria`` per backend.
+
+        A candidate that no longer matches, has gone, belongs to a superuser while
+        ``criteria.include_superusers`` is off, or may not be signalled by this role is left
+        alone and answered as such; only the others are signalled.
+        """
+
+    @abstractmethod
+    def still_running(self, candidates: Sequence[Candidate], timeout: float) -> set[int]:
+        """Wait up to ``timeout`` seconds for ``candidates`` to exit; return the pids left."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -13,6 +14,7 @@ from django.db import DatabaseError, InterfaceError
 from dbconnmgr.backends.base import ConnectionBackend
 from dbconnmgr.exceptions import ProblemKind, ServerUnavailable
 from dbconnmgr.snapshot import ClientCount, Connection, ServerLimits, Snapshot
+from dbconnmgr.termination import Candidate, Criteria, Selection, ServerAnswer
 
 #: Characters of query text kept per connection.
 QUERY_TEXT_LIMIT = 500
@@ -174,6 +176,83 @@ class PostgreSQLBackend(ConnectionBackend):
             usable_connections=max(0, max_connections - su_reserved - reserved),
         )
 
+    def select_for_termination(self, criteria: Criteria) -> Selection:
+        """Read the client backends matching ``criteria``, oldest state change first."""
+        with self._cursor() as cursor:
+            self._fresh_activity(cursor)
+            cursor.execute(SELECT_FOR_TERMINATION_SQL, _criteria_params(criteria))
+            rows = cursor.fetchall()
+        first = rows[0]
+        taken_at, own_pid, role, is_superuser, database, hidden = first[:6]
+        candidates = tuple(
+            Candidate(
+                pid=row[6],
+                backend_start=row[7],
+                user=row[8],
+                application_name=row[9] or "",
+                database=row[10],
+                client_addr=row[11],
+                state=row[12],
+                state_seconds=row[13],
+                is_superuser=row[14],
+                can_signal=row[15],
+            )
+            for row in rows
+            if row[6] is not None
+        )
+        return Selection(
+            taken_at=taken_at,
+            own_pid=own_pid,
+            db_role=role,
+            is_superuser=is_superuser,
+            database=database,
+            candidates=candidates,
+            hidden=hidden,
+        )
+
+    def terminate(
+        self, criteria: Criteria, candidates: Sequence[Candidate]
+    ) -> dict[int, ServerAnswer]:
+        """One statement: re-check every candidate and signal those that still match."""
+        if not candidates:
+            return {}
+        params = _criteria_params(criteria)
+        params["pids"] = [c.pid for c in candidates]
+        params["starts"] = [c.backend_start for c in candidates]
+        with self._cursor() as cursor:
+            self._fresh_activity(cursor)
+            cursor.execute(TERMINATE_SQL, params)
+            rows = cursor.fetchall()
+        return {
+            pid: ServerAnswer(pid=pid, outcome=outcome, state=state, state_seconds=seconds)
+            for pid, outcome, state, seconds in rows
+        }
+
+    def still_running(self, candidates: Sequence[Candidate], timeout: float) -> set[int]:
+        """Poll pg_stat_activity until the candidates have left it or ``timeout`` passes."""
+        if not candidates:
+            return set()
+        params = {
+            "pids": [c.pid for c in candidates],
+            "starts": [c.backend_start for c in candidates],
+        }
+        deadline = time.monotonic() + timeout
+        pause = 0.005
+        with self._cursor() as cursor:
+            while True:
+                self._fresh_activity(cursor)
+                cursor.execute(STILL_RUNNING_SQL, params)
+                running = {pid for (pid,) in cursor.fetchall()}
+                if not running or time.monotonic() >= deadline:
+                    return running
+                time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+                pause = min(pause * 2, 0.02)
+
+    def _fresh_activity(self, cursor: Any) -> None:
+        """pg_stat_activity is read once per transaction: inside atomic(), drop that copy."""
+        if self.connection.in_atomic_block:
+            cursor.execute("SELECT pg_stat_clear_snapshot()")
+
 
 def _connections(
     rows: Sequence[Sequence[Any]], db_names_json: str | None, role_names_json: str | None
@@ -251,3 +330,112 @@ def classify_error(exc: BaseException, alias: str) -> ServerUnavailable | BaseEx
             detail=first_line,
         )
     return exc
+
+
+# -- termination (close-idle, force-close) --------------------------------------------------
+# Every filter is a bound parameter; NULL means "any". The same condition is used to select
+# and, again, in the statement that signals: a backend that changed in between is spared.
+_MATCH = """
+    s.backend_type = 'client backend'
+    AND s.pid <> pg_backend_pid()
+    AND NOT (s.pid = ANY(%(exclude_pids)s::int[]))
+    AND (%(states)s::text[] IS NULL OR s.state = ANY(%(states)s::text[]))
+    AND (%(older_than)s::float8 IS NULL
+         OR s.state_change <= clock_timestamp() - make_interval(secs => %(older_than)s::float8))
+    AND (%(application)s::text IS NULL OR s.application_name = %(application)s::text)
+    AND (%(user)s::text IS NULL OR s.usename = %(user)s::text)
+    AND (%(database)s::text IS NULL OR s.datname = %(database)s::text)
+    AND (NOT %(this_database)s::bool OR s.datname = current_database())
+    AND (NOT %(this_user)s::bool OR s.usename = current_user)
+"""
+
+# The rules of pg_signal_backend() (src/backend/storage/ipc/signalfuncs.c): a superuser's
+# backend only by a superuser; others by members of the backend's role or of
+# pg_signal_backend. Checked here so that a refusal is an answer, not an error that aborts
+# the whole statement (a superuser target raises 42501). CASE keeps pg_has_role() away from
+# a role that no longer exists (it would raise).
+_ALLOWED = """
+    (current_setting('is_superuser') = 'on'
+     OR (NOT coalesce(r.rolsuper, false)
+         AND (CASE WHEN r.oid IS NULL THEN false ELSE pg_has_role(r.oid, 'USAGE') END
+              OR pg_has_role('pg_signal_backend', 'USAGE'))))
+"""
+
+# Rows the role may not inspect show NULL backend_type and state; those matching the name
+# filters are counted as hidden, never acted upon.
+SELECT_FOR_TERMINATION_SQL = """
+SELECT
+    statement_timestamp(),
+    pg_backend_pid(),
+    current_user::text,
+    current_setting('is_superuser') = 'on',
+    current_database()::text,
+    (SELECT count(*)::int FROM pg_stat_activity s
+      WHERE s.backend_type IS NULL AND s.datid IS NOT NULL AND s.usesysid IS NOT NULL
+        AND (%(application)s::text IS NULL OR s.application_name = %(application)s::text)
+        AND (%(user)s::text IS NULL OR s.usename = %(user)s::text)
+        AND (%(database)s::text IS NULL OR s.datname = %(database)s::text)
+        AND (NOT %(this_database)s::bool OR s.datname = current_database())
+        AND (NOT %(this_user)s::bool OR s.usename = current_user)),
+    c.*
+FROM (SELECT 1) one LEFT JOIN LATERAL (
+    SELECT s.pid, s.backend_start, s.usename::text, s.application_name, s.datname::text,
+           host(s.client_addr), s.state,
+           extract(epoch FROM clock_timestamp() - s.state_change)::float8,
+           coalesce(r.rolsuper, false), coalesce({allowed}, false)
+    FROM pg_stat_activity s LEFT JOIN pg_roles r ON r.oid = s.usesysid
+    WHERE {match}
+    ORDER BY s.state_change, s.pid
+) c ON true
+""".replace("{match}", _MATCH).replace("{allowed}", _ALLOWED)
+
+# The one terminating statement. CASE evaluates its branches in order, so
+# pg_terminate_backend() runs only for a backend that is still there (same pid AND same
+# backend_start: a reused pid is another backend), still matches, and may be signalled.
+TERMINATE_SQL = """
+WITH cur AS (
+    SELECT w.pid,
+           s.pid IS NOT NULL AS present,
+           s.state,
+           extract(epoch FROM clock_timestamp() - s.state_change)::float8 AS state_seconds,
+           coalesce({match}, false) AS matches,
+           coalesce(r.rolsuper, false) AS target_super,
+           coalesce({allowed}, false) AS allowed
+    FROM unnest(%(pids)s::int[], %(starts)s::timestamptz[]) AS w(pid, backend_start)
+    LEFT JOIN pg_stat_activity s ON s.pid = w.pid AND s.backend_start = w.backend_start
+    LEFT JOIN pg_roles r ON r.oid = s.usesysid
+)
+SELECT pid,
+       CASE
+           WHEN NOT present THEN 'already_gone'
+           WHEN NOT matches THEN 'no_longer_matching'
+           WHEN target_super AND NOT %(include_superusers)s::bool THEN 'protected'
+           WHEN NOT allowed THEN 'permission_denied'
+           WHEN pg_terminate_backend(pid) THEN 'signalled'
+           ELSE 'already_gone'
+       END,
+       state,
+       state_seconds
+FROM cur
+""".replace("{match}", "(" + _MATCH + ")").replace("{allowed}", _ALLOWED)
+
+STILL_RUNNING_SQL = """
+SELECT s.pid
+FROM pg_stat_activity s
+JOIN unnest(%(pids)s::int[], %(starts)s::timestamptz[]) AS w(pid, backend_start)
+  ON s.pid = w.pid AND s.backend_start = w.backend_start
+"""
+
+
+def _criteria_params(criteria: Criteria) -> dict[str, Any]:
+    return {
+        "exclude_pids": list(criteria.exclude_pids),
+        "states": list(criteria.states) if criteria.states is not None else None,
+        "older_than": criteria.older_than,
+        "application": criteria.application_name,
+        "user": criteria.user,
+        "database": criteria.database_name,
+        "this_database": criteria.current_database_only,
+        "this_user": criteria.current_user_only,
+        "include_superusers": criteria.include_superusers,
+    }

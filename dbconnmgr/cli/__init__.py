@@ -96,6 +96,13 @@ def registry() -> dict[str, type[Action]]:
     from dbconnmgr.cli.budget import BudgetAction
     from dbconnmgr.cli.health import HealthAction
     from dbconnmgr.cli.status import StatusAction
+    from dbconnmgr.cli.terminate import CloseIdleAction, ForceCloseAction
 
-    actions: list[type[Action]] = [StatusAction, HealthAction, BudgetAction]
+    actions: list[type[Action]] = [
+        StatusAction,
+        HealthAction,
+        BudgetAction,
+        CloseIdleAction,
+        ForceCloseAction,
+    ]
     return {action.name: action for action in actions}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from typing import Any, NoReturn
 
@@ -75,16 +74,14 @@ class Command(BaseCommand):
         for cls in registry().values():
             for dest in cls.options:
                 owners.setdefault(dest, []).append(cls.name)
-        defaults = vars(self._defaults())
+        parser = self.create_parser("manage.py", "db_connections")
+        defaults = vars(parser.parse_args([]))
+        flags = {a.dest: a.option_strings[0] for a in parser._actions if a.option_strings}
         for dest, names in owners.items():
             if action in names:
                 continue
             if options.get(dest, defaults.get(dest)) != defaults.get(dest):
-                flag = "--" + dest.replace("_", "-")
+                flag = flags.get(dest, "--" + dest.replace("_", "-"))
                 raise CommandError(
                     f"{flag} does not apply to --action={action} (it is for: {', '.join(names)})"
                 )
-
-    def _defaults(self) -> argparse.Namespace:
-        parser = self.create_parser("manage.py", "db_connections")
-        return parser.parse_args([])

@@ -1,0 +1,354 @@
+"""close-idle and force-close: terminate client backends safely, report what really happened.
+
+Both follow the same steps: read the candidates (:meth:`ConnectionBackend.select_for_termination`),
+optionally show them and ask (``confirm``), then run ONE terminating statement that re-checks
+every condition per backend (a session that turned active meanwhile is spared), wait for the
+signalled backends to exit, and build a :class:`~dbconnmgr.termination.TerminationReport`
+from the server's answers. Every termination is logged on the ``dbconnmgr`` logger.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import math
+import os
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+from dbconnmgr.backends import ConnectionBackend, get_backend
+from dbconnmgr.conf import get_setting
+from dbconnmgr.exceptions import ActionNotPossible, InsufficientPrivilege
+from dbconnmgr.termination import (
+    IDLE_STATES,
+    Actor,
+    Criteria,
+    LocalClose,
+    Selection,
+    TerminationReport,
+    build_report,
+)
+
+logger = logging.getLogger("dbconnmgr")
+
+#: Called with the plan (outcomes predicted, nothing done yet); return False to cancel.
+Confirm = Callable[[TerminationReport], bool]
+
+__all__ = [
+    "Confirm",
+    "close_idle_connections",
+    "close_local_connections",
+    "force_close_connections",
+    "project_identity",
+]
+
+
+def close_idle_connections(
+    using: str = "default",
+    *,
+    older_than: float | None = None,
+    states: Iterable[str] = ("idle",),
+    application: str | None = None,
+    user: str | None = None,
+    database_name: str | None = None,
+    dry_run: bool = False,
+    include_superusers: bool = False,
+    confirm: Confirm | None = None,
+) -> TerminationReport:
+    """Terminate client backends idle for longer than ``older_than`` seconds.
+
+    Never the own backend, never a non-client backend, never a superuser's session unless
+    ``include_superusers`` (which needs a superuser). State and age are re-checked in the
+    statement that signals, so a session that became active after selection survives.
+
+    Args:
+        using: the Django database alias to connect through.
+        older_than: seconds since the session's last state change; default
+            ``DBCONNMGR["IDLE_TIMEOUT"]`` (300).
+        states: exact ``pg_stat_activity.state`` values among ``idle``, ``idle in
+            transaction``, ``idle in transaction (aborted)``.
+        application: only sessions with this exact ``application_name``.
+        user: only sessions of this role.
+        database_name: only sessions on this database (default: every database).
+        dry_run: select and predict, change nothing.
+        include_superusers: also terminate superusers' idle sessions.
+        confirm: called with the plan before anything is terminated; False cancels.
+
+    Returns:
+        The report: selected backends and, per backend, the outcome and its reason.
+
+    Raises:
+        ValueError: a state that is not idle, or a negative/non-finite ``older_than``.
+        InsufficientPrivilege: ``include_superusers`` without being a superuser.
+        UnknownDatabaseAlias, UnsupportedDatabase, ServerUnavailable
+    """
+    wanted = tuple(dict.fromkeys(states))
+    bad = [s for s in wanted if s not in IDLE_STATES]
+    if bad or not wanted:
+        raise ValueError(f"states must be among {', '.join(IDLE_STATES)}; got {bad or 'none'}")
+    seconds = float(get_setting("IDLE_TIMEOUT") if older_than is None else older_than)
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"older_than must be a finite number >= 0, got {older_than}")
+    criteria = Criteria(
+        action="close-idle",
+        states=wanted,
+        older_than=seconds,
+        application_name=application,
+        user=user,
+        database_name=database_name,
+        include_superusers=include_superusers,
+    )
+    with _working_backend(using, separate=False) as backend:
+        return _run(backend, using, criteria, dry_run=dry_run, confirm=confirm)
+
+
+def force_close_connections(
+    using: str = "default",
+    *,
+    dry_run: bool = False,
+    include_superusers: bool = False,
+    confirm: Confirm | None = None,
+) -> TerminationReport:
+    """Close this process's connections for ``using``, then terminate the project's others.
+
+    This process's side: this thread's Django connection for the alias and, on Django 5.1+
+    with ``OPTIONS["pool"]``, the alias's pool are closed (other threads' connections are
+    theirs to close). Then every client backend of this project on the alias's database,
+    in any state, is terminated except the own one. The project's backends are those with
+    the ``application_name`` of the alias's ``OPTIONS``, or else of the alias's ``USER``
+    (see :func:`project_identity`).
+
+    Args:
+        using: the Django database alias.
+        dry_run: select and predict, close and terminate nothing.
+        include_superusers: also superusers' sessions (needs a superuser).
+        confirm: called with the plan before anything is terminated; False cancels
+            (this process's own connections are already closed by then).
+
+    Raises:
+        ActionNotPossible: called inside ``transaction.atomic()`` on that alias.
+        InsufficientPrivilege: ``include_superusers`` without being a superuser.
+        UnknownDatabaseAlias, UnsupportedDatabase, ServerUnavailable
+    """
+    backend = get_backend(using)
+    if not dry_run and backend.connection.in_atomic_block:
+        raise ActionNotPossible(
+            f"force-close cannot run inside transaction.atomic() on database {using!r}: "
+            "it closes this connection"
+        )
+    # Closed first, so that the selection does not list this process's own backends:
+    # they are closed, not terminated. Django reopens connections (and pools) on next use.
+    local = None if dry_run else close_local_connections(using)
+    application, user = project_identity(using)
+    criteria = Criteria(
+        action="force-close",
+        application_name=application,
+        user=user,
+        current_user_only=application is None and user is None,
+        current_database_only=True,
+        include_superusers=include_superusers,
+        exclude_pids=local.backend_pids if local is not None else _local_backend_pids(using),
+    )
+    with _working_backend(using, separate=True) as worker:
+        return _run(worker, using, criteria, dry_run=dry_run, confirm=confirm, local=local)
+
+
+def project_identity(using: str = "default") -> tuple[str | None, str | None]:
+    """How force-close recognises this project's sessions: (application_name, user).
+
+    The alias's ``OPTIONS["application_name"]`` when set (user None); else its ``USER``
+    (application None); else (None, None), meaning the role the alias connects as.
+    """
+    settings_dict = connections[using].settings_dict
+    application = (settings_dict.get("OPTIONS") or {}).get("application_name")
+    if application:
+        return str(application), None
+    user = settings_dict.get("USER")
+    return None, (str(user) if user else None)
+
+
+def close_local_connections(using: str = "default") -> LocalClose:
+    """Close this thread's Django connection for ``using`` and the alias's native pool.
+
+    Raises:
+        ActionNotPossible: inside ``transaction.atomic()`` on that alias.
+    """
+    connection = connections[using]
+    if connection.in_atomic_block:
+        raise ActionNotPossible(f"cannot close database {using!r} inside transaction.atomic()")
+    pids = _local_backend_pids(using)
+    was_open = connection.connection is not None
+    connection.close()
+    pool = _local_pool(connection)
+    pool_size: int | None = None
+    if pool is not None:
+        pool_size = int(pool.get_stats().get("pool_size", 0))
+        connection.close_pool()  # type: ignore[attr-defined]
+    return LocalClose(
+        connection_closed=was_open,
+        pool_closed=pool is not None,
+        pool_size=pool_size,
+        backend_pids=pids,
+    )
+
+
+def _local_pool(connection: BaseDatabaseWrapper) -> Any:
+    pools: dict[str, Any] = getattr(type(connection), "_connection_pools", {})
+    return pools.get(connection.alias)
+
+
+def _local_backend_pids(using: str) -> tuple[int, ...]:
+    """Server pids of this process's open connections for ``using``: this thread's
+    connection and the idle connections of the alias's pool."""
+    connection = connections[using]
+    raws: list[Any] = [connection.connection]
+    pool = _local_pool(connection)
+    if pool is not None:
+        # psycopg_pool keeps its idle connections in ``_pool``; no public accessor exists.
+        raws.extend(list(getattr(pool, "_pool", ())))
+    pids = []
+    for raw in raws:
+        pid = getattr(getattr(raw, "info", None), "backend_pid", None)
+        if pid:
+            pids.append(int(pid))
+    return tuple(pids)
+
+
+# -- the shared steps ------------------------------------------------------------------------
+def _run(
+    backend: ConnectionBackend,
+    using: str,
+    criteria: Criteria,
+    *,
+    dry_run: bool,
+    confirm: Confirm | None,
+    local: LocalClose | None = None,
+) -> TerminationReport:
+    selection = backend.select_for_termination(criteria)
+    actor = Actor(
+        os_user=_os_user(), db_role=selection.db_role, is_superuser=selection.is_superuser
+    )
+    if criteria.include_superusers and not actor.is_superuser:
+        raise InsufficientPrivilege(
+            f"--include-superusers needs a superuser: role {actor.db_role} is not one "
+            "(superusers' sessions can only be terminated by a superuser)"
+        )
+
+    def report(**kwargs: Any) -> TerminationReport:
+        return build_report(
+            alias=using, criteria=criteria, actor=actor, selection=selection, local=local, **kwargs
+        )
+
+    plan = report(answers=None, dry_run=dry_run)
+    if dry_run or not plan.pids("would_terminate"):
+        return plan
+    if confirm is not None and not confirm(plan):
+        logger.info("%s on %r cancelled by %s", criteria.action, using, actor.describe())
+        return report(answers=None, cancelled=True)
+    _log_intent(plan, selection)
+    answers = backend.terminate(criteria, selection.candidates)
+    wait = float(get_setting("TERMINATE_TIMEOUT"))
+    signalled = [c for c in selection.candidates if _outcome(answers, c.pid) == "signalled"]
+    running = backend.still_running(signalled, wait) if signalled else set()
+    done = report(answers=answers, still_running=running, exit_wait=wait)
+    _log_results(done)
+    return done
+
+
+def _outcome(answers: Any, pid: int) -> str | None:
+    answer = answers.get(pid)
+    return None if answer is None else str(answer.outcome)
+
+
+@contextmanager
+def _working_backend(using: str, *, separate: bool) -> Iterator[ConnectionBackend]:
+    """The backend to act through.
+
+    A pooled alias (or ``separate``) gets a private, unpooled copy of the connection,
+    closed afterwards: re-opening a pool would start connections of the project that the
+    action itself might then select.
+    """
+    backend = get_backend(using)
+    connection = backend.connection
+    if not separate and not _pool_configured(connection):
+        yield backend
+        return
+    clone = connection.copy()
+    clone.settings_dict["OPTIONS"] = {
+        k: v for k, v in (clone.settings_dict.get("OPTIONS") or {}).items() if k != "pool"
+    }
+    try:
+        yield type(backend)(using, clone)
+    finally:
+        clone.close()
+
+
+def _pool_configured(connection: BaseDatabaseWrapper) -> bool:
+    return bool((connection.settings_dict.get("OPTIONS") or {}).get("pool"))
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError, ImportError):
+        return f"uid {os.getuid()}"
+
+
+# -- audit log -------------------------------------------------------------------------------
+def _log_intent(plan: TerminationReport, selection: Selection) -> None:
+    logger.info(
+        "%s on database %r (%s) by %s: signalling up to %d of %d selected backend(s) [%s]",
+        plan.action,
+        plan.alias,
+        selection.database,
+        plan.actor.describe(),
+        len(plan.pids("would_terminate")),
+        len(plan.selected),
+        plan.criteria.describe(),
+    )
+
+
+def _log_results(report: TerminationReport) -> None:
+    by_pid = {c.pid: c for c in report.selected}
+    for result in report.results:
+        c = by_pid[result.pid]
+        failed = result.outcome in ("permission_denied", "not_exited")
+        level = logging.WARNING if failed else logging.INFO
+        verb = "terminated" if result.outcome == "terminated" else "did not terminate"
+        age = "?" if c.state_seconds is None else f"{c.state_seconds:.1f}s"
+        logger.log(
+            level,
+            "%s: %s backend pid=%d user=%s application=%r database=%s client=%s state=%r "
+            "for %s (%s) [why: %s] [by: %s]",
+            report.action,
+            verb,
+            c.pid,
+            c.user,
+            c.application_name,
+            c.database,
+            c.client,
+            c.state,
+            age,
+            result.reason,
+            report.criteria.describe(),
+            report.actor.describe(),
+            extra={
+                "dbconnmgr": {
+                    "action": report.action,
+                    "alias": report.alias,
+                    "pid": c.pid,
+                    "outcome": result.outcome,
+                    "user": c.user,
+                    "application_name": c.application_name,
+                    "database": c.database,
+                    "state": c.state,
+                    "state_seconds": c.state_seconds,
+                    "os_user": report.actor.os_user,
+                    "db_role": report.actor.db_role,
+                }
+            },
+        )

@@ -1,0 +1,165 @@
+"""``--action=close-idle`` and ``--action=force-close``: the two emergency levers."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, ClassVar
+
+from dbconnmgr.actions import close_idle_connections, force_close_connections
+from dbconnmgr.cli import Action, non_negative_float
+from dbconnmgr.termination import STATE_CHOICES, TerminationReport
+
+#: Exit code when some selected backend could not be terminated (permission, still running).
+EXIT_NOT_ALL_TERMINATED = 3
+
+_SHARED = ("dry_run", "interactive", "include_superusers")
+
+
+def _add_once(parser: argparse.ArgumentParser, *flags: str, **kwargs: Any) -> None:
+    """Declare an option unless another action already did (they share the parser)."""
+    if any(flag in parser._option_string_actions for flag in flags):
+        return
+    parser.add_argument(*flags, **kwargs)
+
+
+class _TerminatingAction(Action):
+    """Shared flow: select, show and confirm, terminate, render, exit code."""
+
+    verb: ClassVar[str] = "terminate"
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        _add_once(
+            parser,
+            "--dry-run",
+            action="store_true",
+            dest="dry_run",
+            help="close-idle/force-close: show what would be terminated, change nothing",
+        )
+        _add_once(
+            parser,
+            "--noinput",
+            "--no-input",
+            action="store_false",
+            dest="interactive",
+            help="do not ask for confirmation (for scripts)",
+        )
+        _add_once(
+            parser,
+            "--include-superusers",
+            action="store_true",
+            dest="include_superusers",
+            help="close-idle/force-close: also superusers' sessions (only as a superuser)",
+        )
+
+    def ask(self, plan: TerminationReport) -> bool:
+        """Show the plan on a terminal and ask; refuse without a terminal unless --noinput."""
+        if not self.opts.get("interactive", True):
+            return True
+        count = len(plan.pids("would_terminate"))
+        question = f"Terminate {count} backend(s) on database {plan.database!r} ({plan.action})?"
+        if not sys.stdin.isatty():
+            return self.confirm(question)  # refuses with the standard message
+        if self.format == "json":
+            # stdout carries one JSON document: talk to the person on stderr
+            sys.stderr.write(f"{plan.summary()}\n{question} [y/N] ")
+            sys.stderr.flush()
+            answer = sys.stdin.readline()
+        else:
+            self.renderer.termination(plan)
+            answer = input(f"{question} [y/N] ")
+        return answer.strip().lower() in {"y", "yes"}
+
+    def finish(self, report: TerminationReport) -> int:
+        """Render the report; exit 3 when some selected backend was not terminated."""
+        if self.format == "json":
+            self.write_json(report.as_dict())
+        else:
+            self.renderer.termination(report)
+        acted = not (report.dry_run or report.cancelled)
+        return EXIT_NOT_ALL_TERMINATED if acted and report.failed else 0
+
+
+class CloseIdleAction(_TerminatingAction):
+    """Terminate client backends idle for longer than a threshold."""
+
+    name = "close-idle"
+    help = (
+        "terminate client backends idle longer than --idle-for seconds "
+        "(default DBCONNMGR['IDLE_TIMEOUT'], 300) that match the filters"
+    )
+    options = ("idle_for", "state", "application", "user", "db_name", *_SHARED)
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        super().add_arguments(parser)
+        _add_once(
+            parser,
+            "--idle-for",
+            type=non_negative_float,
+            default=None,
+            metavar="SECONDS",
+            help="close-idle: minimum seconds in the state (default DBCONNMGR['IDLE_TIMEOUT'])",
+        )
+        _add_once(
+            parser,
+            "--state",
+            choices=list(STATE_CHOICES),
+            default=None,
+            help="close-idle: idle (default), idle-in-transaction (incl. aborted) or all",
+        )
+        _add_once(
+            parser,
+            "--application",
+            default=None,
+            metavar="NAME",
+            help="close-idle: only sessions with this exact application_name",
+        )
+        _add_once(parser, "--user", default=None, metavar="NAME", help="close-idle: only this role")
+        _add_once(
+            parser,
+            "--db-name",
+            dest="db_name",
+            default=None,
+            metavar="NAME",
+            help="close-idle: only sessions on this database (default: all databases)",
+        )
+
+    def run(self) -> int:
+        report = close_idle_connections(
+            self.alias,
+            older_than=self.opts.get("idle_for"),
+            states=STATE_CHOICES[self.opts.get("state") or "idle"],
+            application=self.opts.get("application"),
+            user=self.opts.get("user"),
+            database_name=self.opts.get("db_name"),
+            dry_run=bool(self.opts.get("dry_run")),
+            include_superusers=bool(self.opts.get("include_superusers")),
+            confirm=self.ask,
+        )
+        return self.finish(report)
+
+
+class ForceCloseAction(_TerminatingAction):
+    """Close this process's connections and terminate every other backend of the project."""
+
+    name = "force-close"
+    help = (
+        "close this process's connections and pool, then terminate every client backend of "
+        "this project (its application_name, else its user) on the alias's database"
+    )
+    options = _SHARED
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        super().add_arguments(parser)
+
+    def run(self) -> int:
+        report = force_close_connections(
+            self.alias,
+            dry_run=bool(self.opts.get("dry_run")),
+            include_superusers=bool(self.opts.get("include_superusers")),
+            confirm=self.ask,
+        )
+        return self.finish(report)
