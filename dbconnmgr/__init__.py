@@ -11,21 +11,34 @@ from dbconnmgr.exceptions import (
     UnknownDatabaseAlias,
     UnsupportedDatabase,
 )
+from dbconnmgr.history import peak_hours, prune_samples, record_sample
+from dbconnmgr.monitoring import Monitor, iter_samples
+from dbconnmgr.samples import Change, HourStats, PeakReport, Sample, SampleWindow
 from dbconnmgr.snapshot import STATES, Connection, Group, ServerLimits, Snapshot
 
 __version__ = "0.1.0"
 
 __all__ = [
     "STATES",
+    "Change",
     "Connection",
     "DbConnMgrError",
     "Group",
+    "HourStats",
+    "Monitor",
+    "PeakReport",
+    "Sample",
+    "SampleWindow",
     "ServerLimits",
     "ServerUnavailable",
     "Snapshot",
     "UnknownDatabaseAlias",
     "UnsupportedDatabase",
     "__version__",
+    "iter_samples",
+    "peak_hours",
+    "prune_samples",
+    "record_sample",
     "take_snapshot",
 ]
 

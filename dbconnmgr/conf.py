@@ -21,6 +21,12 @@ DEFAULTS: dict[str, Any] = {
         "UTILIZATION_WARNING": 70,
         "UTILIZATION_CRITICAL": 85,
     },
+    # Monitor: seconds between samples of --action=monitor (--interval overrides it).
+    "MONITOR_INTERVAL": 5,
+    # Monitor: seconds of samples the average active sessions (AAS) is computed over.
+    "AAS_WINDOW": 60,
+    # Recorded samples (--record) older than this many days are pruned; None keeps all.
+    "RETENTION_DAYS": 30,
 }
 
 

@@ -85,7 +85,9 @@ def non_negative_float(value: str) -> float:
 
 def registry() -> dict[str, type[Action]]:
     """Every action by name, in the order ``--help`` lists them."""
+    from dbconnmgr.cli.monitor import MonitorAction
+    from dbconnmgr.cli.peak import PeakAction
     from dbconnmgr.cli.status import StatusAction
 
-    actions: list[type[Action]] = [StatusAction]
+    actions: list[type[Action]] = [StatusAction, MonitorAction, PeakAction]
     return {action.name: action for action in actions}
