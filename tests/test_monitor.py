@@ -22,7 +22,7 @@ import psycopg
 import pytest
 from rich.console import Console
 
-from dbconnmgr import Monitor, Sample, SampleWindow, iter_samples, take_snapshot
+from dbconnmgr import Monitor, Sample, SampleWindow, iter_samples
 from dbconnmgr.monitor_render import MonitorView, utilization_bar, utilization_style
 from dbconnmgr.snapshot import Connection, ServerLimits, Snapshot
 from devtools.pgserver import PgServer, free_port
@@ -84,9 +84,8 @@ def test_change_since_the_last_sample(sessions: Sessions) -> None:
     assert second.change.by_application["t-chg-a"] == -1
     assert second.by_application is not None
     assert second.by_application["t-chg-a"] == 1
-    assert second.change.total_connections == second.total_connections - (
-        first.total_connections or 0
-    )
+    assert first.total_connections is not None and second.total_connections is not None
+    assert second.change.total_connections == second.total_connections - first.total_connections
 
 
 def _wait_gone(pid: int, timeout: float = 10) -> None:
