@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import DatabaseError, InterfaceError
 
 from dbconnmgr.backends.base import ConnectionBackend
@@ -77,6 +78,7 @@ class PostgreSQLBackend(ConnectionBackend):
     def snapshot(self) -> Snapshot:
         """Read every client backend and the server's limits in one statement."""
         with self._cursor() as cursor:
+            _fast_timestamps(cursor)
             cursor.execute(SNAPSHOT_SQL, {"query_limit": QUERY_TEXT_LIMIT})
             rows = cursor.fetchall()
         return self._build(rows)
@@ -117,6 +119,22 @@ class PostgreSQLBackend(ConnectionBackend):
             own_pid=own_pid,
             visibility="full" if reader_sees_all else "restricted",
         )
+
+
+def _fast_timestamps(cursor: Any) -> None:
+    """Decode this cursor's timestamptz columns with psycopg's own (C) loader.
+
+    Django registers a pure-Python loader (it re-attaches its time zone to every value):
+    at 1,000 connections it costs about 10 ms of CPU per snapshot, most of a monitor's
+    budget. With USE_TZ the connection runs in UTC, so psycopg's loader yields the same
+    aware UTC datetimes. The registration is local to this cursor.
+    """
+    adapters = getattr(getattr(cursor, "cursor", None), "adapters", None)
+    if adapters is None or not settings.USE_TZ:
+        return
+    from psycopg.types.datetime import TimestamptzLoader
+
+    adapters.register_loader("timestamptz", TimestamptzLoader)
 
 
 def _seconds(now: datetime, then: datetime | None) -> float | None:
