@@ -109,7 +109,7 @@ def main() -> None:
                 CPU_REPEAT,
             )
             base = medians["take_snapshot() (baseline)"]
-            rows = [
+            rows: list[tuple[str, ...]] = [
                 (name, f"{cpu * 1000:.2f}", f"{cpu / base:.2f}x",
                  "" if name.endswith("(baseline)") else
                  ("ok" if cpu * 1000 <= TARGET_CPU_MS else "OVER"))
@@ -126,7 +126,7 @@ def main() -> None:
             monitor = Monitor("default", interval=0.001)
             view = MonitorView(interval=0.001, count=MEMORY_SAMPLES)
             checkpoints = {100, 250, 500, 750, MEMORY_SAMPLES}
-            mem_rows = []
+            mem_rows: list[tuple[str, ...]] = []
             first_rss = first_objects = 0.0
             started = time.perf_counter()
             for sample in monitor.samples(MEMORY_SAMPLES):

@@ -194,11 +194,18 @@ class MonitorView:
         if shown is not None and shown.snapshot is not None:
             limits = shown.snapshot.limits
             version = limits.version.split(" ", 1)[0]  # "15.18", not the packager's suffix
-            server = f" (PostgreSQL {version} as {limits.current_user})"
+            server = (
+                f" - PostgreSQL {version} as {limits.current_user}, "
+                f"max_connections {limits.max_connections}"
+            )
         return Text.assemble(
             ("dbconnmgr monitor", "bold"),
-            f": {sample.alias}{server} - sample {sample.sequence}{of} at "
-            f"{_clock(sample.taken_at)}, every {format_seconds(self.interval)}",
+            f": {sample.alias}{server}\n",
+            (
+                f"sample {sample.sequence}{of} at {_clock(sample.taken_at)}, "
+                f"every {format_seconds(self.interval)}",
+                "dim",
+            ),
         )
 
     def _figures(self, sample: Sample, *, stale: bool) -> list[RenderableType]:
@@ -216,7 +223,6 @@ class MonitorView:
                 (f"{pct}%", utilization_style(pct)),
                 f" of {sample.usable_connections} usable: {total} in use ",
                 _signed(change.total_connections if change else None),
-                f" (max_connections {sample.max_connections})",
             ),
         )
         grid.add_row(

@@ -22,6 +22,8 @@ from dbconnmgr.snapshot import Connection, Snapshot
 
 #: Default length of the AAS window, in seconds.
 DEFAULT_AAS_WINDOW = 60.0
+#: At most this many samples are kept for the AAS, whatever the window and interval.
+MAX_WINDOW_SAMPLES = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +122,7 @@ class SampleWindow:
         self.alias = alias
         self.aas_window = float(aas_window)
         self.sequence = 0
-        self._active: deque[tuple[datetime, int]] = deque()
+        self._active: deque[tuple[datetime, int]] = deque(maxlen=MAX_WINDOW_SAMPLES)
         self._previous: tuple[int, dict[str, int], dict[str, int]] | None = None
         self._unreachable_since: datetime | None = None
 
@@ -311,6 +313,7 @@ def hourly_peaks(rows: Iterable[tuple[datetime, int]], tz: tzinfo) -> PeakReport
 
 __all__ = [
     "DEFAULT_AAS_WINDOW",
+    "MAX_WINDOW_SAMPLES",
     "Change",
     "HourStats",
     "PeakReport",

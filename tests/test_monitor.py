@@ -275,6 +275,17 @@ def test_ctrl_c_while_the_server_is_down_exits_0() -> None:
     assert stderr.strip() == ""
 
 
+def test_exit_code_says_whether_the_last_sample_read_the_server() -> None:
+    url = f"postgres://postgres:x@127.0.0.1:{free_port()}/postgres"
+    result = manage("db_connections", "--action=monitor", "--count=2", "--interval=0.05",
+                    database_url=url)  # fmt: skip
+    assert result.returncode == 1
+    records = _lines(result.stdout)
+    assert [r["reachable"] for r in records] == [False, False]
+    assert records[0]["total_connections"] is None
+    assert "Traceback" not in result.stderr
+
+
 def test_stops_after_count_samples() -> None:
     result = manage("db_connections", "--action=monitor", "--watch", "--count=3",
                     "--interval=0.05")  # fmt: skip

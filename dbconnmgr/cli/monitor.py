@@ -96,6 +96,7 @@ class MonitorAction(Action):
         self.record = bool(self.opts.get("record"))
         self._last_prune: float | None = None
         self._record_failing = False
+        self.last: Sample | None = None
         try:
             monitor = Monitor(self.alias, float(interval), on_sample=self.on_sample)
         except (TypeError, ValueError) as exc:
@@ -108,6 +109,7 @@ class MonitorAction(Action):
                 for sample in monitor.samples(count):
                     stream.write(json.dumps(sample_payload(sample), default=str))
                     stream.flush()
+                    self.last = sample
             else:
                 self._live(monitor, count)
         except KeyboardInterrupt:
@@ -116,7 +118,8 @@ class MonitorAction(Action):
             with contextlib.suppress(OSError, ValueError):
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 0
-        return 0
+        # All --count samples taken: say whether the last one could read the server.
+        return 0 if self.last is None or self.last.reachable else 1
 
     def _live(self, monitor: Monitor, count: int | None) -> None:
         view = MonitorView(
@@ -131,10 +134,12 @@ class MonitorAction(Action):
         if count == 1:
             for sample in monitor.samples(1):
                 console.print(view.update(sample))
+                self.last = sample
             return
         with Live(console=console, auto_refresh=False, redirect_stderr=False) as live:
             for sample in monitor.samples(count):
                 live.update(view.update(sample), refresh=True)
+                self.last = sample
 
     def on_sample(self, sample: Sample) -> None:
         """Per-sample work, run for every sample (reachable or not) before it is shown.
