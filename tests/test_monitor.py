@@ -179,6 +179,12 @@ def test_unreachable_server_from_python_yields_samples_saying_so() -> None:
 
 
 # -- restarts and interrupts ---------------------------------------------------------------------
+def _default_sigint() -> None:
+    """Ctrl-C as on a terminal, even when the test runner was started with SIGINT ignored
+    (a background job of a non-interactive shell): an ignored SIGINT is inherited."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Streamed:
     """A manage.py process whose stdout lines are read as they come."""
 
@@ -189,7 +195,7 @@ class Streamed:
         self.proc = subprocess.Popen(
             [sys.executable, str(ROOT / "manage.py"), *args],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL, preexec_fn=_default_sigint,
         )  # fmt: skip
         self.lines: queue.Queue[str] = queue.Queue()
         self.records: list[dict[str, Any]] = []
@@ -370,6 +376,7 @@ def test_live_view_on_a_terminal_then_ctrl_c(sessions: Sessions) -> None:
         [sys.executable, str(ROOT / "manage.py"), "db_connections", "--action=monitor",
          "--watch", "--interval=0.2"],
         cwd=ROOT, env=env, stdin=slave, stdout=slave, stderr=slave, close_fds=True,
+        preexec_fn=_default_sigint,
     )  # fmt: skip
     os.close(slave)
     output = b""
