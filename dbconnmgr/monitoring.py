@@ -141,6 +141,11 @@ def iter_samples(
 
     See :class:`Monitor` for the arguments. Unreachable servers do not raise: the sample
     says so (``sample.reachable`` is False) and the loop resumes when the server is back.
+
+    Raises:
+        ValueError: ``interval`` is not > 0 or ``count`` is less than 1 (at once).
     """
+    if count is not None and count < 1:
+        raise ValueError(f"count must be >= 1, got {count}")
     monitor = Monitor(using, interval, aas_window=aas_window, on_sample=on_sample)
     return monitor.samples(count)
