@@ -42,12 +42,15 @@ if TYPE_CHECKING:
     )
 
 if TYPE_CHECKING:
+    from dbconnmgr.history import peak_hours, prune_samples, record_sample
+    from dbconnmgr.monitoring import Monitor, iter_samples
     from dbconnmgr.monitoring_block import (
         AliasStats,
         LeakedConnection,
         MonitorStats,
         connection_monitor,
     )
+    from dbconnmgr.samples import Change, HourStats, PeakReport, Sample, SampleWindow
 
 __version__ = "0.1.0"
 
@@ -58,16 +61,22 @@ __all__ = [
     "AliasStats",
     "Budget",
     "Candidate",
+    "Change",
     "Connection",
     "Criteria",
     "DbConnMgrError",
     "Finding",
     "Group",
+    "HourStats",
     "InsufficientPrivilege",
     "LeakedConnection",
     "LocalClose",
+    "Monitor",
     "MonitorStats",
+    "PeakReport",
     "Report",
+    "Sample",
+    "SampleWindow",
     "ServerLimits",
     "ServerUnavailable",
     "Service",
@@ -90,8 +99,12 @@ __all__ = [
     "evaluate",
     "evaluate_unavailable",
     "force_close_connections",
+    "iter_samples",
     "normalize_database_settings",
+    "peak_hours",
     "project_identity",
+    "prune_samples",
+    "record_sample",
     "take_snapshot",
 ]
 
@@ -120,6 +133,16 @@ _LAZY = {
     "close_local_connections": "dbconnmgr.actions",
     "force_close_connections": "dbconnmgr.actions",
     "project_identity": "dbconnmgr.actions",
+    "Monitor": "dbconnmgr.monitoring",
+    "iter_samples": "dbconnmgr.monitoring",
+    "peak_hours": "dbconnmgr.history",
+    "prune_samples": "dbconnmgr.history",
+    "record_sample": "dbconnmgr.history",
+    "Change": "dbconnmgr.samples",
+    "HourStats": "dbconnmgr.samples",
+    "PeakReport": "dbconnmgr.samples",
+    "Sample": "dbconnmgr.samples",
+    "SampleWindow": "dbconnmgr.samples",
 }
 
 

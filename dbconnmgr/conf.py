@@ -69,6 +69,12 @@ DEFAULTS: dict[str, Any] = {
     # Seconds close-idle/force-close wait for signalled backends to exit before reporting
     # them as "not_exited" (0: do not wait).
     "TERMINATE_TIMEOUT": 5,
+    # Monitor: seconds between samples of --action=monitor (--interval overrides it).
+    "MONITOR_INTERVAL": 5,
+    # Monitor: seconds of samples the average active sessions (AAS) is computed over.
+    "AAS_WINDOW": 60,
+    # Recorded samples (--record) older than this many days are pruned; None keeps all.
+    "RETENTION_DAYS": 30,
 }
 
 

@@ -431,8 +431,13 @@ def test_force_close_closes_the_native_pool(sessions: Sessions, dsn: str) -> Non
     import subprocess
     import sys
 
+    from tests.conftest import dsn_to_url
+
     outsider = sessions.open("t-ci-pooled")  # another process of the same project
-    env = dict(os.environ, DJANGO_SETTINGS_MODULE="tests.settings_pool")
+    # The same database as the sessions (pytest-django may have switched to test_*).
+    env = dict(
+        os.environ, DJANGO_SETTINGS_MODULE="tests.settings_pool", DATABASE_URL=dsn_to_url(dsn)
+    )
     result = subprocess.run(
         [sys.executable, "-c", POOL_SCRIPT],
         capture_output=True, text=True, env=env, timeout=60, stdin=subprocess.DEVNULL,

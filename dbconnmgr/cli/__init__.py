@@ -95,14 +95,18 @@ def registry() -> dict[str, type[Action]]:
     """Every action by name, in the order ``--help`` lists them."""
     from dbconnmgr.cli.budget import BudgetAction
     from dbconnmgr.cli.health import HealthAction
+    from dbconnmgr.cli.monitor import MonitorAction
+    from dbconnmgr.cli.peak import PeakAction
     from dbconnmgr.cli.status import StatusAction
     from dbconnmgr.cli.terminate import CloseIdleAction, ForceCloseAction
 
     actions: list[type[Action]] = [
         StatusAction,
         HealthAction,
-        BudgetAction,
+        MonitorAction,
+        PeakAction,
         CloseIdleAction,
         ForceCloseAction,
+        BudgetAction,
     ]
     return {action.name: action for action in actions}

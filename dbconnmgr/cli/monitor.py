@@ -1,0 +1,214 @@
+"""``--action=monitor``: sample the server every interval; live view, JSON Lines, recording."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import time
+from typing import Any
+
+from django.core.management.base import CommandError
+from django.db import DatabaseError, OperationalError, ProgrammingError, connections, router
+
+from dbconnmgr import alerts, health
+from dbconnmgr.cli import Action, positive_int
+from dbconnmgr.conf import get_setting
+from dbconnmgr.monitoring import Monitor
+from dbconnmgr.samples import Sample
+
+#: Seconds between two prunings of old samples while recording.
+PRUNE_EVERY = 3600.0
+
+
+def positive_float(value: str) -> float:
+    """argparse type: a finite number > 0 (an interval in seconds)."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {value!r}") from None
+    if not (number > 0 and number != float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {value}")
+    return number
+
+
+class _Unterminated:
+    """A Django OutputWrapper seen as a plain text stream (no newline added per write)."""
+
+    def __init__(self, out: Any) -> None:
+        self._out = out
+
+    def write(self, text: str, /) -> int:
+        self._out.write(text, ending="")
+        return len(text)
+
+    def flush(self) -> None:
+        self._out.flush()
+
+    def isatty(self) -> bool:
+        return bool(self._out.isatty())
+
+
+class MonitorAction(Action):
+    """Sample connections once, or every interval with --watch."""
+
+    name = "monitor"
+    help = (
+        "sample connections (--watch: live view every --interval until Ctrl-C or --count; "
+        "JSON Lines when not a terminal; --record stores samples)"
+    )
+    options = ("watch", "interval", "count", "record")
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--watch",
+            action="store_true",
+            help="monitor: keep sampling every --interval until Ctrl-C (or --count samples)",
+        )
+        parser.add_argument(
+            "--interval",
+            type=positive_float,
+            default=None,
+            metavar="SECONDS",
+            help="monitor: seconds between samples (default: DBCONNMGR['MONITOR_INTERVAL'], 5)",
+        )
+        parser.add_argument(
+            "--count",
+            type=positive_int,
+            default=None,
+            metavar="N",
+            help="monitor: stop after N samples (default: 1, or until Ctrl-C with --watch)",
+        )
+        parser.add_argument(
+            "--record",
+            action="store_true",
+            help="monitor: store each sample in the app's tables (see --action=peak)",
+        )
+
+    def run(self) -> int:
+        interval = self.opts.get("interval") or get_setting("MONITOR_INTERVAL")
+        count: int | None = self.opts.get("count") or (None if self.opts.get("watch") else 1)
+        self.record = bool(self.opts.get("record"))
+        self._last_prune: float | None = None
+        self._record_failing = False
+        self.last: Sample | None = None
+        try:
+            monitor = Monitor(self.alias, float(interval), on_sample=self.on_sample)
+        except (TypeError, ValueError) as exc:
+            raise CommandError(f"DBCONNMGR settings: {exc}") from None
+        if self.record:
+            self._check_tables()
+        stream = self.command.stdout
+        try:
+            if self.format == "json" or not stream.isatty():
+                from dbconnmgr.monitor_render import sample_payload
+
+                for sample in monitor.samples(count):
+                    stream.write(json.dumps(sample_payload(sample), default=str))
+                    stream.flush()
+                    self.last = sample
+            else:
+                self._live(monitor, count)
+        except KeyboardInterrupt:
+            return 0
+        except BrokenPipeError:  # `monitor | head`: the reader left, which is not an error
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
+        # All --count samples taken: say whether the last one could read the server.
+        return 0 if self.last is None or self.last.reachable else 1
+
+    def _live(self, monitor: Monitor, count: int | None) -> None:
+        from rich.live import Live
+
+        from dbconnmgr.monitor_render import MonitorView
+        from dbconnmgr.render import make_console
+
+        view = MonitorView(
+            interval=monitor.interval,
+            count=count,
+            limit=int(get_setting("STATUS_LIMIT")),
+            plain=self.renderer.plain,
+        )
+        # Rich writes partial lines and cursor moves: Django's OutputWrapper must not end
+        # each write with a newline, or every refresh leaves a line behind.
+        console = make_console(_Unterminated(self.command.stdout))
+        if count == 1:
+            for sample in monitor.samples(1):
+                console.print(view.update(sample))
+                self.last = sample
+            return
+        with Live(console=console, auto_refresh=False, redirect_stderr=False) as live:
+            for sample in monitor.samples(count):
+                live.update(view.update(sample), refresh=True)
+                self.last = sample
+
+    def on_sample(self, sample: Sample) -> None:
+        """Per-sample work, run for every sample (reachable or not) before it is shown.
+
+        The one call site for what each sample feeds: recording (``--record``) and the
+        health findings and alerts (``alerts.dispatch(health.evaluate(sample.snapshot))``
+        for reachable samples).
+        """
+        if self.record:
+            self._record(sample)
+        if sample.snapshot is not None:
+            report = health.evaluate(sample.snapshot)
+        elif sample.problem is not None:
+            report = health.evaluate_unavailable(sample.problem)
+        else:
+            return
+        alerts.dispatch(report)  # cooldown, escalation and recovery live there
+
+    # -- recording ---------------------------------------------------------------------------
+    def _recording_alias(self) -> str:
+        from dbconnmgr.models import ConnectionSample
+
+        return router.db_for_write(ConnectionSample) or "default"
+
+    def _check_tables(self) -> None:
+        """Fail at once, with the fix, when the app's tables were never migrated."""
+        from dbconnmgr.models import ConnectionSample
+
+        try:
+            ConnectionSample.objects.filter(pk=0).exists()
+        except ProgrammingError as exc:
+            raise CommandError(self._missing_tables(exc)) from None
+        except OperationalError as exc:
+            if "no such table" in str(exc):
+                raise CommandError(self._missing_tables(exc)) from None
+            # the database may be down right now: the monitor reports that and retries
+            with contextlib.suppress(DatabaseError):
+                connections[self._recording_alias()].close()
+
+    def _missing_tables(self, exc: BaseException) -> str:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return (
+            f"--record: dbconnmgr's tables are missing on database {self._recording_alias()!r} "
+            f"({first}); run: manage.py migrate dbconnmgr"
+        )
+
+    def _record(self, sample: Sample) -> None:
+        from dbconnmgr.history import prune_samples, record_sample
+
+        if not sample.reachable:
+            return
+        try:
+            record_sample(sample)
+            now = time.monotonic()
+            if self._last_prune is None or now - self._last_prune >= PRUNE_EVERY:
+                prune_samples()
+                self._last_prune = now
+        except DatabaseError as exc:
+            if not self._record_failing:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+                sys.stderr.write(f"dbconnmgr: could not record samples (will retry): {first}\n")
+                sys.stderr.flush()
+            self._record_failing = True
+            with contextlib.suppress(DatabaseError):
+                connections[self._recording_alias()].close()
+        else:
+            self._record_failing = False

@@ -1,0 +1,58 @@
+"""``--action=peak``: the busiest hours of the day, from recorded monitoring samples."""
+
+from __future__ import annotations
+
+import argparse
+
+from django.core.management.base import CommandError
+from django.db import DatabaseError, connections
+
+from dbconnmgr.cli import Action, positive_int
+
+#: Days of samples --action=peak reads by default.
+DEFAULT_DAYS = 7
+
+
+class PeakAction(Action):
+    """Max, average and p95 of total connections per hour of day; the peak day and hour."""
+
+    name = "peak"
+    help = "busiest hours of the day from samples recorded by monitor --record (--days N)"
+    options = ("days",)
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--days",
+            type=positive_int,
+            default=None,
+            metavar="N",
+            help=f"peak: how many days of recorded samples to read (default {DEFAULT_DAYS})",
+        )
+
+    def run(self) -> int:
+        from dbconnmgr.history import peak_hours
+        from dbconnmgr.monitor_render import peak_payload, peak_renderables
+
+        days = self.opts.get("days") or DEFAULT_DAYS
+        if self.alias not in connections.settings:
+            known = ", ".join(sorted(connections.settings)) or "none"
+            raise CommandError(f"unknown database alias {self.alias!r} (configured: {known})")
+        try:
+            report = peak_hours(self.alias, days)
+        except DatabaseError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+            hint = "; run: manage.py migrate dbconnmgr" if _missing_table(exc) else ""
+            raise CommandError(f"cannot read recorded samples: {first}{hint}") from None
+        if self.format == "json":
+            self.write_json(peak_payload(report, self.alias, days))
+        else:
+            self.renderer.print(
+                *peak_renderables(report, self.alias, days, plain=self.renderer.plain)
+            )
+        return 0
+
+
+def _missing_table(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "does not exist" in text or "no such table" in text

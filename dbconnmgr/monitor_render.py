@@ -1,0 +1,338 @@
+"""Rendering of monitoring samples and peak reports: the live view, JSON Lines, tables.
+
+Nothing here reads the database: it turns :class:`~dbconnmgr.samples.Sample` and
+:class:`~dbconnmgr.samples.PeakReport` objects into rich renderables and JSON documents.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.utils import timezone
+from rich import box
+from rich.console import Group as RichGroup
+from rich.console import RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from dbconnmgr.conf import thresholds
+from dbconnmgr.render import format_seconds
+from dbconnmgr.samples import PeakReport, Sample
+from dbconnmgr.snapshot import Connection
+
+#: Characters of the utilization bar.
+BAR_WIDTH = 30
+
+
+# -- JSON ------------------------------------------------------------------------------------
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _connection_brief(conn: Connection | None) -> dict[str, Any] | None:
+    if conn is None:
+        return None
+    return {
+        "pid": conn.pid,
+        "user": conn.user,
+        "application_name": conn.application_name,
+        "state": conn.state,
+        "seconds": None if conn.state_seconds is None else round(conn.state_seconds, 1),
+    }
+
+
+def sample_payload(sample: Sample) -> dict[str, Any]:
+    """One JSON Lines record of ``--action=monitor`` (see docs/monitor.md).
+
+    Every record has the same keys; the counts are null when the server was unreachable.
+    """
+    change = sample.change
+    return {
+        "sequence": sample.sequence,
+        "database": sample.alias,
+        "taken_at": _iso(sample.taken_at),
+        "reachable": sample.reachable,
+        "total_connections": sample.total_connections,
+        "usable_connections": sample.usable_connections,
+        "max_connections": sample.max_connections,
+        "usable_utilization_percent": sample.usable_utilization_percent,
+        "by_state": sample.by_state,
+        "by_application": sample.by_application,
+        "active_sessions": sample.active_sessions,
+        "aas": sample.aas,
+        "aas_window_seconds": sample.aas_window_seconds,
+        "aas_samples": sample.aas_samples,
+        "waiting_connections": sample.waiting_connections,
+        "longest_idle_in_transaction": _connection_brief(sample.longest_idle_in_transaction),
+        "change": None
+        if change is None
+        else {
+            "total_connections": change.total_connections,
+            "by_state": change.by_state,
+            "by_application": change.by_application,
+        },
+        "error": sample.error,
+        "unreachable_since": _iso(sample.unreachable_since),
+        "recovered_from": _iso(sample.recovered_from),
+    }
+
+
+def peak_payload(report: PeakReport, alias: str, days: int) -> dict[str, Any]:
+    """The JSON document of ``--action=peak --format=json`` (see docs/monitor.md)."""
+    peak = report.peak_hour
+    return {
+        "database": alias,
+        "days": days,
+        "time_zone": timezone.get_current_timezone_name(),
+        "samples": report.samples,
+        "first": _iso(report.first),
+        "last": _iso(report.last),
+        "hours": [
+            {"hour": h.hour, "samples": h.samples, "max": h.max, "average": h.average, "p95": h.p95}
+            for h in report.hours
+        ],
+        "peak_hour": None if peak is None else peak.hour,
+        "peak_day": None if report.peak_day is None else report.peak_day.isoformat(),
+        "peak_day_hour": report.peak_day_hour,
+        "peak_connections": report.peak_connections,
+        "peak_at": _iso(report.peak_at),
+    }
+
+
+# -- live view ---------------------------------------------------------------------------------
+def utilization_style(percent: float) -> str:
+    """Colour of a utilization figure: thresholds from ``DBCONNMGR["THRESHOLDS"]``."""
+    limits = thresholds()
+    if percent >= float(limits["UTILIZATION_CRITICAL"]):
+        return "bold red"
+    if percent >= float(limits["UTILIZATION_WARNING"]):
+        return "yellow"
+    return "green"
+
+
+def utilization_bar(percent: float, *, plain: bool = False, width: int = BAR_WIDTH) -> Text:
+    """``[#####.....]``: the share of usable slots in use, coloured by the thresholds."""
+    filled = min(width, max(0, round(percent * width / 100)))
+    full, empty = ("#", ".") if plain else ("█", "░")
+    bar = Text("[")
+    bar.append(full * filled, style=utilization_style(percent))
+    bar.append(empty * (width - filled), style="dim")
+    bar.append("]")
+    return bar
+
+
+def _signed(value: int | None) -> Text:
+    if not value:
+        return Text("")
+    return Text(f"{value:+d}", style="red" if value > 0 else "green")
+
+
+def _clock(value: datetime) -> str:
+    return timezone.localtime(value).strftime("%H:%M:%S")
+
+
+def _describe(conn: Connection | None) -> str:
+    if conn is None:
+        return "none"
+    app = conn.application_name or "(none)"
+    return f"{format_seconds(conn.state_seconds)} (pid {conn.pid}, {conn.user}, {app})"
+
+
+class MonitorView:
+    """Builds the live view of ``--action=monitor --watch`` from successive samples.
+
+    Args:
+        interval: seconds between samples (shown in the header).
+        count: how many samples the monitor takes (None: until interrupted).
+        limit: rows of the by-application table.
+        plain: ASCII boxes and bar (no colour terminal).
+    """
+
+    def __init__(
+        self, *, interval: float, count: int | None, limit: int = 10, plain: bool = False
+    ) -> None:
+        self.interval = interval
+        self.count = count
+        self.limit = limit
+        self.plain = plain
+        self.box = box.ASCII2 if plain else box.ROUNDED
+        self.last_reachable: Sample | None = None
+
+    def update(self, sample: Sample) -> RenderableType:
+        """The view after ``sample``: its figures, or the last ones under an outage banner."""
+        if sample.reachable:
+            self.last_reachable = sample
+        shown = self.last_reachable
+        parts: list[RenderableType] = [self._header(sample, shown)]
+        if not sample.reachable:
+            since = sample.unreachable_since or sample.taken_at
+            down = (sample.taken_at - since).total_seconds()
+            parts.append(
+                Text(
+                    f"UNREACHABLE since {_clock(since)} ({format_seconds(down)}): "
+                    f"{sample.error}; retrying every {format_seconds(self.interval)}",
+                    style="bold red",
+                )
+            )
+        elif sample.recovered_from is not None:
+            down = (sample.taken_at - sample.recovered_from).total_seconds()
+            parts.append(
+                Text(
+                    f"reachable again (unreachable from {_clock(sample.recovered_from)}, "
+                    f"about {format_seconds(down)})",
+                    style="bold green",
+                )
+            )
+        if shown is not None:
+            parts.extend(self._figures(shown, stale=not sample.reachable))
+        return RichGroup(*parts)
+
+    def _header(self, sample: Sample, shown: Sample | None) -> Text:
+        of = f"/{self.count}" if self.count else ""
+        server = ""
+        if shown is not None and shown.snapshot is not None:
+            limits = shown.snapshot.limits
+            version = limits.version.split(" ", 1)[0]  # "15.18", not the packager's suffix
+            server = (
+                f" - PostgreSQL {version} as {limits.current_user}, "
+                f"max_connections {limits.max_connections}"
+            )
+        return Text.assemble(
+            ("dbconnmgr monitor", "bold"),
+            f": {sample.alias}{server}\n",
+            (
+                f"sample {sample.sequence}{of} at {_clock(sample.taken_at)}, "
+                f"every {format_seconds(self.interval)}",
+                "dim",
+            ),
+        )
+
+    def _figures(self, sample: Sample, *, stale: bool) -> list[RenderableType]:
+        pct = sample.usable_utilization_percent or 0.0
+        total = sample.total_connections or 0
+        change = sample.change
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="bold")
+        grid.add_column()
+        grid.add_row(
+            "Utilization",
+            Text.assemble(
+                utilization_bar(pct, plain=self.plain),
+                " ",
+                (f"{pct}%", utilization_style(pct)),
+                f" of {sample.usable_connections} usable: {total} in use ",
+                _signed(change.total_connections if change else None),
+            ),
+        )
+        grid.add_row(
+            "Average active",
+            f"AAS {sample.aas:.2f} over the last {format_seconds(sample.aas_window_seconds)} "
+            f"({sample.aas_samples} sample(s)); active now {sample.active_sessions}",
+        )
+        grid.add_row("Waiting on locks", self._waiting(sample))
+        grid.add_row("Longest idle in txn", _describe(sample.longest_idle_in_transaction))
+        if sample.snapshot is not None and sample.snapshot.visibility == "restricted":
+            grid.add_row(
+                "Visibility",
+                Text(
+                    f"restricted: {sample.snapshot.hidden_connections} session(s) hidden; "
+                    "grant pg_read_all_stats for full figures",
+                    style="yellow",
+                ),
+            )
+
+        states = Table(title="By state", box=self.box, title_justify="left")
+        states.add_column("state")
+        states.add_column("count", justify="right")
+        states.add_column("change", justify="right")
+        for state, n in (sample.by_state or {}).items():
+            delta = change.by_state.get(state) if change else None
+            if n == 0 and not delta and state not in ("active", "idle", "idle in transaction"):
+                continue
+            states.add_row(state, str(n), _signed(delta))
+
+        apps = Table(title="By application", box=self.box, title_justify="left")
+        apps.add_column("application")
+        apps.add_column("count", justify="right")
+        apps.add_column("change", justify="right")
+        by_app = sample.by_application or {}
+        for name, n in list(by_app.items())[: self.limit]:
+            apps.add_row(name, str(n), _signed(change.by_application.get(name) if change else None))
+        gone = [n for n in (change.by_application if change else {}) if n not in by_app]
+        for name in gone[: max(0, self.limit - len(by_app))]:
+            apps.add_row(name, "0", _signed(change.by_application[name] if change else None))
+        if len(by_app) > self.limit:
+            apps.caption = f"{len(by_app) - self.limit} more application(s)"
+
+        side_by_side = Table.grid(padding=(0, 2))
+        side_by_side.add_row(states, apps)
+        parts: list[RenderableType] = [grid, side_by_side]
+        if self.count != 1:
+            parts.append(Text("Ctrl-C to stop", style="dim"))
+        if stale:
+            parts.insert(0, Text(f"last reading, at {_clock(sample.taken_at)}:", style="dim"))
+        return parts
+
+    def _waiting(self, sample: Sample) -> str:
+        n = sample.waiting_connections or 0
+        if not n or sample.snapshot is None:
+            return str(n)
+        waiting = sample.snapshot.waiting_connections[:3]
+        detail = ", ".join(
+            f"pid {c.pid} blocked by {', '.join(map(str, c.blocking_pids)) or '?'}" for c in waiting
+        )
+        more = f" and {n - len(waiting)} more" if n > len(waiting) else ""
+        return f"{n}: {detail}{more}"
+
+
+# -- peak table --------------------------------------------------------------------------------
+def peak_renderables(
+    report: PeakReport, alias: str, days: int, *, plain: bool = False
+) -> list[RenderableType]:
+    """The ``--action=peak`` report as rich renderables."""
+    tz = timezone.get_current_timezone_name()
+    if not report.samples:
+        return [
+            Text(
+                f"No recorded samples for database {alias!r} in the last {days} day(s). "
+                "Record some with: manage.py db_connections --action=monitor --watch --record"
+            )
+        ]
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="bold")
+    head.add_column()
+    head.add_row("Database alias", alias)
+    assert report.first is not None and report.last is not None
+    head.add_row(
+        "Samples",
+        f"{report.samples} from {report.first:%Y-%m-%d %H:%M} to {report.last:%Y-%m-%d %H:%M} "
+        f"({tz}), last {days} day(s)",
+    )
+    peak = report.peak_hour
+    if peak is not None:
+        head.add_row(
+            "Peak hour of day",
+            f"{peak.hour:02d}:00-{peak.hour:02d}:59: p95 {peak.p95}, max {peak.max}, "
+            f"average {peak.average}",
+        )
+    if report.peak_day is not None and report.peak_at is not None:
+        head.add_row(
+            "Peak day and hour",
+            f"{report.peak_day.isoformat()} {report.peak_day_hour:02d}:00: "
+            f"{report.peak_connections} connections (at {report.peak_at:%H:%M:%S})",
+        )
+    table = Table(
+        title=f"Total connections per hour of day ({tz})",
+        box=box.ASCII2 if plain else box.ROUNDED,
+        title_justify="left",
+    )
+    for column in ("hour", "samples", "max", "average", "p95"):
+        table.add_column(column, justify="left" if column == "hour" else "right")
+    for h in report.hours:
+        style = "bold" if peak is not None and h.hour == peak.hour else None
+        table.add_row(
+            f"{h.hour:02d}:00", str(h.samples), str(h.max), f"{h.average:.1f}", str(h.p95),
+            style=style,
+        )  # fmt: skip
+    return [head, Text(""), table]
