@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import statistics
 import time
 from collections.abc import Callable
 
@@ -33,17 +32,8 @@ TARGET_US = 20.0
 def interleaved_cpu_medians(
     fns: dict[str, Callable[[], object]], repeat: int = 15, warmup: int = 2
 ) -> dict[str, float]:
-    """Like ``interleaved_medians`` but in CPU seconds of this thread (``time.thread_time``)."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    samples: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeat):
-        for name, fn in fns.items():
-            start = time.thread_time()
-            fn()
-            samples[name].append(time.thread_time() - start)
-    return {name: statistics.median(values) for name, values in samples.items()}
+    """``interleaved_medians`` in CPU seconds of this thread (``time.thread_time``)."""
+    return interleaved_medians(fns, repeat, warmup, clock=time.thread_time)
 
 
 def _us(seconds: float, per: int) -> str:

@@ -507,8 +507,8 @@ def _exempt(conn: Connection, patterns: Sequence[str]) -> bool:
     return any(fnmatch.fnmatchcase(conn.application_name, p) for p in patterns)
 
 
-def _brief(conn: Connection, seconds: float | None) -> dict[str, Any]:
-    """A session as findings show it: never its query text or client address."""
+def session_brief(conn: Connection, seconds: float | None) -> dict[str, Any]:
+    """A session as findings and JSON reports show it: never its query text or client address."""
     return {
         "pid": conn.pid,
         "user": conn.user,
@@ -559,7 +559,7 @@ def _age_finding(
         {
             "count": len(over),
             "longest_seconds": round(longest, 1) if aged else None,
-            "sessions": [_brief(c, a) for a, c in over[:SESSIONS_LISTED]],
+            "sessions": [session_brief(c, a) for a, c in over[:SESSIONS_LISTED]],
             "warning": warn,
             "critical": crit,
             "exempt_applications": list(exempt),
@@ -633,7 +633,7 @@ def _lock_waits(snapshot: Snapshot, t: Mapping[str, Any]) -> Finding:
                     "state": blocker.state if blocker else None,
                 }
             )
-        entry = _brief(conn, seconds)
+        entry = session_brief(conn, seconds)
         entry["blocked_by"] = blocked_by
         sessions.append(entry)
     severity = _level(longest, warn, crit) if waiting else Severity.OK

@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from dbconnmgr.conf import thresholds
+from dbconnmgr.payloads import connection_brief
 from dbconnmgr.render import format_seconds
 from dbconnmgr.samples import PeakReport, Sample
 from dbconnmgr.snapshot import Connection
@@ -30,24 +31,13 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def _connection_brief(conn: Connection | None) -> dict[str, Any] | None:
-    if conn is None:
-        return None
-    return {
-        "pid": conn.pid,
-        "user": conn.user,
-        "application_name": conn.application_name,
-        "state": conn.state,
-        "seconds": None if conn.state_seconds is None else round(conn.state_seconds, 1),
-    }
-
-
 def sample_payload(sample: Sample) -> dict[str, Any]:
     """One JSON Lines record of ``--action=monitor`` (see docs/monitor.md).
 
     Every record has the same keys; the counts are null when the server was unreachable.
     """
     change = sample.change
+    iit = sample.longest_idle_in_transaction
     return {
         "sequence": sample.sequence,
         "database": sample.alias,
@@ -64,7 +54,7 @@ def sample_payload(sample: Sample) -> dict[str, Any]:
         "aas_window_seconds": sample.aas_window_seconds,
         "aas_samples": sample.aas_samples,
         "waiting_connections": sample.waiting_connections,
-        "longest_idle_in_transaction": _connection_brief(sample.longest_idle_in_transaction),
+        "longest_idle_in_transaction": connection_brief(iit, iit.state_seconds if iit else None),
         "change": None
         if change is None
         else {

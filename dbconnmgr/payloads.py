@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dbconnmgr.health import Report
+from dbconnmgr.health import Report, session_brief
 from dbconnmgr.snapshot import Connection, Group, Snapshot
 
 
@@ -16,17 +16,9 @@ def _group_payload(groups: list[Group]) -> list[dict[str, Any]]:
     return [{"name": g.name, "count": g.count, "by_state": g.by_state} for g in groups]
 
 
-def _connection_brief(conn: Connection | None, seconds: float | None) -> dict[str, Any] | None:
-    if conn is None:
-        return None
-    return {
-        "pid": conn.pid,
-        "user": conn.user,
-        "application_name": conn.application_name,
-        "database": conn.database,
-        "state": conn.state,
-        "seconds": _round(seconds),
-    }
+def connection_brief(conn: Connection | None, seconds: float | None) -> dict[str, Any] | None:
+    """:func:`dbconnmgr.health.session_brief`, or None when there is no such session."""
+    return None if conn is None else session_brief(conn, seconds)
 
 
 def status_payload(snapshot: Snapshot, limit: int | None = None) -> dict[str, Any]:
@@ -62,11 +54,11 @@ def status_payload(snapshot: Snapshot, limit: int | None = None) -> dict[str, An
         "longest_idle_in_transaction_seconds": _round(
             longest_iit.state_seconds if longest_iit else None
         ),
-        "longest_idle_in_transaction": _connection_brief(
+        "longest_idle_in_transaction": connection_brief(
             longest_iit, longest_iit.state_seconds if longest_iit else None
         ),
         "oldest_transaction_seconds": _round(oldest.transaction_seconds if oldest else None),
-        "oldest_transaction": _connection_brief(
+        "oldest_transaction": connection_brief(
             oldest, oldest.transaction_seconds if oldest else None
         ),
         "waiting_connections": len(snapshot.waiting_connections),

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -69,26 +71,44 @@ class Action:
         return answer.strip().lower() in {"y", "yes"}
 
 
-def positive_int(value: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
-    return number
+def whole_number(minimum: int = 0) -> Callable[[str], int]:
+    """An argparse type: a whole number >= ``minimum``."""
+
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+        if number < minimum:
+            raise argparse.ArgumentTypeError(f"expected a number >= {minimum}, got {value}")
+        return number
+
+    return parse
 
 
-def non_negative_float(value: str) -> float:
-    """argparse type: a number >= 0 (seconds, thresholds)."""
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
-    if number != number or number < 0 or number == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {value}")
-    return number
+def finite_number(
+    low: float = 0, high: float | None = None, *, above: bool = False, what: str = "a number"
+) -> Callable[[str], float]:
+    """An argparse type: a finite number >= ``low`` (> ``low`` with ``above``), <= ``high``."""
+    bounds = f"{'>' if above else '>='} {low:g}" + (f" and <= {high:g}" if high is not None else "")
+
+    def parse(value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {value!r}") from None
+        in_range = (number > low if above else number >= low) and (high is None or number <= high)
+        if not (math.isfinite(number) and in_range):
+            raise argparse.ArgumentTypeError(f"expected {what} {bounds}, got {value}")
+        return number
+
+    return parse
+
+
+#: argparse type: a whole number >= 1 (counts, limits).
+positive_int = whole_number(1)
+#: argparse type: a finite number >= 0 (seconds, thresholds).
+non_negative_float = finite_number(0)
 
 
 def registry() -> dict[str, type[Action]]:

@@ -18,7 +18,7 @@ from dbconnmgr.budget import (
     pool_size_from_settings,
     services_from_setting,
 )
-from dbconnmgr.cli import Action
+from dbconnmgr.cli import Action, finite_number, whole_number
 from dbconnmgr.conf import get_setting
 from dbconnmgr.snapshot import Snapshot
 
@@ -32,26 +32,8 @@ def service_spec(value: str) -> str:
     return value
 
 
-def whole_number(value: str) -> int:
-    """argparse type: an integer >= 0."""
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
-    return number
-
-
-def safety_factor(value: str) -> float:
-    """argparse type: a number in (0, 1]."""
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
-    if not 0 < number <= 1:
-        raise argparse.ArgumentTypeError(f"expected a number > 0 and <= 1, got {value}")
-    return number
+#: argparse type of --safety: a number in (0, 1].
+safety_factor = finite_number(0, 1, above=True)
 
 
 def effective_usable(snapshot: Snapshot, database: str | None) -> tuple[int, str]:
@@ -101,7 +83,7 @@ class BudgetAction(Action):
         )
         parser.add_argument(
             "--headroom",
-            type=whole_number,
+            type=whole_number(0),
             default=None,
             help="slots kept free for people and one-off jobs "
             "(default: DBCONNMGR['BUDGET_HEADROOM'], 5)",

@@ -14,7 +14,7 @@ from django.core.management.base import CommandError
 from django.db import DatabaseError, OperationalError, ProgrammingError, connections, router
 
 from dbconnmgr import alerts, health
-from dbconnmgr.cli import Action, positive_int
+from dbconnmgr.cli import Action, finite_number, positive_int
 from dbconnmgr.conf import get_setting
 from dbconnmgr.monitoring import Monitor
 from dbconnmgr.samples import Sample
@@ -23,15 +23,8 @@ from dbconnmgr.samples import Sample
 PRUNE_EVERY = 3600.0
 
 
-def positive_float(value: str) -> float:
-    """argparse type: a finite number > 0 (an interval in seconds)."""
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {value!r}") from None
-    if not (number > 0 and number != float("inf")):
-        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {value}")
-    return number
+#: argparse type of --interval: a finite number of seconds > 0.
+positive_float = finite_number(0, above=True, what="a number of seconds")
 
 
 class _Unterminated:
