@@ -1,5 +1,8 @@
 """The demo: several "services" open a realistic mix of connections, then dbconnmgr looks.
 
+It runs, as a user would: status, health (Nagios exit codes), budget, close-idle as a dry
+run and for real on the web service's idle sessions, and one monitor sample.
+
 Run with ``scripts/demo``. Without ``DATABASE_URL`` a throwaway PostgreSQL server is started
 (max_connections=40) and removed at the end; with it, the demo uses that server (the role
 must be allowed to CREATE ROLE / CREATE DATABASE).
@@ -152,6 +155,18 @@ def main() -> int:
             time.sleep(2)  # let ages grow so the oldest transaction is visible
             django_url = urlsplit(url)._replace(path="/shop").geturl()
             code = manage(django_url, "db_connections", "--action=status", "--limit=5")
+            # health exits 1/2 on purpose here (the demo's server is busy): not a failure.
+            manage(django_url, "db_connections", "--action=health")
+            manage(
+                django_url, "db_connections", "--action=budget",
+                "--service=web=2x4x8:10", "--service=worker=1x2x4:4",
+            )  # fmt: skip
+            for extra in ("--dry-run", "--noinput"):
+                manage(
+                    django_url, "db_connections", "--action=close-idle", "--idle-for=1",
+                    "--application=shop-web", extra,
+                )  # fmt: skip
+            manage(django_url, "db_connections", "--action=monitor", "--format=json")
         finally:
             services.close()
     return code
