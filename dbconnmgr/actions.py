@@ -13,14 +13,13 @@ import getpass
 import logging
 import math
 import os
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from dbconnmgr.backends import ConnectionBackend, get_backend
+from dbconnmgr.backends import ConnectionBackend, get_backend, working_backend
 from dbconnmgr.conf import get_setting
 from dbconnmgr.exceptions import ActionNotPossible, InsufficientPrivilege
 from dbconnmgr.termination import (
@@ -102,7 +101,7 @@ def close_idle_connections(
         database_name=database_name,
         include_superusers=include_superusers,
     )
-    with _working_backend(using, separate=False) as backend:
+    with working_backend(using, separate=False) as backend:
         return _run(backend, using, criteria, dry_run=dry_run, confirm=confirm)
 
 
@@ -153,7 +152,7 @@ def force_close_connections(
         include_superusers=include_superusers,
         exclude_pids=local.backend_pids if local is not None else _local_backend_pids(using),
     )
-    with _working_backend(using, separate=True) as worker:
+    with working_backend(using, separate=True) as worker:
         return _run(worker, using, criteria, dry_run=dry_run, confirm=confirm, local=local)
 
 
@@ -262,33 +261,6 @@ def _run(
 def _outcome(answers: Any, pid: int) -> str | None:
     answer = answers.get(pid)
     return None if answer is None else str(answer.outcome)
-
-
-@contextmanager
-def _working_backend(using: str, *, separate: bool) -> Iterator[ConnectionBackend]:
-    """The backend to act through.
-
-    A pooled alias (or ``separate``) gets a private, unpooled copy of the connection,
-    closed afterwards: re-opening a pool would start connections of the project that the
-    action itself might then select.
-    """
-    backend = get_backend(using)
-    connection = backend.connection
-    if not separate and not _pool_configured(connection):
-        yield backend
-        return
-    clone = connection.copy()
-    clone.settings_dict["OPTIONS"] = {
-        k: v for k, v in (clone.settings_dict.get("OPTIONS") or {}).items() if k != "pool"
-    }
-    try:
-        yield type(backend)(using, clone)
-    finally:
-        clone.close()
-
-
-def _pool_configured(connection: BaseDatabaseWrapper) -> bool:
-    return bool((connection.settings_dict.get("OPTIONS") or {}).get("pool"))
 
 
 def _os_user() -> str:

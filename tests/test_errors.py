@@ -87,3 +87,32 @@ def test_full_server_from_python_raises_server_unavailable(small_server: PgServe
 def test_option_of_another_action_is_refused_by_its_own_name() -> None:
     result = manage("db_connections", "--action=status", "--noinput")
     _one_line_error(result, "--noinput does not apply to --action=status")
+
+
+def test_status_on_a_pooled_alias_reads_through_one_private_connection(dsn: str) -> None:
+    """The pool (min_size 3) is never opened: only the command's own session appears."""
+    import json
+
+    from tests.conftest import dsn_to_url
+
+    result = manage(
+        "db_connections", "--database=pooled", "--format=json", "--limit=100",
+        settings_module="tests.settings_pool", database_url=dsn_to_url(dsn),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    apps = {g["name"]: g["count"] for g in json.loads(result.stdout)["by_application"]}
+    assert apps.get("t-ci-pooled") == 1
+
+
+def test_pooled_alias_on_an_unreachable_server_fails_at_once() -> None:
+    """Not the pool's 'couldn't get a connection after 30 sec', nor its warnings."""
+    url = f"postgres://postgres:x@127.0.0.1:{free_port()}/postgres"
+    for action in ("status", "health"):
+        result = manage(
+            "db_connections", f"--action={action}", "--database=pooled",
+            settings_module="tests.settings_pool", database_url=url, timeout=25,
+        )  # fmt: skip
+        assert result.returncode != 0
+        assert "Traceback" not in result.stderr
+        assert "couldn't get a connection" not in result.stderr + result.stdout
+        assert "connection refused" in (result.stderr + result.stdout).lower()

@@ -6,11 +6,11 @@ import argparse
 import re
 from typing import Any
 
-from dbconnmgr import check_health
+from dbconnmgr.backends import working_backend
 from dbconnmgr.cli import Action
 from dbconnmgr.conf import thresholds as configured_thresholds
-from dbconnmgr.exceptions import DbConnMgrError
-from dbconnmgr.health import Severity, threshold_errors
+from dbconnmgr.exceptions import DbConnMgrError, ServerUnavailable
+from dbconnmgr.health import Severity, evaluate, evaluate_unavailable, threshold_errors
 from dbconnmgr.payloads import health_payload, nagios_perfdata
 
 _SPEC = re.compile(r"^(?:(?P<kind>count|free):)?(?P<number>\d+(?:\.\d+)?)(?P<pct>%)?$")
@@ -62,7 +62,11 @@ class HealthAction(Action):
     def run(self) -> int:
         try:
             thresholds = self.thresholds()
-            report = check_health(self.alias, thresholds)
+            with working_backend(self.alias) as backend:
+                try:
+                    report = evaluate(backend.snapshot(), thresholds)
+                except ServerUnavailable as exc:
+                    report = evaluate_unavailable(exc)
         except (DbConnMgrError, ValueError) as exc:
             # Nagios reads exit 1 as WARNING and 2 as CRITICAL: a check that cannot run is
             # UNKNOWN (3).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dbconnmgr import take_snapshot
+from dbconnmgr.backends import working_backend
 from dbconnmgr.cli import Action, positive_int
 from dbconnmgr.conf import get_setting
 
@@ -27,7 +27,8 @@ class StatusAction(Action):
 
     def run(self) -> int:
         limit = self.opts.get("limit") or get_setting("STATUS_LIMIT")
-        snapshot = take_snapshot(self.alias)
+        with working_backend(self.alias) as backend:
+            snapshot = backend.snapshot()
         if self.format == "json":
             from dbconnmgr.payloads import status_payload
 
