@@ -8,16 +8,17 @@ import json
 import os
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.management.base import CommandError
 from django.db import DatabaseError, OperationalError, ProgrammingError, connections, router
 
-from dbconnmgr import alerts, health
 from dbconnmgr.cli import Action, finite_number, positive_int
 from dbconnmgr.conf import get_setting
-from dbconnmgr.monitoring import Monitor
-from dbconnmgr.samples import Sample
+
+if TYPE_CHECKING:  # imported in run(): every db_connections call builds this parser
+    from dbconnmgr.monitoring import Monitor
+    from dbconnmgr.samples import Sample
 
 #: Seconds between two prunings of old samples while recording.
 PRUNE_EVERY = 3600.0
@@ -89,6 +90,8 @@ class MonitorAction(Action):
         self._record_failing = False
         self.last: Sample | None = None
         try:
+            from dbconnmgr.monitoring import Monitor
+
             monitor = Monitor(self.alias, float(interval), on_sample=self.on_sample)
         except (TypeError, ValueError) as exc:
             raise CommandError(f"DBCONNMGR settings: {exc}") from None
@@ -148,6 +151,8 @@ class MonitorAction(Action):
         """
         if self.record:
             self._record(sample)
+        from dbconnmgr import alerts, health
+
         if sample.snapshot is not None:
             report = health.evaluate(sample.snapshot)
         elif sample.problem is not None:

@@ -6,7 +6,6 @@ import argparse
 import sys
 from typing import Any, ClassVar
 
-from dbconnmgr.actions import close_idle_connections, force_close_connections
 from dbconnmgr.cli import Action, non_negative_float
 from dbconnmgr.termination import STATE_CHOICES, TerminationReport
 
@@ -127,6 +126,8 @@ class CloseIdleAction(_TerminatingAction):
         )
 
     def run(self) -> int:
+        from dbconnmgr.actions import close_idle_connections
+
         report = close_idle_connections(
             self.alias,
             older_than=self.opts.get("idle_for"),
@@ -156,6 +157,8 @@ class ForceCloseAction(_TerminatingAction):
         super().add_arguments(parser)
 
     def run(self) -> int:
+        from dbconnmgr.actions import force_close_connections
+
         report = force_close_connections(
             self.alias,
             dry_run=bool(self.opts.get("dry_run")),
