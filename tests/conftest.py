@@ -256,3 +256,21 @@ def health_alias(health_server: PgServer) -> Iterator[str]:
     """Django alias ``health`` on :func:`health_server` (superuser)."""
     with database_alias("health", health_server.url) as alias:
         yield alias
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None) -> Iterator[None]:
+    """pytest-django's test database, with leftover sessions ended before it is dropped.
+
+    Some tests leave a connection open on purpose (connection_monitor's leak detection
+    needs a thread that never closes its connection); DROP DATABASE would refuse.
+    """
+    yield
+    dsn = superuser_dsn()
+    test_db = pg_conninfo.conninfo_to_dict(dsn)["dbname"]
+    with psycopg.connect(dsn, dbname="postgres", autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            (test_db,),
+        )
