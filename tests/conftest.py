@@ -252,6 +252,16 @@ def health_server() -> Iterator[PgServer]:
 
 
 @pytest.fixture
+def held(health_server: PgServer) -> Iterator[Sessions]:
+    """Sessions on the health server (superuser), closed at teardown."""
+    factory = Sessions(health_server.dsn())
+    try:
+        yield factory
+    finally:
+        factory.close_all()
+
+
+@pytest.fixture
 def health_alias(health_server: PgServer) -> Iterator[str]:
     """Django alias ``health`` on :func:`health_server` (superuser)."""
     with database_alias("health", health_server.url) as alias:

@@ -18,7 +18,7 @@ from dbconnmgr import alerts, check_health, evaluate, take_snapshot
 from dbconnmgr.alerts import Alert, AlertDispatcher
 from dbconnmgr.health import Severity
 from dbconnmgr.signals import connection_alert
-from devtools.pgserver import PgServer, free_port
+from devtools.pgserver import free_port
 from tests import alert_handlers
 from tests.conftest import Sessions, database_alias
 
@@ -41,15 +41,6 @@ def _clean() -> Iterator[None]:
     alerts.reset()
     yield
     alerts.reset()
-
-
-@pytest.fixture
-def held(health_server: PgServer) -> Iterator[Sessions]:
-    factory = Sessions(health_server.dsn())
-    try:
-        yield factory
-    finally:
-        factory.close_all()
 
 
 def sent() -> list[tuple[str, str, str]]:

@@ -28,16 +28,6 @@ from tests.conftest import Sessions, database_alias
 QUIET = {"IDLE_RATIO_WARNING": None}  # held idle sessions would also trip the idle ratio
 
 
-@pytest.fixture
-def held(health_server: PgServer) -> Iterator[Sessions]:
-    """Sessions on the health server (superuser), closed at teardown."""
-    factory = Sessions(health_server.dsn())
-    try:
-        yield factory
-    finally:
-        factory.close_all()
-
-
 def settled(alias: str, held: Sessions, extra: int = 0):
     """A snapshot showing exactly the held sessions (plus ``extra`` others) and the reader.
 

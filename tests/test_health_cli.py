@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -11,15 +10,6 @@ import pytest
 
 from devtools.pgserver import PgServer, free_port
 from tests.conftest import Sessions, manage
-
-
-@pytest.fixture
-def held(health_server: PgServer) -> Iterator[Sessions]:
-    factory = Sessions(health_server.dsn())
-    try:
-        yield factory
-    finally:
-        factory.close_all()
 
 
 def health(server_url: str, *args: str, dbconnmgr: dict[str, Any] | None = None):
