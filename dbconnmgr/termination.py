@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 #: Per-backend outcomes, in display order.
 Outcome = Literal[
@@ -24,15 +24,7 @@ Outcome = Literal[
     "permission_denied",
     "protected",
 ]
-OUTCOMES: tuple[Outcome, ...] = (
-    "terminated",
-    "would_terminate",
-    "not_exited",
-    "already_gone",
-    "no_longer_matching",
-    "permission_denied",
-    "protected",
-)
+OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 #: Outcomes that mean "we meant to terminate it and could not": they make the command exit 3.
 FAILED_OUTCOMES: frozenset[Outcome] = frozenset({"permission_denied", "not_exited"})
 

@@ -31,6 +31,7 @@ class Command(BaseCommand):
             raise CommandError(f"Error: {message}")
 
         parser.error = error  # type: ignore[method-assign]
+        self._parser = parser  # handle() reads defaults and flag names from it
         return parser
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -74,8 +75,9 @@ class Command(BaseCommand):
         for cls in registry().values():
             for dest in cls.options:
                 owners.setdefault(dest, []).append(cls.name)
-        parser = self.create_parser("manage.py", "db_connections")
-        defaults = vars(parser.parse_args([]))
+        # run_from_argv() and call_command() both build the parser before handle().
+        parser = getattr(self, "_parser", None) or self.create_parser("manage.py", "db_connections")
+        defaults = {a.dest: a.default for a in parser._actions}
         flags = {a.dest: a.option_strings[0] for a in parser._actions if a.option_strings}
         for dest, names in owners.items():
             if action in names:
