@@ -51,7 +51,7 @@ def main() -> None:
         from django.test.utils import CaptureQueriesContext
 
         from dbconnmgr import connection_monitor
-        from dbconnmgr.monitoring_block import _observe
+        from dbconnmgr.block_monitor.tracking import _observe
 
         log = logging.getLogger("dbconnmgr.monitor")
         log.propagate = False

@@ -3,7 +3,7 @@ max_connections 50, for three connection settings measured side by side in one r
 
 - ``persistent``: Django's persistent connections, one per thread (CONN_MAX_AGE=600, no pool)
 - ``conn_max_age_0``: a new connection per request (CONN_MAX_AGE=0, no pool)
-- ``helpers``: dbconnmgr.config.database_config() with a pool sized by dbconnmgr.budget
+- ``helpers``: dbconnmgr.database_settings.database_config(), pool sized by dbconnmgr.core.budget
 
 Every configuration serves example_project's ``/products/`` view (one query) through
 ``example_project.settings``, configured only by environment variables. Errors are the
@@ -30,7 +30,7 @@ from pathlib import Path
 import psycopg
 
 from bench.common import bench_server, print_table
-from dbconnmgr.budget import Service, compute_budget
+from dbconnmgr.core.budget import Service, compute_budget
 from devtools.pgserver import PgServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -73,7 +73,8 @@ def main() -> None:
         from rich.segment import Segment
 
         from dbconnmgr import Monitor, take_snapshot
-        from dbconnmgr.monitor_render import MonitorView, sample_payload
+        from dbconnmgr.live_view import MonitorView
+        from dbconnmgr.payloads import sample_payload
         from dbconnmgr.render import Renderer, make_console
 
         with idle_connections(server.dsn(), CONNECTIONS, "bench-monitor"):

@@ -8,12 +8,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from dbconnmgr.budget import Budget, Service, compute_budget, connector_share
-from dbconnmgr.config import (
-    PROFILES,
-    append_server_options,
-    database_config,
-    normalize_database_settings,
+from dbconnmgr.core.budget import Budget, Service, compute_budget, connector_share
+from dbconnmgr.core.health import Finding, Report, Severity, evaluate, evaluate_unavailable
+from dbconnmgr.core.snapshot import STATES, Connection, Group, ServerLimits, Snapshot
+from dbconnmgr.core.termination import (
+    Candidate,
+    Criteria,
+    LocalClose,
+    TerminationReport,
+    TerminationResult,
 )
 from dbconnmgr.exceptions import (
     ActionNotPossible,
@@ -23,15 +26,14 @@ from dbconnmgr.exceptions import (
     UnknownDatabaseAlias,
     UnsupportedDatabase,
 )
-from dbconnmgr.health import Finding, Report, Severity, evaluate, evaluate_unavailable
-from dbconnmgr.snapshot import STATES, Connection, Group, ServerLimits, Snapshot
-from dbconnmgr.termination import (
-    Candidate,
-    Criteria,
-    LocalClose,
-    TerminationReport,
-    TerminationResult,
-)
+
+if TYPE_CHECKING:
+    from dbconnmgr.database_settings import (
+        PROFILES,
+        append_server_options,
+        database_config,
+        normalize_database_settings,
+    )
 
 if TYPE_CHECKING:
     from dbconnmgr.actions import (
@@ -42,15 +44,15 @@ if TYPE_CHECKING:
     )
 
 if TYPE_CHECKING:
-    from dbconnmgr.history import peak_hours, prune_samples, record_sample
-    from dbconnmgr.monitoring import Monitor, iter_samples
-    from dbconnmgr.monitoring_block import (
+    from dbconnmgr.block_monitor import (
         AliasStats,
         LeakedConnection,
         MonitorStats,
         connection_monitor,
     )
-    from dbconnmgr.samples import Change, HourStats, PeakReport, Sample, SampleWindow
+    from dbconnmgr.core.samples import Change, HourStats, PeakReport, Sample, SampleWindow
+    from dbconnmgr.history import peak_hours, prune_samples, record_sample
+    from dbconnmgr.monitor_loop import Monitor, iter_samples
 
 __version__ = "0.1.0"
 
@@ -123,26 +125,31 @@ def take_snapshot(using: str = "default") -> Snapshot:
 
 
 # Imported on first use: ``import dbconnmgr`` stays light (settings.py imports
-# dbconnmgr.config before Django is set up) and does not import django.db.
+# dbconnmgr.database_settings before Django is set up), imports neither django.db nor
+# django-environ, and the pure core imports without either.
 _LAZY = {
-    "AliasStats": "dbconnmgr.monitoring_block",
-    "LeakedConnection": "dbconnmgr.monitoring_block",
-    "MonitorStats": "dbconnmgr.monitoring_block",
-    "connection_monitor": "dbconnmgr.monitoring_block",
+    "PROFILES": "dbconnmgr.database_settings",
+    "append_server_options": "dbconnmgr.database_settings",
+    "database_config": "dbconnmgr.database_settings",
+    "normalize_database_settings": "dbconnmgr.database_settings",
+    "AliasStats": "dbconnmgr.block_monitor",
+    "LeakedConnection": "dbconnmgr.block_monitor",
+    "MonitorStats": "dbconnmgr.block_monitor",
+    "connection_monitor": "dbconnmgr.block_monitor",
     "close_idle_connections": "dbconnmgr.actions",
     "close_local_connections": "dbconnmgr.actions",
     "force_close_connections": "dbconnmgr.actions",
     "project_identity": "dbconnmgr.actions",
-    "Monitor": "dbconnmgr.monitoring",
-    "iter_samples": "dbconnmgr.monitoring",
+    "Monitor": "dbconnmgr.monitor_loop",
+    "iter_samples": "dbconnmgr.monitor_loop",
     "peak_hours": "dbconnmgr.history",
     "prune_samples": "dbconnmgr.history",
     "record_sample": "dbconnmgr.history",
-    "Change": "dbconnmgr.samples",
-    "HourStats": "dbconnmgr.samples",
-    "PeakReport": "dbconnmgr.samples",
-    "Sample": "dbconnmgr.samples",
-    "SampleWindow": "dbconnmgr.samples",
+    "Change": "dbconnmgr.core.samples",
+    "HourStats": "dbconnmgr.core.samples",
+    "PeakReport": "dbconnmgr.core.samples",
+    "Sample": "dbconnmgr.core.samples",
+    "SampleWindow": "dbconnmgr.core.samples",
 }
 
 
@@ -168,6 +175,10 @@ def check_health(using: str = "default", thresholds: Mapping[str, Any] | None = 
         UnknownDatabaseAlias, UnsupportedDatabase: the alias cannot be checked at all.
         ValueError: invalid thresholds.
     """
+    if thresholds is None:
+        from dbconnmgr.app_settings import thresholds as configured_thresholds
+
+        thresholds = configured_thresholds()
     try:
         snapshot = take_snapshot(using)
     except ServerUnavailable as exc:

@@ -3,7 +3,7 @@
 Both follow the same steps: read the candidates (:meth:`ConnectionBackend.select_for_termination`),
 optionally show them and ask (``confirm``), then run ONE terminating statement that re-checks
 every condition per backend (a session that turned active meanwhile is spared), wait for the
-signalled backends to exit, and build a :class:`~dbconnmgr.termination.TerminationReport`
+signalled backends to exit, and build a :class:`~dbconnmgr.core.termination.TerminationReport`
 from the server's answers. Every termination is logged on the ``dbconnmgr`` logger.
 """
 
@@ -19,10 +19,9 @@ from typing import Any
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+from dbconnmgr.app_settings import get_setting
 from dbconnmgr.backends import ConnectionBackend, get_backend, working_backend
-from dbconnmgr.conf import get_setting
-from dbconnmgr.exceptions import ActionNotPossible, InsufficientPrivilege
-from dbconnmgr.termination import (
+from dbconnmgr.core.termination import (
     IDLE_STATES,
     Actor,
     Criteria,
@@ -31,6 +30,7 @@ from dbconnmgr.termination import (
     TerminationReport,
     build_report,
 )
+from dbconnmgr.exceptions import ActionNotPossible, InsufficientPrivilege
 
 logger = logging.getLogger("dbconnmgr")
 

@@ -29,8 +29,8 @@ from typing import Any
 
 from django.utils.module_loading import import_string
 
-from dbconnmgr import conf
-from dbconnmgr.health import Finding, Report, Severity
+from dbconnmgr import app_settings
+from dbconnmgr.core.health import Finding, Report, Severity
 
 __all__ = [
     "Alert",
@@ -189,7 +189,7 @@ def load_handlers(specs: Any = None) -> list[tuple[str, AlertHandler]]:
     A spec that does not import or build is logged and skipped, never raised.
     """
     if specs is None:
-        specs = conf.alert_settings()["HANDLERS"]
+        specs = app_settings.alert_settings()["HANDLERS"]
     handlers: list[tuple[str, AlertHandler]] = []
     for spec in specs or ():
         try:
@@ -255,7 +255,7 @@ class AlertDispatcher:
 
     def plan(self, report: Report) -> list[Alert]:
         """Decide which alerts ``report`` causes and record them as sent."""
-        settings = conf.alert_settings()
+        settings = app_settings.alert_settings()
         cooldown = float(settings["COOLDOWN"])
         floor = Severity.from_label(str(settings["MIN_SEVERITY"])).rank
         now = self.clock()

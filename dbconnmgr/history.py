@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 from django.utils import timezone
 
-from dbconnmgr.conf import get_setting
-from dbconnmgr.samples import PeakReport, Sample, hourly_peaks
+from dbconnmgr.app_settings import get_setting
+from dbconnmgr.core.samples import PeakReport, Sample, hourly_peaks
 
 if TYPE_CHECKING:
     from dbconnmgr.models import ConnectionSample

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from dbconnmgr.health import Report, session_brief
-from dbconnmgr.snapshot import Connection, Group, Snapshot
+from django.utils import timezone
+
+from dbconnmgr.core.health import Report, session_brief
+from dbconnmgr.core.samples import PeakReport, Sample
+from dbconnmgr.core.snapshot import Connection, Group, Snapshot
 
 
 def _round(seconds: float | None) -> float | None:
@@ -17,7 +21,7 @@ def _group_payload(groups: list[Group]) -> list[dict[str, Any]]:
 
 
 def connection_brief(conn: Connection | None, seconds: float | None) -> dict[str, Any] | None:
-    """:func:`dbconnmgr.health.session_brief`, or None when there is no such session."""
+    """:func:`dbconnmgr.core.health.session_brief`, or None when there is no such session."""
     return None if conn is None else session_brief(conn, seconds)
 
 
@@ -156,3 +160,67 @@ def nagios_perfdata(report: Report, thresholds: dict[str, Any]) -> str:
             f"waiting={len(snapshot.waiting_connections)}",
         ]
     )
+
+
+# -- monitor and peak ----------------------------------------------------------------------
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def sample_payload(sample: Sample) -> dict[str, Any]:
+    """One JSON Lines record of ``--action=monitor`` (see docs/monitor.md).
+
+    Every record has the same keys; the counts are null when the server was unreachable.
+    """
+    change = sample.change
+    iit = sample.longest_idle_in_transaction
+    return {
+        "sequence": sample.sequence,
+        "database": sample.alias,
+        "taken_at": _iso(sample.taken_at),
+        "reachable": sample.reachable,
+        "total_connections": sample.total_connections,
+        "usable_connections": sample.usable_connections,
+        "max_connections": sample.max_connections,
+        "usable_utilization_percent": sample.usable_utilization_percent,
+        "by_state": sample.by_state,
+        "by_application": sample.by_application,
+        "active_sessions": sample.active_sessions,
+        "aas": sample.aas,
+        "aas_window_seconds": sample.aas_window_seconds,
+        "aas_samples": sample.aas_samples,
+        "waiting_connections": sample.waiting_connections,
+        "longest_idle_in_transaction": connection_brief(iit, iit.state_seconds if iit else None),
+        "change": None
+        if change is None
+        else {
+            "total_connections": change.total_connections,
+            "by_state": change.by_state,
+            "by_application": change.by_application,
+        },
+        "error": sample.error,
+        "unreachable_since": _iso(sample.unreachable_since),
+        "recovered_from": _iso(sample.recovered_from),
+    }
+
+
+def peak_payload(report: PeakReport, alias: str, days: int) -> dict[str, Any]:
+    """The JSON document of ``--action=peak --format=json`` (see docs/monitor.md)."""
+    peak = report.peak_hour
+    return {
+        "database": alias,
+        "days": days,
+        "time_zone": timezone.get_current_timezone_name(),
+        "samples": report.samples,
+        "first": _iso(report.first),
+        "last": _iso(report.last),
+        "hours": [
+            {"hour": h.hour, "samples": h.samples, "max": h.max, "average": h.average, "p95": h.p95}
+            for h in report.hours
+        ],
+        "peak_hour": None if peak is None else peak.hour,
+        "peak_day": None if report.peak_day is None else report.peak_day.isoformat(),
+        "peak_day_hour": report.peak_day_hour,
+        "peak_connections": report.peak_connections,
+        "peak_at": _iso(report.peak_at),
+    }

@@ -14,9 +14,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from dbconnmgr.health import Report, Severity
-from dbconnmgr.snapshot import STATES, Connection, Group, Snapshot
-from dbconnmgr.termination import TerminationReport
+from dbconnmgr.core.health import Report, Severity
+from dbconnmgr.core.snapshot import STATES, Connection, Group, Snapshot
+from dbconnmgr.core.termination import TerminationReport
 
 
 class Stream(Protocol):

@@ -18,7 +18,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from dbconnmgr import check_connection_health
-from dbconnmgr.conf import get_setting
+from dbconnmgr.app_settings import get_setting
 from dbconnmgr.exceptions import UnknownDatabaseAlias, UnsupportedDatabase
 
 __all__ = ["health"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import environ
 
-from dbconnmgr.config import database_config
+from dbconnmgr.database_settings import database_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()

@@ -12,7 +12,7 @@ import pytest
 from django.db import connection
 
 from dbconnmgr import close_idle_connections, force_close_connections
-from dbconnmgr.termination import TerminationReport
+from dbconnmgr.core.termination import TerminationReport
 from tests.conftest import Session, Sessions, dsn_to_url, manage, superuser_dsn, wait_for_state
 
 

@@ -16,7 +16,7 @@ from django.core import mail
 
 from dbconnmgr import alerts, check_health, evaluate, take_snapshot
 from dbconnmgr.alerts import Alert, AlertDispatcher
-from dbconnmgr.health import Severity
+from dbconnmgr.core.health import Severity
 from dbconnmgr.signals import connection_alert
 from devtools.pgserver import free_port
 from tests import alert_handlers

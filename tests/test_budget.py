@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from dbconnmgr.budget import (
+from dbconnmgr.core.budget import (
     Service,
     compute_budget,
     connector_share,

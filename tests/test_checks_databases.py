@@ -11,9 +11,9 @@ from django.core.checks import run_checks
 from django.db.utils import ConnectionHandler
 from django.test import override_settings
 
-from dbconnmgr.budget import Service
 from dbconnmgr.checks.databases import Context, check_database_settings
-from dbconnmgr.config import database_config
+from dbconnmgr.core.budget import Service
+from dbconnmgr.database_settings import database_config
 from tests.conftest import dsn_to_url, manage
 
 URL = "postgres://app:secret@db.internal:5432/shop"

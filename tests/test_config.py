@@ -16,7 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db.utils import ConnectionHandler
 
 from dbconnmgr.checks.databases import check_database_settings
-from dbconnmgr.config import (
+from dbconnmgr.database_settings import (
     PROFILES,
     append_server_options,
     database_config,
@@ -323,7 +323,7 @@ def test_settings_py_from_the_environment_connects_through_the_pool(dsn: str) ->
 def test_importable_from_settings_py_before_django_is_set_up() -> None:
     code = (
         "import os, sys; os.environ.pop('DJANGO_SETTINGS_MODULE', None); "
-        "from dbconnmgr.config import database_config; "
+        "from dbconnmgr.database_settings import database_config; "
         "from django.conf import settings; from django.apps import apps; "
         "db = database_config(env={'DATABASE_URL': 'postgres://u:p@h/db'}); "
         "print(settings.configured, apps.ready, 'django.db' in sys.modules, db['ENGINE'])"

@@ -17,7 +17,7 @@ from django.test.utils import CaptureQueriesContext, override_settings
 
 import dbconnmgr
 from dbconnmgr import MonitorStats, UnknownDatabaseAlias, connection_monitor
-from dbconnmgr.monitoring_block import label_from_query
+from dbconnmgr.block_monitor import label_from_query
 
 
 @pytest.fixture(autouse=True)

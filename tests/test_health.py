@@ -21,7 +21,7 @@ from dbconnmgr import (
     evaluate_unavailable,
     take_snapshot,
 )
-from dbconnmgr.health import threshold_errors
+from dbconnmgr.core.health import threshold_errors
 from devtools.pgserver import PgServer, free_port
 from tests.conftest import Sessions, database_alias
 

@@ -13,8 +13,8 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from dbconnmgr import peak_hours, prune_samples
+from dbconnmgr.core.samples import hourly_peaks, percentile
 from dbconnmgr.models import ConnectionSample
-from dbconnmgr.samples import hourly_peaks, percentile
 from devtools.pgserver import PgServer
 from tests.conftest import Sessions, manage
 from tests.factories import ConnectionSampleFactory, at

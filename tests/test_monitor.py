@@ -23,8 +23,8 @@ import pytest
 from rich.console import Console
 
 from dbconnmgr import Monitor, Sample, SampleWindow, iter_samples
-from dbconnmgr.monitor_render import MonitorView, utilization_bar, utilization_style
-from dbconnmgr.snapshot import Connection, ServerLimits, Snapshot
+from dbconnmgr.core.snapshot import Connection, ServerLimits, Snapshot
+from dbconnmgr.live_view import MonitorView, utilization_bar, utilization_style
 from devtools.pgserver import PgServer, free_port
 from tests.conftest import ROOT, Sessions, dsn_to_url, manage, superuser_dsn
 

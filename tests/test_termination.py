@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from dbconnmgr.termination import (
+from dbconnmgr.core.termination import (
     Actor,
     Candidate,
     Criteria,

@@ -8,8 +8,8 @@ from typing import ClassVar
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from dbconnmgr.snapshot import ClientCount, Snapshot
-from dbconnmgr.termination import Candidate, Criteria, Selection, ServerAnswer
+from dbconnmgr.core.snapshot import ClientCount, Snapshot
+from dbconnmgr.core.termination import Candidate, Criteria, Selection, ServerAnswer
 
 
 class ConnectionBackend(ABC):

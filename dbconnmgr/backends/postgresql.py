@@ -12,9 +12,9 @@ import psycopg
 from django.db import DatabaseError, InterfaceError
 
 from dbconnmgr.backends.base import ConnectionBackend
+from dbconnmgr.core.snapshot import ClientCount, Connection, ServerLimits, Snapshot
+from dbconnmgr.core.termination import Candidate, Criteria, Selection, ServerAnswer
 from dbconnmgr.exceptions import ProblemKind, ServerUnavailable
-from dbconnmgr.snapshot import ClientCount, Connection, ServerLimits, Snapshot
-from dbconnmgr.termination import Candidate, Criteria, Selection, ServerAnswer
 
 #: Characters of query text kept per connection.
 QUERY_TEXT_LIMIT = 500

@@ -24,8 +24,8 @@ from django.apps import AppConfig
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
 
-from dbconnmgr.conf import DEFAULTS
-from dbconnmgr.health import THRESHOLD_KINDS, Severity, threshold_errors
+from dbconnmgr.app_settings import DEFAULTS
+from dbconnmgr.core.health import THRESHOLD_KINDS, Severity, threshold_errors
 
 _PAIR_HINT = "Each warning threshold must be reached before its critical one."
 

@@ -20,8 +20,8 @@ import django
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
 
-from dbconnmgr.budget import Service, services_from_setting
-from dbconnmgr.config import POSTGRES_ENGINES
+from dbconnmgr.core.budget import Service, services_from_setting
+from dbconnmgr.database_settings import POSTGRES_ENGINES
 
 __all__ = [
     "DEPLOY_RULES",
@@ -148,7 +148,7 @@ def pool_with_persistent_connections(
             f"{_where(alias)} has a pool and CONN_MAX_AGE={db.get('CONN_MAX_AGE')!r}: "
             "Django raises ImproperlyConfigured at the first connection.",
             hint="Set CONN_MAX_AGE to 0; the pool's max_lifetime bounds a connection's life "
-            "(dbconnmgr.config.database_config() does both).",
+            "(dbconnmgr.database_settings.database_config() does both).",
             id="dbconnmgr.E010",
         )
 
@@ -192,7 +192,7 @@ def pool_value(alias: str, db: Mapping[str, Any], ctx: Context) -> Iterator[Chec
             f"{_where(alias)}['OPTIONS']['pool'] is {pool!r} ({type(pool).__name__}); it must "
             "be True or a dict of psycopg_pool.ConnectionPool arguments.",
             hint="A URL's ?pool=true arrives as the string 'true': use "
-            "dbconnmgr.config.normalize_database_settings() or database_config().",
+            "dbconnmgr.database_settings.normalize_database_settings() or database_config().",
             id="dbconnmgr.E013",
         )
         return
@@ -219,7 +219,7 @@ def conn_max_age_type(alias: str, db: Mapping[str, Any], ctx: Context) -> Iterat
         f"{_where(alias)}['CONN_MAX_AGE'] is {value!r} ({type(value).__name__}); Django wants "
         "a whole number of seconds >= 0, or None for unlimited.",
         hint="?conn_max_age=none in a URL arrives as the string 'none': use "
-        "dbconnmgr.config.database_config() or normalize_database_settings().",
+        "dbconnmgr.database_settings.database_config() or normalize_database_settings().",
         id="dbconnmgr.E015",
     )
 
@@ -233,7 +233,7 @@ def boolean_types(alias: str, db: Mapping[str, Any], ctx: Context) -> Iterator[C
                 f"{_where(alias)}['{key}'] is {value!r} ({type(value).__name__}), not True "
                 f"or False" + (": a non-empty string is true." if isinstance(value, str) else "."),
                 hint="URL parsers leave ?conn_health_checks=false as the string 'false': use "
-                "dbconnmgr.config.normalize_database_settings().",
+                "dbconnmgr.database_settings.normalize_database_settings().",
                 id="dbconnmgr.E016",
             )
 
@@ -250,7 +250,7 @@ def unknown_options(alias: str, db: Mapping[str, Any], ctx: Context) -> Iterator
             "connecting fails with 'invalid connection option'.",
             hint="Server settings go in one libpq option: "
             "OPTIONS['options'] = '-c statement_timeout=30000' (append to what is there; "
-            "dbconnmgr.config.append_server_options() does).",
+            "dbconnmgr.database_settings.append_server_options() does).",
             id="dbconnmgr.E017",
         )
 
@@ -364,7 +364,7 @@ def _run(databases: Databases, rules: tuple[Rule, ...], ctx: Context) -> list[Ch
 
 
 def _project_context() -> Context:
-    from dbconnmgr.conf import get_setting
+    from dbconnmgr.app_settings import get_setting
 
     asgi = get_setting("ASGI")
     if asgi is None:

@@ -9,7 +9,9 @@ from django.conf import settings
 from django.core.management.base import CommandError
 
 from dbconnmgr import take_snapshot
-from dbconnmgr.budget import (
+from dbconnmgr.app_settings import get_setting
+from dbconnmgr.cli import Action, finite_number, whole_number
+from dbconnmgr.core.budget import (
     SERVICE_SYNTAX,
     Budget,
     Service,
@@ -18,9 +20,7 @@ from dbconnmgr.budget import (
     pool_size_from_settings,
     services_from_setting,
 )
-from dbconnmgr.cli import Action, finite_number, whole_number
-from dbconnmgr.conf import get_setting
-from dbconnmgr.snapshot import Snapshot
+from dbconnmgr.core.snapshot import Snapshot
 
 
 def service_spec(value: str) -> str:

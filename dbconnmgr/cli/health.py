@@ -6,11 +6,11 @@ import argparse
 import re
 from typing import Any
 
+from dbconnmgr.app_settings import thresholds as configured_thresholds
 from dbconnmgr.backends import working_backend
 from dbconnmgr.cli import Action
-from dbconnmgr.conf import thresholds as configured_thresholds
+from dbconnmgr.core.health import Severity, evaluate, evaluate_unavailable, threshold_errors
 from dbconnmgr.exceptions import DbConnMgrError, ServerUnavailable
-from dbconnmgr.health import Severity, evaluate, evaluate_unavailable, threshold_errors
 from dbconnmgr.payloads import health_payload, nagios_perfdata
 
 _SPEC = re.compile(r"^(?:(?P<kind>count|free):)?(?P<number>\d+(?:\.\d+)?)(?P<pct>%)?$")

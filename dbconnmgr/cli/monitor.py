@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 from django.core.management.base import CommandError
 from django.db import DatabaseError, OperationalError, ProgrammingError, connections, router
 
+from dbconnmgr.app_settings import get_setting
 from dbconnmgr.cli import Action, finite_number, positive_int
-from dbconnmgr.conf import get_setting
 
 if TYPE_CHECKING:  # imported in run(): every db_connections call builds this parser
-    from dbconnmgr.monitoring import Monitor
-    from dbconnmgr.samples import Sample
+    from dbconnmgr.core.samples import Sample
+    from dbconnmgr.monitor_loop import Monitor
 
 #: Seconds between two prunings of old samples while recording.
 PRUNE_EVERY = 3600.0
@@ -90,7 +90,7 @@ class MonitorAction(Action):
         self._record_failing = False
         self.last: Sample | None = None
         try:
-            from dbconnmgr.monitoring import Monitor
+            from dbconnmgr.monitor_loop import Monitor
 
             monitor = Monitor(self.alias, float(interval), on_sample=self.on_sample)
         except (TypeError, ValueError) as exc:
@@ -100,7 +100,7 @@ class MonitorAction(Action):
         stream = self.command.stdout
         try:
             if self.format == "json" or not stream.isatty():
-                from dbconnmgr.monitor_render import sample_payload
+                from dbconnmgr.payloads import sample_payload
 
                 for sample in monitor.samples(count):
                     stream.write(json.dumps(sample_payload(sample), default=str))
@@ -120,7 +120,7 @@ class MonitorAction(Action):
     def _live(self, monitor: Monitor, count: int | None) -> None:
         from rich.live import Live
 
-        from dbconnmgr.monitor_render import MonitorView
+        from dbconnmgr.live_view import MonitorView
         from dbconnmgr.render import make_console
 
         view = MonitorView(
@@ -151,10 +151,11 @@ class MonitorAction(Action):
         """
         if self.record:
             self._record(sample)
-        from dbconnmgr import alerts, health
+        from dbconnmgr import alerts, app_settings
+        from dbconnmgr.core import health
 
         if sample.snapshot is not None:
-            report = health.evaluate(sample.snapshot)
+            report = health.evaluate(sample.snapshot, app_settings.thresholds())
         elif sample.problem is not None:
             report = health.evaluate_unavailable(sample.problem)
         else:

@@ -32,7 +32,8 @@ class PeakAction(Action):
 
     def run(self) -> int:
         from dbconnmgr.history import peak_hours
-        from dbconnmgr.monitor_render import peak_payload, peak_renderables
+        from dbconnmgr.live_view import peak_renderables
+        from dbconnmgr.payloads import peak_payload
 
         days = self.opts.get("days") or DEFAULT_DAYS
         if self.alias not in connections.settings:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from dbconnmgr.app_settings import get_setting
 from dbconnmgr.backends import working_backend
 from dbconnmgr.cli import Action, positive_int
-from dbconnmgr.conf import get_setting
 
 
 class StatusAction(Action):

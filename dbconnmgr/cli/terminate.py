@@ -7,7 +7,7 @@ import sys
 from typing import Any, ClassVar
 
 from dbconnmgr.cli import Action, non_negative_float
-from dbconnmgr.termination import STATE_CHOICES, TerminationReport
+from dbconnmgr.core.termination import STATE_CHOICES, TerminationReport
 
 #: Exit code when some selected backend could not be terminated (permission, still running).
 EXIT_NOT_ALL_TERMINATED = 3

@@ -18,8 +18,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 
+from dbconnmgr.core.snapshot import Connection, Snapshot
 from dbconnmgr.exceptions import ServerUnavailable
-from dbconnmgr.snapshot import Connection, Snapshot
 
 #: Default length of the AAS window, in seconds.
 DEFAULT_AAS_WINDOW = 60.0

@@ -3,7 +3,7 @@
 This module is imported from ``settings.py``, before Django is set up: it never touches
 ``django.conf.settings`` or the app registry. Typical use::
 
-    from dbconnmgr.config import database_config
+    from dbconnmgr.database_settings import database_config
 
     DATABASES = {"default": database_config(service="web")}
 

@@ -1,13 +1,13 @@
-"""Rendering of monitoring samples and peak reports: the live view, JSON Lines, tables.
+"""The live view of ``--action=monitor`` and the tables of ``--action=peak`` (rich).
 
-Nothing here reads the database: it turns :class:`~dbconnmgr.samples.Sample` and
-:class:`~dbconnmgr.samples.PeakReport` objects into rich renderables and JSON documents.
+Nothing here reads the database: it turns :class:`~dbconnmgr.core.samples.Sample` and
+:class:`~dbconnmgr.core.samples.PeakReport` objects into rich renderables; their JSON
+documents are in :mod:`dbconnmgr.payloads`.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from django.utils import timezone
 from rich import box
@@ -16,78 +16,13 @@ from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from dbconnmgr.conf import thresholds
-from dbconnmgr.payloads import connection_brief
+from dbconnmgr.app_settings import thresholds
+from dbconnmgr.core.samples import PeakReport, Sample
+from dbconnmgr.core.snapshot import Connection
 from dbconnmgr.render import format_seconds
-from dbconnmgr.samples import PeakReport, Sample
-from dbconnmgr.snapshot import Connection
 
 #: Characters of the utilization bar.
 BAR_WIDTH = 30
-
-
-# -- JSON ------------------------------------------------------------------------------------
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
-def sample_payload(sample: Sample) -> dict[str, Any]:
-    """One JSON Lines record of ``--action=monitor`` (see docs/monitor.md).
-
-    Every record has the same keys; the counts are null when the server was unreachable.
-    """
-    change = sample.change
-    iit = sample.longest_idle_in_transaction
-    return {
-        "sequence": sample.sequence,
-        "database": sample.alias,
-        "taken_at": _iso(sample.taken_at),
-        "reachable": sample.reachable,
-        "total_connections": sample.total_connections,
-        "usable_connections": sample.usable_connections,
-        "max_connections": sample.max_connections,
-        "usable_utilization_percent": sample.usable_utilization_percent,
-        "by_state": sample.by_state,
-        "by_application": sample.by_application,
-        "active_sessions": sample.active_sessions,
-        "aas": sample.aas,
-        "aas_window_seconds": sample.aas_window_seconds,
-        "aas_samples": sample.aas_samples,
-        "waiting_connections": sample.waiting_connections,
-        "longest_idle_in_transaction": connection_brief(iit, iit.state_seconds if iit else None),
-        "change": None
-        if change is None
-        else {
-            "total_connections": change.total_connections,
-            "by_state": change.by_state,
-            "by_application": change.by_application,
-        },
-        "error": sample.error,
-        "unreachable_since": _iso(sample.unreachable_since),
-        "recovered_from": _iso(sample.recovered_from),
-    }
-
-
-def peak_payload(report: PeakReport, alias: str, days: int) -> dict[str, Any]:
-    """The JSON document of ``--action=peak --format=json`` (see docs/monitor.md)."""
-    peak = report.peak_hour
-    return {
-        "database": alias,
-        "days": days,
-        "time_zone": timezone.get_current_timezone_name(),
-        "samples": report.samples,
-        "first": _iso(report.first),
-        "last": _iso(report.last),
-        "hours": [
-            {"hour": h.hour, "samples": h.samples, "max": h.max, "average": h.average, "p95": h.p95}
-            for h in report.hours
-        ],
-        "peak_hour": None if peak is None else peak.hour,
-        "peak_day": None if report.peak_day is None else report.peak_day.isoformat(),
-        "peak_day_hour": report.peak_day_hour,
-        "peak_connections": report.peak_connections,
-        "peak_at": _iso(report.peak_at),
-    }
 
 
 # -- live view ---------------------------------------------------------------------------------

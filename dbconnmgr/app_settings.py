@@ -10,45 +10,21 @@ from typing import Any
 
 from django.conf import settings
 
+from dbconnmgr.core.health import DEFAULT_THRESHOLDS
+
 #: Defaults of every key of ``settings.DBCONNMGR``.
 DEFAULTS: dict[str, Any] = {
     # Top-N rows in the status breakdowns.
     "STATUS_LIMIT": 10,
     # Seconds a plain idle session must be idle before close-idle terminates it.
     "IDLE_TIMEOUT": 300,
-    # Health thresholds (docs/health.md). Utilization is a percentage of the *usable* slots.
-    # None turns a threshold off.
-    "THRESHOLDS": {
-        "UTILIZATION_WARNING": 70,
-        "UTILIZATION_CRITICAL": 85,
-        # The same, as absolute counts of connections in use...
-        "CONNECTIONS_WARNING": None,
-        "CONNECTIONS_CRITICAL": None,
-        # ...and as usable slots remaining (warning when <= N free).
-        "FREE_SLOTS_WARNING": None,
-        "FREE_SLOTS_CRITICAL": None,
-        # Percentage of the other connections that are plain idle, judged only from
-        # IDLE_RATIO_MIN_CONNECTIONS connections up (a dev server's 2 idle sessions are fine).
-        "IDLE_RATIO_WARNING": 50,
-        "IDLE_RATIO_CRITICAL": None,
-        "IDLE_RATIO_MIN_CONNECTIONS": 10,
-        # Seconds.
-        "IDLE_IN_TRANSACTION_WARNING": 60,
-        "IDLE_IN_TRANSACTION_CRITICAL": 300,
-        "TRANSACTION_AGE_WARNING": 600,
-        "TRANSACTION_AGE_CRITICAL": 3600,
-        "QUERY_AGE_WARNING": 120,
-        "QUERY_AGE_CRITICAL": 600,
-        "LOCK_WAIT_WARNING": 10,
-        "LOCK_WAIT_CRITICAL": 60,
-        # application_name patterns (fnmatch) exempt from the three age checks above.
-        "EXEMPT_APPLICATIONS": ["pg_dump", "pg_dumpall", "pg_restore", "pg_basebackup"],
-    },
+    # Health thresholds (docs/health.md): dbconnmgr.core.health.DEFAULT_THRESHOLDS.
+    "THRESHOLDS": DEFAULT_THRESHOLDS,
     # connection_monitor: read the server's client connections before and after each
     # block (one short statement per PostgreSQL alias on each side) unless told otherwise.
     "MONITOR_SAMPLE_SERVER": True,
     # The processes that connect, for --action=budget and the pool-size check: strings in
-    # the --service syntax ("web=4x8", "web=2x4x8:10") or dicts of dbconnmgr.budget.Service.
+    # the --service syntax ("web=4x8", "web=2x4x8:10") or dicts of dbconnmgr.core.budget.Service.
     "SERVICES": [],
     # Slots --action=budget keeps free for people, migrations and one-off jobs.
     "BUDGET_HEADROOM": 5,

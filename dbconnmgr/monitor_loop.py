@@ -2,13 +2,13 @@
 
 ::
 
-    from dbconnmgr.monitoring import iter_samples
+    from dbconnmgr.monitor_loop import iter_samples
 
     for sample in iter_samples("default", interval=5, count=12):
         print(sample.taken_at, sample.total_connections, sample.aas)
 
 Each tick reads one snapshot (:func:`dbconnmgr.take_snapshot`) and turns it into a
-:class:`~dbconnmgr.samples.Sample`. When the server cannot be read
+:class:`~dbconnmgr.core.samples.Sample`. When the server cannot be read
 (:class:`~dbconnmgr.exceptions.ServerUnavailable`: it restarts, it is full, the network
 went away) the tick yields an unreachable sample saying since when, Django's connection for
 the alias is closed so that the next tick connects afresh, and the loop goes on: it resumes
@@ -25,9 +25,9 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
+from dbconnmgr.core.samples import Sample, SampleWindow
+from dbconnmgr.core.snapshot import Snapshot
 from dbconnmgr.exceptions import ServerUnavailable
-from dbconnmgr.samples import Sample, SampleWindow
-from dbconnmgr.snapshot import Snapshot
 
 SampleHook = Callable[[Sample], None]
 
@@ -82,7 +82,7 @@ class Monitor:
         if not (interval > 0 and interval != float("inf")):
             raise ValueError(f"interval must be a number of seconds > 0, got {interval}")
         if aas_window is None:
-            from dbconnmgr.conf import get_setting
+            from dbconnmgr.app_settings import get_setting
 
             aas_window = float(get_setting("AAS_WINDOW"))
         self.using = using

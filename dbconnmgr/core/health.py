@@ -20,8 +20,38 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
+from dbconnmgr.core.snapshot import Connection, Snapshot
 from dbconnmgr.exceptions import ServerUnavailable
-from dbconnmgr.snapshot import Connection, Snapshot
+
+#: The default of every threshold (``DBCONNMGR["THRESHOLDS"]`` overlays it). Utilization
+#: is a percentage of the *usable* slots; None turns a threshold off.
+DEFAULT_THRESHOLDS: dict[str, Any] = {
+    "UTILIZATION_WARNING": 70,
+    "UTILIZATION_CRITICAL": 85,
+    # The same, as absolute counts of connections in use...
+    "CONNECTIONS_WARNING": None,
+    "CONNECTIONS_CRITICAL": None,
+    # ...and as usable slots remaining (warning when <= N free).
+    "FREE_SLOTS_WARNING": None,
+    "FREE_SLOTS_CRITICAL": None,
+    # Percentage of the other connections that are plain idle, judged only from
+    # IDLE_RATIO_MIN_CONNECTIONS connections up (a dev server's 2 idle sessions are fine).
+    "IDLE_RATIO_WARNING": 50,
+    "IDLE_RATIO_CRITICAL": None,
+    "IDLE_RATIO_MIN_CONNECTIONS": 10,
+    # Seconds.
+    "IDLE_IN_TRANSACTION_WARNING": 60,
+    "IDLE_IN_TRANSACTION_CRITICAL": 300,
+    "TRANSACTION_AGE_WARNING": 600,
+    "TRANSACTION_AGE_CRITICAL": 3600,
+    "QUERY_AGE_WARNING": 120,
+    "QUERY_AGE_CRITICAL": 600,
+    "LOCK_WAIT_WARNING": 10,
+    "LOCK_WAIT_CRITICAL": 60,
+    # application_name patterns (fnmatch) exempt from the three age checks above.
+    "EXEMPT_APPLICATIONS": ["pg_dump", "pg_dumpall", "pg_restore", "pg_basebackup"],
+}
+
 
 __all__ = [
     "THRESHOLD_KINDS",
@@ -242,19 +272,15 @@ def threshold_errors(thresholds: Mapping[str, Any]) -> list[str]:
 def resolve_thresholds(thresholds: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Complete thresholds: the defaults overlaid with ``thresholds``.
 
-    None means the project's settings (``dbconnmgr.conf.thresholds()``).
+    None means the defaults alone: the caller reads the project's settings
+    (``dbconnmgr.app_settings.thresholds()``) and hands them in; the core never does.
 
     Raises:
         ValueError: a value is invalid (the system checks report the same at startup).
     """
-    from dbconnmgr import conf
-
-    if thresholds is None:
-        merged = conf.thresholds()
-    else:
-        merged = dict(conf.DEFAULTS["THRESHOLDS"])
-        merged.update(thresholds)
-    unknown = sorted(set(merged) - set(conf.DEFAULTS["THRESHOLDS"]) - set(THRESHOLD_KINDS))
+    merged = dict(DEFAULT_THRESHOLDS)
+    merged.update(thresholds or {})
+    unknown = sorted(set(merged) - set(DEFAULT_THRESHOLDS) - set(THRESHOLD_KINDS))
     errors = [f"unknown key {key!r}" for key in unknown] + threshold_errors(merged)
     if errors:
         raise ValueError("invalid DBCONNMGR THRESHOLDS: " + "; ".join(errors))
@@ -287,8 +313,9 @@ def evaluate(snapshot: Snapshot, thresholds: Mapping[str, Any] | None = None) ->
 
     Args:
         snapshot: what :func:`dbconnmgr.take_snapshot` returned.
-        thresholds: THRESHOLDS keys overriding the defaults; None reads the project's
-            ``DBCONNMGR["THRESHOLDS"]``.
+        thresholds: THRESHOLDS keys overriding :data:`DEFAULT_THRESHOLDS` (None: the
+            defaults). The core never reads settings: pass
+            ``dbconnmgr.app_settings.thresholds()`` for the project's.
 
     Raises:
         ValueError: invalid thresholds.

@@ -1,0 +1,38 @@
+"""The pure core imports without Django's settings, django.db or django-environ."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+CORE = (
+    "dbconnmgr.core.snapshot",
+    "dbconnmgr.core.health",
+    "dbconnmgr.core.termination",
+    "dbconnmgr.core.samples",
+    "dbconnmgr.core.budget",
+)
+
+
+def test_core_modules_import_without_django_or_environ():
+    code = (
+        "import sys\n"
+        f"for name in {CORE!r}: __import__(name)\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('django', 'environ')"
+        " or m == 'dbconnmgr.database_settings' or m == 'dbconnmgr.app_settings')\n"
+        "print(','.join(loaded))\n"
+    )
+    env = {"PATH": "", "PYTHONPATH": "."}  # no DJANGO_SETTINGS_MODULE either
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""
+
+
+def test_evaluate_uses_only_the_thresholds_it_is_given(settings):
+    from dbconnmgr.core.health import DEFAULT_THRESHOLDS, resolve_thresholds
+
+    settings.DBCONNMGR = {"THRESHOLDS": {"UTILIZATION_WARNING": 5, "UTILIZATION_CRITICAL": 6}}
+    assert resolve_thresholds(None) == DEFAULT_THRESHOLDS
+    assert resolve_thresholds({"UTILIZATION_WARNING": 50})["UTILIZATION_WARNING"] == 50
