@@ -44,3 +44,18 @@ class InsufficientPrivilege(DbConnMgrError):
 
 class ActionNotPossible(DbConnMgrError):
     """The action cannot run in this context (e.g. force-close inside ``atomic()``)."""
+
+
+class InvalidSetting(DbConnMgrError, ValueError):
+    """A ``settings.DBCONNMGR`` value is invalid where it is read.
+
+    ``manage.py check`` reports the same problem with a check id at startup; readers raise
+    this so a bad value is one line naming the key, never a traceback later on.
+
+    Attributes:
+        key: the ``DBCONNMGR`` key (``"TERMINATE_TIMEOUT"``), or ``""`` for the dict itself.
+    """
+
+    def __init__(self, message: str, *, key: str) -> None:
+        super().__init__(message)
+        self.key = key
