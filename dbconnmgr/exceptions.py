@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from dbconnmgr.core.termination import TerminationReport
 
 ProblemKind = Literal["unreachable", "full", "reserved", "auth", "timeout", "other"]
 
@@ -59,3 +62,19 @@ class InvalidSetting(DbConnMgrError, ValueError):
     def __init__(self, message: str, *, key: str) -> None:
         super().__init__(message)
         self.key = key
+
+
+class TerminationIncomplete(DbConnMgrError):
+    """close-idle/force-close failed after signalling backends.
+
+    The backends were signalled (the audit lines are logged); whether they exited could not
+    be confirmed. ``report`` says what was done: the signalled backends are ``not_exited``
+    with the reason.
+
+    Attributes:
+        report: the :class:`~dbconnmgr.core.termination.TerminationReport` of what was done.
+    """
+
+    def __init__(self, message: str, *, report: TerminationReport) -> None:
+        super().__init__(message)
+        self.report = report
