@@ -227,3 +227,17 @@ def test_command_refuses_a_bad_setting_in_one_line_exit_3() -> None:
     assert result.stdout == ""
     [line] = result.stderr.strip().splitlines()
     assert "DBCONNMGR['STATUS_LIMIT'] must be a whole number from 1" in line
+
+
+def test_services_as_a_string_is_one_line_naming_the_key() -> None:
+    # It used to be read character by character: "got 'w'".
+    result = manage(
+        "db_connections",
+        "--action=budget",
+        settings_module="tests.settings_cli",
+        extra_env={"DBCONNMGR_JSON": json.dumps({"SERVICES": "web=2x4x8"})},
+    )
+    assert result.returncode == 3, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert "DBCONNMGR['SERVICES'] must be a list, got str 'web=2x4x8'" in line
+    assert "got 'w'" not in line
