@@ -428,23 +428,11 @@ print(json.dumps({
 
 
 def test_force_close_closes_the_native_pool(sessions: Sessions, dsn: str) -> None:
-    import os
-    import subprocess
-    import sys
-
-    from tests.conftest import dsn_to_url
+    from tests.conftest import run_with_pooled_alias
 
     outsider = sessions.open("t-ci-pooled")  # another process of the same project
     # The same database as the sessions (pytest-django may have switched to test_*).
-    env = dict(
-        os.environ, DJANGO_SETTINGS_MODULE="tests.settings_pool", DATABASE_URL=dsn_to_url(dsn)
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", POOL_SCRIPT],
-        capture_output=True, text=True, env=env, timeout=60, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    data = json.loads(result.stdout)
+    data = run_with_pooled_alias(POOL_SCRIPT, dsn)
     report = data["report"]
     local = report["local"]
     assert local["connection_closed"] is True and local["pool_closed"] is True

@@ -215,23 +215,9 @@ def test_pooled_alias_is_read_without_the_application_pool(dsn: str) -> None:
     """check_connection_health() and the endpoint read a pooled alias over the CLI's private
     connection: they neither wait for nor open the app's pool (its timeout was the answer
     time when the pool was busy or the server silent)."""
-    import os
-    import subprocess
-    import sys
+    from tests.conftest import run_with_pooled_alias
 
-    from tests.conftest import dsn_to_url
-
-    env = dict(
-        os.environ,
-        DJANGO_SETTINGS_MODULE="tests.settings_pool",
-        DATABASE_URL=dsn_to_url(dsn),
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", POOLED_SCRIPT],
-        capture_output=True, text=True, env=env, timeout=60, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    data = json.loads(result.stdout)
+    data = run_with_pooled_alias(POOLED_SCRIPT, dsn)
     assert data["status"] in ("ok", "warning")
     assert data["endpoint"] == 200
     assert data["pool_opened"] is False
