@@ -22,6 +22,7 @@ from dbconnmgr.exceptions import (
     ActionNotPossible,
     DbConnMgrError,
     InsufficientPrivilege,
+    InvalidSetting,
     ServerUnavailable,
     UnknownDatabaseAlias,
     UnsupportedDatabase,
@@ -71,6 +72,7 @@ __all__ = [
     "Group",
     "HourStats",
     "InsufficientPrivilege",
+    "InvalidSetting",
     "LeakedConnection",
     "LocalClose",
     "Monitor",
@@ -167,20 +169,29 @@ def __getattr__(name: str) -> Any:
 def check_health(using: str = "default", thresholds: Mapping[str, Any] | None = None) -> Report:
     """Take a snapshot of ``using`` and evaluate it; an unreachable server is a finding.
 
+    A pooled alias (``OPTIONS["pool"]``) is read over a private, unpooled connection (the
+    one ``--action=health`` uses), so the answer never waits for the application's pool.
+
     Args:
         using: the Django database alias.
         thresholds: THRESHOLDS keys overriding the defaults; None reads the settings.
 
     Raises:
         UnknownDatabaseAlias, UnsupportedDatabase: the alias cannot be checked at all.
-        ValueError: invalid thresholds.
+        InvalidSetting: the project's ``DBCONNMGR["THRESHOLDS"]`` are invalid.
+        ValueError: invalid ``thresholds`` given.
     """
+    from dbconnmgr.backends import working_backend
+
     if thresholds is None:
         from dbconnmgr.app_settings import thresholds as configured_thresholds
 
         thresholds = configured_thresholds()
     try:
-        snapshot = take_snapshot(using)
+        # The CLI's private connection for a pooled alias: never wait for (or hold) a slot
+        # of the application's pool, whose timeout would otherwise be the answer time.
+        with working_backend(using) as backend:
+            snapshot = backend.snapshot()
     except ServerUnavailable as exc:
         return evaluate_unavailable(exc)
     return evaluate(snapshot, thresholds)
@@ -202,6 +213,7 @@ def check_connection_health(
 
     Raises:
         UnknownDatabaseAlias, UnsupportedDatabase: the alias cannot be checked at all.
+        InvalidSetting: the project's ``DBCONNMGR["THRESHOLDS"]`` are invalid.
     """
     from dbconnmgr.payloads import health_payload
 

@@ -9,6 +9,7 @@ from the server's answers. Every termination is logged on the ``dbconnmgr`` logg
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import logging
 import math
@@ -30,7 +31,7 @@ from dbconnmgr.core.termination import (
     TerminationReport,
     build_report,
 )
-from dbconnmgr.exceptions import ActionNotPossible, InsufficientPrivilege
+from dbconnmgr.exceptions import ActionNotPossible, InsufficientPrivilege, TerminationIncomplete
 
 logger = logging.getLogger("dbconnmgr")
 
@@ -82,13 +83,19 @@ def close_idle_connections(
 
     Raises:
         ValueError: a state that is not idle, or a negative/non-finite ``older_than``.
+        InvalidSetting: ``IDLE_TIMEOUT`` or ``TERMINATE_TIMEOUT`` is invalid (raised before
+            anything is selected or terminated).
         InsufficientPrivilege: ``include_superusers`` without being a superuser.
+        TerminationIncomplete: backends were signalled, then waiting for them failed; its
+            ``report`` says what was done (the audit lines are logged).
         UnknownDatabaseAlias, UnsupportedDatabase, ServerUnavailable
     """
     wanted = tuple(dict.fromkeys(states))
     bad = [s for s in wanted if s not in IDLE_STATES]
     if bad or not wanted:
         raise ValueError(f"states must be among {', '.join(IDLE_STATES)}; got {bad or 'none'}")
+    # Every setting the action uses is read (and validated) before anything changes.
+    wait = _terminate_timeout()
     seconds = float(get_setting("IDLE_TIMEOUT") if older_than is None else older_than)
     if not math.isfinite(seconds) or seconds < 0:
         raise ValueError(f"older_than must be a finite number >= 0, got {older_than}")
@@ -102,7 +109,7 @@ def close_idle_connections(
         include_superusers=include_superusers,
     )
     with working_backend(using, separate=False) as backend:
-        return _run(backend, using, criteria, dry_run=dry_run, confirm=confirm)
+        return _run(backend, using, criteria, wait=wait, dry_run=dry_run, confirm=confirm)
 
 
 def force_close_connections(
@@ -130,9 +137,13 @@ def force_close_connections(
 
     Raises:
         ActionNotPossible: called inside ``transaction.atomic()`` on that alias.
+        InvalidSetting: ``TERMINATE_TIMEOUT`` is invalid (raised before anything is closed).
         InsufficientPrivilege: ``include_superusers`` without being a superuser.
+        TerminationIncomplete: backends were signalled, then waiting for them failed; its
+            ``report`` says what was done (the audit lines are logged).
         UnknownDatabaseAlias, UnsupportedDatabase, ServerUnavailable
     """
+    wait = _terminate_timeout()  # validated before this process's connections are closed
     backend = get_backend(using)
     if not dry_run and backend.connection.in_atomic_block:
         raise ActionNotPossible(
@@ -153,7 +164,9 @@ def force_close_connections(
         exclude_pids=local.backend_pids if local is not None else _local_backend_pids(using),
     )
     with working_backend(using, separate=True) as worker:
-        return _run(worker, using, criteria, dry_run=dry_run, confirm=confirm, local=local)
+        return _run(
+            worker, using, criteria, wait=wait, dry_run=dry_run, confirm=confirm, local=local
+        )
 
 
 def project_identity(using: str = "default") -> tuple[str | None, str | None]:
@@ -218,11 +231,17 @@ def _local_backend_pids(using: str) -> tuple[int, ...]:
 
 
 # -- the shared steps ------------------------------------------------------------------------
+def _terminate_timeout() -> float:
+    """``DBCONNMGR["TERMINATE_TIMEOUT"]``, validated (InvalidSetting names the key)."""
+    return float(get_setting("TERMINATE_TIMEOUT"))
+
+
 def _run(
     backend: ConnectionBackend,
     using: str,
     criteria: Criteria,
     *,
+    wait: float,
     dry_run: bool,
     confirm: Confirm | None,
     local: LocalClose | None = None,
@@ -250,12 +269,39 @@ def _run(
         return report(answers=None, cancelled=True)
     _log_intent(plan, selection)
     answers = backend.terminate(criteria, selection.candidates)
-    wait = float(get_setting("TERMINATE_TIMEOUT"))
     signalled = [c for c in selection.candidates if _outcome(answers, c.pid) == "signalled"]
-    running = backend.still_running(signalled, wait) if signalled else set()
+    try:
+        running = backend.still_running(signalled, wait) if signalled else set()
+    except Exception as exc:
+        # The signals are sent: say so (report and audit lines) before failing.
+        reason = f"signalled; exit not confirmed: {type(exc).__name__}: {_first_line(exc)}"
+        done = _unconfirmed(
+            report(answers=answers, still_running={c.pid for c in signalled}, exit_wait=wait),
+            reason,
+        )
+        _log_results(done)
+        raise TerminationIncomplete(
+            f"{criteria.action} signalled {len(signalled)} backend(s) but could not confirm "
+            f"they exited: {type(exc).__name__}: {_first_line(exc)}",
+            report=done,
+        ) from exc
     done = report(answers=answers, still_running=running, exit_wait=wait)
     _log_results(done)
     return done
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def _unconfirmed(report: TerminationReport, reason: str) -> TerminationReport:
+    """``report`` with every ``not_exited`` result's reason replaced by ``reason``."""
+    results = tuple(
+        dataclasses.replace(r, reason=reason) if r.outcome == "not_exited" else r
+        for r in report.results
+    )
+    return dataclasses.replace(report, results=results, findings=(*report.findings, reason))
 
 
 def _outcome(answers: Any, pid: int) -> str | None:

@@ -31,6 +31,7 @@ from django.utils.module_loading import import_string
 
 from dbconnmgr import app_settings
 from dbconnmgr.core.health import Finding, Report, Severity
+from dbconnmgr.exceptions import InvalidSetting
 
 __all__ = [
     "Alert",
@@ -186,10 +187,19 @@ class WebhookHandler:
 def load_handlers(specs: Any = None) -> list[tuple[str, AlertHandler]]:
     """Build the handlers of ``specs`` (default: ``ALERTS["HANDLERS"]``) as (name, callable).
 
-    A spec that does not import or build is logged and skipped, never raised.
+    A spec that does not import or build is logged and skipped, never raised; specs that
+    are not a list (a lone string would be read character by character) are logged in one
+    line and no handler is loaded.
     """
     if specs is None:
-        specs = app_settings.alert_settings()["HANDLERS"]
+        try:
+            specs = app_settings.alert_settings()["HANDLERS"]
+        except InvalidSetting as exc:
+            logger.error("dbconnmgr alerts: no handler loaded: %s", exc)
+            return []
+    if specs is not None and not isinstance(specs, list | tuple):
+        logger.error("dbconnmgr alerts: no handler loaded: handlers must be a list, got %r", specs)
+        return []
     handlers: list[tuple[str, AlertHandler]] = []
     for spec in specs or ():
         try:
@@ -307,6 +317,9 @@ class AlertDispatcher:
         """
         try:
             alerts = self.plan(report)
+        except InvalidSetting as exc:
+            logger.error("dbconnmgr alerts: nothing sent for %s: %s", report.alias, exc)
+            return []
         except Exception:
             logger.exception("dbconnmgr alerts: could not evaluate report for %s", report.alias)
             return []

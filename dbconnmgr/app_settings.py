@@ -1,85 +1,410 @@
-"""The app's own settings: ``settings.DBCONNMGR``, read at call time with defaults.
+"""The app's own settings: ``settings.DBCONNMGR``, declared once, read at call time.
 
-Every key is documented in docs/configuration.md. Accessors read ``django.conf.settings``
-each time so ``override_settings`` and per-process changes are honoured.
+:data:`SCHEMA` declares every key: its default and the validator of a value the project
+gives. ``manage.py check`` (dbconnmgr.checks.app_settings) runs the same validators and
+reports each problem with its check id; the accessors below run them again where a value is
+read and raise :class:`~dbconnmgr.exceptions.InvalidSetting`, one line naming the key.
+Accessors read ``django.conf.settings`` each time so ``override_settings`` and per-process
+changes are honoured. Every key is documented in docs/configuration.md.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 
-from dbconnmgr.core.health import DEFAULT_THRESHOLDS
+from dbconnmgr.core.health import DEFAULT_THRESHOLDS, THRESHOLD_KINDS, Severity, threshold_errors
+from dbconnmgr.exceptions import InvalidSetting
 
-#: Defaults of every key of ``settings.DBCONNMGR``.
-DEFAULTS: dict[str, Any] = {
-    # Top-N rows in the status breakdowns.
-    "STATUS_LIMIT": 10,
-    # Seconds a plain idle session must be idle before close-idle terminates it.
-    "IDLE_TIMEOUT": 300,
-    # Health thresholds (docs/health.md): dbconnmgr.core.health.DEFAULT_THRESHOLDS.
-    "THRESHOLDS": DEFAULT_THRESHOLDS,
-    # connection_monitor: read the server's client connections before and after each
-    # block (one short statement per PostgreSQL alias on each side) unless told otherwise.
-    "MONITOR_SAMPLE_SERVER": True,
-    # The processes that connect, for --action=budget and the pool-size check: strings in
-    # the --service syntax ("web=4x8", "web=2x4x8:10") or dicts of dbconnmgr.core.budget.Service.
-    "SERVICES": [],
-    # Slots --action=budget keeps free for people, migrations and one-off jobs.
-    "BUDGET_HEADROOM": 5,
-    # Fraction of the usable slots (after headroom) the services may fill.
-    "BUDGET_SAFETY": 0.95,
-    # True when the project is served over ASGI (None: True when ASGI_APPLICATION is set).
-    "ASGI": None,
-    # Alerts (docs/alerts.md): dotted paths of handlers, or {"HANDLER": path, "OPTIONS": {}}.
-    "ALERTS": {
-        "HANDLERS": ["dbconnmgr.alerts.LoggingHandler"],
-        # Seconds before the same finding is sent again (cooldown state is per process).
-        "COOLDOWN": 300,
-        # Findings below this severity are not sent (ok < warning < unknown < critical).
-        "MIN_SEVERITY": "warning",
-    },
-    # Bearer tokens accepted by the HTTP health endpoint (staff users need none).
-    "HEALTH_TOKENS": [],
-    # Seconds close-idle/force-close wait for signalled backends to exit before reporting
-    # them as "not_exited" (0: do not wait).
-    "TERMINATE_TIMEOUT": 5,
-    # Monitor: seconds between samples of --action=monitor (--interval overrides it).
-    "MONITOR_INTERVAL": 5,
-    # Monitor: seconds of samples the average active sessions (AAS) is computed over.
-    "AAS_WINDOW": 60,
-    # Recorded samples (--record) older than this many days are pruned; None keeps all.
-    "RETENTION_DAYS": 30,
+__all__ = [
+    "DEFAULTS",
+    "SCHEMA",
+    "Problem",
+    "Setting",
+    "alert_settings",
+    "get_setting",
+    "thresholds",
+    "user_settings",
+]
+
+#: Upper bounds: large enough for any real use, small enough that no later arithmetic
+#: (PostgreSQL intervals, datetime, sleep) overflows.
+MAX_SECONDS = 365 * 86400
+MAX_TERMINATE_WAIT = 3600
+MAX_RETENTION_DAYS = 36500
+MAX_ROWS = 100_000
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem with one setting: ``check_id`` ``dbconnmgr.E1xx`` (error) or ``W1xx``."""
+
+    check_id: str
+    message: str
+    hint: str | None = None
+
+    @property
+    def is_error(self) -> bool:
+        """Errors refuse the value; warnings (``W``) only advise."""
+        return ".E" in self.check_id
+
+
+Validator = Callable[[Any], list[Problem]]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One ``DBCONNMGR`` key: its default, what it means, how a given value is checked."""
+
+    default: Any
+    validate: Validator
+    help: str
+
+
+def _name(key: str) -> str:
+    return f"DBCONNMGR[{key!r}]"
+
+
+def _number(
+    name: str,
+    check_id: str,
+    *,
+    low: float,
+    high: float,
+    above: bool = False,
+    whole: bool = False,
+    none_ok: bool = False,
+    unit: str = "a number",
+) -> Validator:
+    """A validator of a finite number in [low, high] (``above``: low excluded); ``name``
+    is the key as shown (``DBCONNMGR['IDLE_TIMEOUT']``)."""
+    what = "a whole number" if whole else unit
+    bounds = f"{'above' if above else 'from'} {low:g} to {high:g}"
+    extra = " or None" if none_ok else ""
+
+    def validate(value: Any) -> list[Problem]:
+        if value is None and none_ok:
+            return []
+        ok = (
+            not isinstance(value, bool)
+            and isinstance(value, int | float)
+            and math.isfinite(value)
+            and (value > low if above else value >= low)
+            and value <= high
+            and (not whole or value == int(value))
+        )
+        if ok:
+            return []
+        return [Problem(check_id, f"{name} must be {what} {bounds}{extra}, got {value!r}.")]
+
+    return validate
+
+
+def _boolean(key: str, check_id: str, *, none_ok: bool = False) -> Validator:
+    def validate(value: Any) -> list[Problem]:
+        if isinstance(value, bool) or (value is None and none_ok):
+            return []
+        expected = "True, False or None" if none_ok else "True or False"
+        return [Problem(check_id, f"{_name(key)} must be {expected}, got {value!r}.")]
+
+    return validate
+
+
+def _is_list(value: Any) -> bool:
+    return isinstance(value, list | tuple)
+
+
+def _not_a_list(name: str, check_id: str, shown: str, hint: str) -> list[Problem]:
+    return [Problem(check_id, f"{name} must be a list, got {shown}.", hint=hint)]
+
+
+def unknown_keys(
+    value: Mapping[str, Any], known: list[str], where: str, check_id: str
+) -> list[Problem]:
+    """One problem per key of ``value`` not in ``known``, with a close-match hint."""
+    import difflib
+
+    problems = []
+    for key in value:
+        if key in known:
+            continue
+        close = difflib.get_close_matches(str(key), known, n=1)
+        hint = f"Did you mean {close[0]!r}? " if close else ""
+        problems.append(
+            Problem(
+                check_id,
+                f"Unknown key {key!r} in {where}.",
+                hint=f"{hint}Known keys: {', '.join(sorted(known))}.",
+            )
+        )
+    return problems
+
+
+def _validate_thresholds(value: Any) -> list[Problem]:
+    if value is None:  # the default
+        return []
+    if not isinstance(value, Mapping):
+        return [
+            Problem(
+                "dbconnmgr.E102",
+                f"{_name('THRESHOLDS')} must be a dict, got {type(value).__name__}.",
+            )
+        ]
+    known = sorted(set(DEFAULT_THRESHOLDS) | set(THRESHOLD_KINDS))
+    problems = unknown_keys(value, known, _name("THRESHOLDS"), "dbconnmgr.E102")
+    for problem in threshold_errors({**DEFAULT_THRESHOLDS, **value}):
+        pair = "must be below" in problem or "must be above" in problem
+        problems.append(
+            Problem(
+                "dbconnmgr.E104" if pair else "dbconnmgr.E103",
+                f"{_name('THRESHOLDS')}: {problem}.",
+                hint="Each warning threshold must be reached before its critical one."
+                if pair
+                else "See docs/health.md for each threshold's unit.",
+            )
+        )
+    return problems
+
+
+_ALERT_KEYS = ["HANDLERS", "COOLDOWN", "MIN_SEVERITY"]
+
+
+def _validate_alerts(value: Any) -> list[Problem]:
+    """The shape of ALERTS. Whether each handler imports is checked by ``manage.py check``
+    (E106) and, at run time, logged per handler by :func:`dbconnmgr.alerts.load_handlers`."""
+    if value is None:  # the default
+        return []
+    if not isinstance(value, Mapping):
+        return [
+            Problem(
+                "dbconnmgr.E105", f"{_name('ALERTS')} must be a dict, got {type(value).__name__}."
+            )
+        ]
+    problems = unknown_keys(value, _ALERT_KEYS, _name("ALERTS"), "dbconnmgr.E105")
+    cooldown = value.get("COOLDOWN", 0)
+    problems += _number(
+        f"{_name('ALERTS')}['COOLDOWN']", "dbconnmgr.E105", low=0, high=MAX_SECONDS, unit="seconds"
+    )(cooldown)
+    try:
+        Severity.from_label(str(value.get("MIN_SEVERITY", "warning")))
+    except ValueError as exc:
+        problems.append(Problem("dbconnmgr.E105", f"{_name('ALERTS')}['MIN_SEVERITY']: {exc}."))
+    handlers = value.get("HANDLERS", [])
+    if not _is_list(handlers):
+        problems += _not_a_list(
+            f"{_name('ALERTS')}['HANDLERS']",
+            "dbconnmgr.E105",
+            repr(handlers),
+            "A list of dotted paths or {'HANDLER': path, 'OPTIONS': {...}} dicts.",
+        )
+    return problems
+
+
+def _validate_tokens(value: Any) -> list[Problem]:
+    if value is None:  # the default
+        return []
+    if not _is_list(value):
+        return [
+            Problem(
+                "dbconnmgr.E107",
+                # the type only: never echo a secret
+                f"{_name('HEALTH_TOKENS')} must be a list of strings, got {type(value).__name__}.",
+                hint="HEALTH_TOKENS = [env.str('HEALTH_TOKEN')]",
+            )
+        ]
+    problems = []
+    for token in value:
+        if not isinstance(token, str) or not token.strip():
+            problems.append(
+                Problem(
+                    "dbconnmgr.E107",
+                    f"{_name('HEALTH_TOKENS')} holds an empty or non-string token.",
+                )
+            )
+        elif len(token) < 16:
+            problems.append(
+                Problem(
+                    "dbconnmgr.W101",
+                    f"A {_name('HEALTH_TOKENS')} token is shorter than 16 characters.",
+                    hint="Use a long random token: python -c 'import secrets; "
+                    "print(secrets.token_urlsafe(32))'",
+                )
+            )
+    return problems
+
+
+def _validate_services(value: Any) -> list[Problem]:
+    if value is None:  # the default
+        return []
+    from dbconnmgr.core.budget import services_from_setting
+
+    if not _is_list(value):
+        return _not_a_list(
+            _name("SERVICES"),
+            "dbconnmgr.E114",
+            f"{type(value).__name__} {value!r}",
+            'SERVICES = ["web=2x4x8", "worker=1x2x4"]',
+        )
+    try:
+        services = services_from_setting(value)
+    except ValueError as exc:
+        return [Problem("dbconnmgr.E114", f"{_name('SERVICES')}: {exc}.")]
+    names = [s.name for s in services]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        return [Problem("dbconnmgr.E114", f"{_name('SERVICES')} names {', '.join(twice)} twice.")]
+    return []
+
+
+def _seconds(
+    key: str, check_id: str, *, high: float = MAX_SECONDS, above: bool = False
+) -> Validator:
+    return _number(_name(key), check_id, low=0, high=high, above=above, unit="seconds")
+
+
+#: Every key of ``settings.DBCONNMGR``: default, validator, meaning.
+SCHEMA: dict[str, Setting] = {
+    "STATUS_LIMIT": Setting(
+        10,
+        _number(_name("STATUS_LIMIT"), "dbconnmgr.E108", low=1, high=MAX_ROWS, whole=True),
+        "Top-N rows in the status breakdowns.",
+    ),
+    "IDLE_TIMEOUT": Setting(
+        300,
+        _seconds("IDLE_TIMEOUT", "dbconnmgr.E109"),
+        "Seconds a plain idle session must be idle before close-idle terminates it.",
+    ),
+    "THRESHOLDS": Setting(
+        DEFAULT_THRESHOLDS,
+        _validate_thresholds,
+        "Health thresholds (docs/health.md): dbconnmgr.core.health.DEFAULT_THRESHOLDS.",
+    ),
+    "MONITOR_SAMPLE_SERVER": Setting(
+        True,
+        _boolean("MONITOR_SAMPLE_SERVER", "dbconnmgr.E117"),
+        "connection_monitor reads the server's client connections around each block.",
+    ),
+    "SERVICES": Setting(
+        [],
+        _validate_services,
+        'The processes that connect: "web=4x8" strings or dicts of core.budget.Service.',
+    ),
+    "BUDGET_HEADROOM": Setting(
+        5,
+        _number(_name("BUDGET_HEADROOM"), "dbconnmgr.E112", low=0, high=MAX_ROWS, whole=True),
+        "Slots --action=budget keeps free for people, migrations and one-off jobs.",
+    ),
+    "BUDGET_SAFETY": Setting(
+        0.95,
+        _number(_name("BUDGET_SAFETY"), "dbconnmgr.E113", low=0, high=1, above=True),
+        "Fraction of the usable slots (after headroom) the services may fill.",
+    ),
+    "ASGI": Setting(
+        None,
+        _boolean("ASGI", "dbconnmgr.E118", none_ok=True),
+        "True when served over ASGI (None: True when ASGI_APPLICATION is set).",
+    ),
+    "ALERTS": Setting(
+        {
+            "HANDLERS": ["dbconnmgr.alerts.LoggingHandler"],
+            "COOLDOWN": 300,
+            "MIN_SEVERITY": "warning",
+        },
+        _validate_alerts,
+        "Alert handlers, cooldown (seconds, per process) and minimum severity.",
+    ),
+    "HEALTH_TOKENS": Setting(
+        [], _validate_tokens, "Bearer tokens accepted by the HTTP health endpoint."
+    ),
+    "TERMINATE_TIMEOUT": Setting(
+        5,
+        _seconds("TERMINATE_TIMEOUT", "dbconnmgr.E110", high=MAX_TERMINATE_WAIT),
+        "Seconds close-idle/force-close wait for signalled backends to exit (0: no wait).",
+    ),
+    "MONITOR_INTERVAL": Setting(
+        5,
+        _seconds("MONITOR_INTERVAL", "dbconnmgr.E115", high=86400, above=True),
+        "Seconds between samples of --action=monitor (--interval overrides it).",
+    ),
+    "AAS_WINDOW": Setting(
+        60,
+        _seconds("AAS_WINDOW", "dbconnmgr.E116", high=86400, above=True),
+        "Seconds of samples the average active sessions (AAS) is computed over.",
+    ),
+    "RETENTION_DAYS": Setting(
+        30,
+        _number(
+            _name("RETENTION_DAYS"),
+            "dbconnmgr.E111",
+            low=0,
+            high=MAX_RETENTION_DAYS,
+            above=True,
+            none_ok=True,
+            unit="days",
+        ),
+        "Recorded samples older than this many days are pruned; None keeps all.",
+    ),
 }
 
+#: Defaults of every key of ``settings.DBCONNMGR``.
+DEFAULTS: dict[str, Any] = {key: setting.default for key, setting in SCHEMA.items()}
 
-def thresholds() -> dict[str, Any]:
-    """The THRESHOLDS dict: defaults overlaid with the project's keys."""
-    merged = dict(DEFAULTS["THRESHOLDS"])
-    merged.update(user_settings().get("THRESHOLDS") or {})
-    return merged
+
+def _refuse(key: str, problems: list[Problem]) -> None:
+    errors = [p.message.rstrip(".") for p in problems if p.is_error]
+    if errors:
+        raise InvalidSetting("; ".join(errors), key=key)
 
 
 def user_settings() -> dict[str, Any]:
-    """The project's ``DBCONNMGR`` dict (empty when unset)."""
+    """The project's ``DBCONNMGR`` dict (empty when unset).
+
+    Raises:
+        InvalidSetting: DBCONNMGR is set but is not a dict.
+    """
     value = getattr(settings, "DBCONNMGR", None)
-    return dict(value) if isinstance(value, dict) else {}
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidSetting(f"DBCONNMGR must be a dict, got {type(value).__name__}", key="")
+    return dict(value)
 
 
 def get_setting(name: str) -> Any:
-    """One setting: the project's value, else the default.
+    """One setting: the project's value, validated, else the default.
 
     Raises:
         KeyError: ``name`` is not a dbconnmgr setting.
+        InvalidSetting: the project's value is invalid (the message names the key).
     """
-    if name not in DEFAULTS:
+    setting = SCHEMA.get(name)
+    if setting is None:
         raise KeyError(f"unknown dbconnmgr setting {name!r}")
-    return user_settings().get(name, DEFAULTS[name])
+    values = user_settings()
+    if name not in values:
+        return setting.default
+    value = values[name]
+    _refuse(name, setting.validate(value))
+    return value
+
+
+def thresholds() -> dict[str, Any]:
+    """The THRESHOLDS dict: defaults overlaid with the project's keys, validated.
+
+    Raises:
+        InvalidSetting: the project's THRESHOLDS are invalid.
+    """
+    return {**DEFAULT_THRESHOLDS, **(get_setting("THRESHOLDS") or {})}
 
 
 def alert_settings() -> dict[str, Any]:
-    """The ALERTS dict: defaults overlaid with the project's keys."""
-    merged = dict(DEFAULTS["ALERTS"])
-    merged.update(user_settings().get("ALERTS") or {})
-    return merged
+    """The ALERTS dict: defaults overlaid with the project's keys, validated.
+
+    Raises:
+        InvalidSetting: the project's ALERTS are malformed (e.g. HANDLERS is a string).
+    """
+    return {**DEFAULTS["ALERTS"], **(get_setting("ALERTS") or {})}

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from dbconnmgr.core.termination import TerminationReport
 
 ProblemKind = Literal["unreachable", "full", "reserved", "auth", "timeout", "other"]
 
@@ -44,3 +47,34 @@ class InsufficientPrivilege(DbConnMgrError):
 
 class ActionNotPossible(DbConnMgrError):
     """The action cannot run in this context (e.g. force-close inside ``atomic()``)."""
+
+
+class InvalidSetting(DbConnMgrError, ValueError):
+    """A ``settings.DBCONNMGR`` value is invalid where it is read.
+
+    ``manage.py check`` reports the same problem with a check id at startup; readers raise
+    this so a bad value is one line naming the key, never a traceback later on.
+
+    Attributes:
+        key: the ``DBCONNMGR`` key (``"TERMINATE_TIMEOUT"``), or ``""`` for the dict itself.
+    """
+
+    def __init__(self, message: str, *, key: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+class TerminationIncomplete(DbConnMgrError):
+    """close-idle/force-close failed after signalling backends.
+
+    The backends were signalled (the audit lines are logged); whether they exited could not
+    be confirmed. ``report`` says what was done: the signalled backends are ``not_exited``
+    with the reason.
+
+    Attributes:
+        report: the :class:`~dbconnmgr.core.termination.TerminationReport` of what was done.
+    """
+
+    def __init__(self, message: str, *, report: TerminationReport) -> None:
+        super().__init__(message)
+        self.report = report

@@ -16,6 +16,7 @@ from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from dbconnmgr import render
 from dbconnmgr.app_settings import thresholds
 from dbconnmgr.core.samples import PeakReport, Sample
 from dbconnmgr.core.snapshot import Connection
@@ -28,12 +29,7 @@ BAR_WIDTH = 30
 # -- live view ---------------------------------------------------------------------------------
 def utilization_style(percent: float) -> str:
     """Colour of a utilization figure: thresholds from ``DBCONNMGR["THRESHOLDS"]``."""
-    limits = thresholds()
-    if percent >= float(limits["UTILIZATION_CRITICAL"]):
-        return "bold red"
-    if percent >= float(limits["UTILIZATION_WARNING"]):
-        return "yellow"
-    return "green"
+    return render.utilization_style(percent, thresholds())
 
 
 def utilization_bar(percent: float, *, plain: bool = False, width: int = BAR_WIDTH) -> Text:

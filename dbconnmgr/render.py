@@ -7,6 +7,7 @@ when the stream is not a terminal or ``NO_COLOR`` is set.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from rich import box
@@ -14,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from dbconnmgr.core.health import Report, Severity
+from dbconnmgr.core.health import DEFAULT_THRESHOLDS, Report, Severity
 from dbconnmgr.core.snapshot import STATES, Connection, Group, Snapshot
 from dbconnmgr.core.termination import TerminationReport
 
@@ -69,10 +70,20 @@ def format_seconds(seconds: float | None) -> str:
     return f"{days}d{hours:02d}h"
 
 
-def _utilization_style(percent: float) -> str:
-    if percent >= 85:
+def utilization_style(percent: float, thresholds: Mapping[str, Any] | None = None) -> str:
+    """Colour of a utilization percentage: ``bold red`` from ``UTILIZATION_CRITICAL``,
+    ``yellow`` from ``UTILIZATION_WARNING``, else ``green`` (a None threshold is off).
+
+    Args:
+        percent: % of the usable slots.
+        thresholds: THRESHOLDS keys (the project's: ``app_settings.thresholds()``); missing
+            keys take the defaults.
+    """
+    merged = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
+    critical, warning = merged["UTILIZATION_CRITICAL"], merged["UTILIZATION_WARNING"]
+    if critical is not None and percent >= float(critical):
         return "bold red"
-    if percent >= 70:
+    if warning is not None and percent >= float(warning):
         return "yellow"
     return "green"
 
@@ -96,8 +107,16 @@ class Renderer:
         """Print rich renderables or strings."""
         self.console.print(*objects)
 
-    def status(self, snapshot: Snapshot, limit: int | None = None) -> None:
-        """The ``status`` report: limits, utilization, states, breakdowns, oldest sessions."""
+    def status(
+        self,
+        snapshot: Snapshot,
+        limit: int | None = None,
+        thresholds: Mapping[str, Any] | None = None,
+    ) -> None:
+        """The ``status`` report: limits, utilization, states, breakdowns, oldest sessions.
+
+        Utilization is coloured by ``thresholds`` (the defaults when None).
+        """
         limits = snapshot.limits
         usable_pct = snapshot.usable_utilization_percent
         header = Table.grid(padding=(0, 2))
@@ -115,7 +134,7 @@ class Renderer:
             "Connections",
             Text.assemble(
                 f"{snapshot.total_connections} in use, {snapshot.free_connections} free; ",
-                (f"{usable_pct}% of usable", _utilization_style(usable_pct)),
+                (f"{usable_pct}% of usable", utilization_style(usable_pct, thresholds)),
                 f", {snapshot.utilization_percent}% of max_connections",
             ),
         )

@@ -3,40 +3,52 @@
 Only staff users (Django's session login) and callers sending
 ``Authorization: Bearer <token>`` with a token from ``DBCONNMGR["HEALTH_TOKENS"]`` get an
 answer: 401 without credentials or with a wrong token, 403 for a logged-in non-staff user.
+An invalid ``HEALTH_TOKENS`` (not a list of strings) refuses everyone with 401 and logs
+why; invalid ``THRESHOLDS`` answer 503 with status ``unknown``. Only GET and HEAD are
+allowed: other methods get 405 JSON with an ``Allow`` header (no CSRF page).
 The document is :func:`dbconnmgr.check_connection_health`'s: counts, ages, pids,
 application and role names; never query text or client addresses.
 """
 
 from __future__ import annotations
 
+import functools
 import hmac
+import logging
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_safe
+from django.views.decorators.csrf import csrf_exempt
 
 from dbconnmgr import check_connection_health
 from dbconnmgr.app_settings import get_setting
-from dbconnmgr.exceptions import UnknownDatabaseAlias, UnsupportedDatabase
+from dbconnmgr.core.health import Finding, Report, Severity
+from dbconnmgr.exceptions import InvalidSetting, UnknownDatabaseAlias, UnsupportedDatabase
+from dbconnmgr.payloads import health_payload
 
 __all__ = ["health"]
 
+logger = logging.getLogger("dbconnmgr")
+
 _UNHEALTHY = {"critical", "unknown"}
+_ALLOWED = ("GET", "HEAD")
 
 
-def _token_ok(request: HttpRequest) -> bool | None:
-    """True for a configured token, False for a wrong one, None when none was sent."""
+def _token_ok(request: HttpRequest, tokens: Sequence[str]) -> bool | None:
+    """True for one of ``tokens``, False for a wrong one, None when none was sent."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
     sent = token.strip().encode()
-    tokens = get_setting("HEALTH_TOKENS") or ()
+    matched = False
     # compare_digest against every token: the time taken does not tell which one matched.
-    matches = [hmac.compare_digest(sent, str(t).encode()) for t in tokens if t]
-    return any(matches)
+    for configured in tokens:
+        matched |= hmac.compare_digest(sent, configured.encode())
+    return matched
 
 
 def _denied(status: int, error: str) -> JsonResponse:
@@ -46,12 +58,42 @@ def _denied(status: int, error: str) -> JsonResponse:
     return response
 
 
+def _safe_methods_only(view: Callable[..., JsonResponse]) -> Callable[..., JsonResponse]:
+    """405 JSON with an ``Allow`` header for anything but GET and HEAD."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+        if request.method not in _ALLOWED:
+            response = JsonResponse(
+                {"error": f"method {request.method} not allowed: use GET or HEAD"}, status=405
+            )
+            response["Allow"] = ", ".join(_ALLOWED)
+            return response
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _unknown(alias: str, exc: InvalidSetting) -> JsonResponse:
+    """503 with the health document of a check that could not run as configured."""
+    finding = Finding("settings", Severity.UNKNOWN, str(exc), {"key": exc.key})
+    report = Report(alias=alias, status=Severity.UNKNOWN, findings=(finding,), snapshot=None)
+    return JsonResponse(health_payload(report), status=503)
+
+
+@csrf_exempt  # read-only, token or session authenticated; POST gets a 405, not a CSRF page
 @login_not_required
 @never_cache
-@require_safe
+@_safe_methods_only
 def health(request: HttpRequest, alias: str = "default") -> JsonResponse:
     """Evaluate database ``alias`` and answer with the health document."""
-    token = _token_ok(request)
+    try:
+        tokens = get_setting("HEALTH_TOKENS") or ()
+    except InvalidSetting as exc:
+        # Fail closed, staff included: a string would otherwise make each character a token.
+        logger.error("dbconnmgr health endpoint refuses every request: %s", exc)
+        return _denied(401, "health endpoint misconfigured: see the server log")
+    token = _token_ok(request, tokens)
     user: Any = getattr(request, "user", None)
     if token is False:
         return _denied(401, "invalid token")
@@ -64,5 +106,8 @@ def health(request: HttpRequest, alias: str = "default") -> JsonResponse:
         payload = check_connection_health(alias)
     except (UnknownDatabaseAlias, UnsupportedDatabase) as exc:
         return JsonResponse({"error": str(exc)}, status=404)
+    except InvalidSetting as exc:
+        logger.error("dbconnmgr health endpoint answers UNKNOWN for %r: %s", alias, exc)
+        return _unknown(alias, exc)
     status = 503 if payload["status"] in _UNHEALTHY else 200
     return JsonResponse(payload, status=status)

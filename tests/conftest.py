@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -195,6 +196,23 @@ def manage(
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
         stdin=subprocess.DEVNULL,
     )  # fmt: skip
+
+
+def run_with_pooled_alias(script: str, dsn: str) -> dict[str, Any]:
+    """Run ``script`` in a fresh Python under tests.settings_pool (alias ``pooled`` on
+    ``dsn``'s database) and return the JSON document it prints."""
+    import json
+
+    env = dict(
+        os.environ, DJANGO_SETTINGS_MODULE="tests.settings_pool", DATABASE_URL=dsn_to_url(dsn)
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True, text=True, env=env, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
 
 
 @pytest.fixture

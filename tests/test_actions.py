@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 
@@ -427,23 +428,11 @@ print(json.dumps({
 
 
 def test_force_close_closes_the_native_pool(sessions: Sessions, dsn: str) -> None:
-    import os
-    import subprocess
-    import sys
-
-    from tests.conftest import dsn_to_url
+    from tests.conftest import run_with_pooled_alias
 
     outsider = sessions.open("t-ci-pooled")  # another process of the same project
     # The same database as the sessions (pytest-django may have switched to test_*).
-    env = dict(
-        os.environ, DJANGO_SETTINGS_MODULE="tests.settings_pool", DATABASE_URL=dsn_to_url(dsn)
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", POOL_SCRIPT],
-        capture_output=True, text=True, env=env, timeout=60, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    data = json.loads(result.stdout)
+    data = run_with_pooled_alias(POOL_SCRIPT, dsn)
     report = data["report"]
     local = report["local"]
     assert local["connection_closed"] is True and local["pool_closed"] is True
@@ -503,3 +492,115 @@ def test_asks_on_a_terminal(sessions: Sessions, app_dsn: str, answer: str) -> No
     else:
         assert "cancelled, nothing was terminated" in out
         assert_usable(victim)
+
+
+# -- settings are validated before anything changes; a late failure still reports -----------
+@pytest.mark.parametrize(
+    ("setting", "fragment"),
+    [
+        ({"TERMINATE_TIMEOUT": "abc"}, "DBCONNMGR['TERMINATE_TIMEOUT'] must be seconds"),
+        ({"TERMINATE_TIMEOUT": -1}, "DBCONNMGR['TERMINATE_TIMEOUT'] must be seconds"),
+        ({"IDLE_TIMEOUT": "5m"}, "DBCONNMGR['IDLE_TIMEOUT'] must be seconds"),
+    ],
+)
+def test_close_idle_refuses_bad_settings_before_terminating_anything(
+    settings, sessions: Sessions, app_dsn: str, setting: dict[str, object], fragment: str
+) -> None:
+    from dbconnmgr.exceptions import InvalidSetting
+
+    victims = [sessions.open("t-ci-settings", dsn=app_dsn) for _ in range(2)]
+    settings.DBCONNMGR = setting
+    older_than = None if "IDLE_TIMEOUT" in setting else 0.0
+    with pytest.raises(InvalidSetting, match=re.escape(fragment)):
+        close_idle_connections(older_than=older_than, application="t-ci-settings")
+    for session in victims:
+        assert_usable(session)
+
+
+def test_close_idle_command_with_bad_terminate_timeout_changes_nothing(
+    sessions: Sessions, app_dsn: str, dsn: str
+) -> None:
+    victims = [sessions.open("t-ci-settings-cli", dsn=app_dsn) for _ in range(2)]
+    result = manage(
+        "db_connections", "--action=close-idle", "--idle-for=0", "--noinput",
+        "--application=t-ci-settings-cli",
+        settings_module="tests.settings_cli", database_url=dsn_to_url(dsn),
+        extra_env={"DBCONNMGR_JSON": json.dumps({"TERMINATE_TIMEOUT": "abc"})},
+    )  # fmt: skip
+    assert result.returncode == 3, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert "DBCONNMGR['TERMINATE_TIMEOUT']" in line
+    for session in victims:
+        assert_usable(session)
+
+
+def test_force_close_refuses_bad_settings_before_closing_anything(settings) -> None:
+    from dbconnmgr.exceptions import InvalidSetting
+
+    connection.ensure_connection()
+    settings.DBCONNMGR = {"TERMINATE_TIMEOUT": "abc"}
+    with pytest.raises(InvalidSetting, match="TERMINATE_TIMEOUT"):
+        force_close_connections(include_superusers=True)
+    assert connection.connection is not None  # this process's connection was not closed
+
+
+def _failing_wait(*args: object, **kwargs: object) -> set[int]:
+    from django.db import OperationalError
+
+    raise OperationalError("server closed the connection unexpectedly\nmore detail")
+
+
+def test_failure_after_signalling_still_reports_and_audits(
+    monkeypatch, sessions: Sessions, app_dsn: str, caplog
+) -> None:
+    from dbconnmgr.backends.postgresql import PostgreSQLBackend
+    from dbconnmgr.exceptions import TerminationIncomplete
+
+    victims = [sessions.open("t-ci-late", dsn=app_dsn) for _ in range(2)]
+    pids = {s.pid for s in victims}
+    # The signals are real; the wait for the backends to exit fails afterwards.
+    monkeypatch.setattr(PostgreSQLBackend, "still_running", _failing_wait)
+    with (
+        caplog.at_level(logging.INFO, logger="dbconnmgr"),
+        pytest.raises(TerminationIncomplete, match="could not confirm") as caught,
+    ):
+        close_idle_connections(older_than=0, application="t-ci-late")
+    report = caught.value.report
+    assert report.executed
+    assert set(report.pids("not_exited")) == pids
+    assert all("exit not confirmed: OperationalError" in r.reason for r in report.results)
+    assert report.failed
+    audit = [r.getMessage() for r in caplog.records if r.name == "dbconnmgr"]
+    assert any("signalling up to 2" in line for line in audit)
+    for session in victims:
+        assert any(f"pid={session.pid}" in line for line in audit)
+    deadline = time.monotonic() + 10
+    while alive(superuser_dsn(), *pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(superuser_dsn(), *pids)  # they really were terminated
+
+
+def test_command_prints_the_report_when_the_wait_fails(
+    monkeypatch, sessions: Sessions, app_dsn: str
+) -> None:
+    import io
+
+    from django.core.management import call_command
+
+    from dbconnmgr.backends.postgresql import PostgreSQLBackend
+
+    victim = sessions.open("t-ci-late-cli", dsn=app_dsn)
+    monkeypatch.setattr(PostgreSQLBackend, "still_running", _failing_wait)
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.raises(SystemExit) as exited:
+        call_command(
+            "db_connections", "--action=close-idle", "--idle-for=0", "--noinput",
+            "--application=t-ci-late-cli", "--format=json", stdout=out, stderr=err,
+        )  # fmt: skip
+    assert exited.value.code == 3
+    document = json.loads(out.getvalue())
+    assert [r["pid"] for r in document["selected"]] == [victim.pid]
+    assert document["selected"][0]["outcome"] == "not_exited"
+    assert "exit not confirmed" in document["selected"][0]["reason"]
+    [line] = err.getvalue().strip().splitlines()
+    assert "could not confirm" in line and "OperationalError" in line

@@ -333,3 +333,21 @@ def test_webhook_failures_are_logged_not_raised(
 def test_webhook_refuses_other_schemes() -> None:
     with pytest.raises(ValueError, match="http:// or https://"):
         alerts.WebhookHandler("file:///etc/passwd")
+
+
+def test_handlers_as_a_string_is_one_line_not_a_traceback_per_character(
+    held: Sessions, health_alias: str, settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings.DBCONNMGR = {"ALERTS": {"HANDLERS": RECORD}}
+    held.open("t-alert-string")
+    with caplog.at_level(logging.ERROR, logger="dbconnmgr.alerts"):
+        alerts.dispatch(evaluate(take_snapshot(health_alias), {"UTILIZATION_WARNING": 5}))
+        assert alerts.load_handlers() == []
+        assert alerts.load_handlers(RECORD) == []
+    assert sent() == []
+    records = [r for r in caplog.records if r.name == "dbconnmgr.alerts"]
+    assert len(records) == 3
+    assert not any(r.exc_info for r in records)
+    assert "DBCONNMGR['ALERTS']['HANDLERS'] must be a list" in records[0].getMessage()
+    assert "DBCONNMGR['ALERTS']['HANDLERS'] must be a list" in records[1].getMessage()
+    assert "handlers must be a list" in records[2].getMessage()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -137,3 +138,86 @@ def test_unhealthy_is_503_and_nothing_leaks(token_settings, dsn: str) -> None:
         assert "127.0.0.1" not in body  # nor the client address
         assert "client_addr" not in body
         assert '"query"' not in body
+
+
+def test_health_tokens_as_a_string_refuses_everyone(settings, caplog) -> None:
+    # A string used to make every single character a valid token (and itself invalid).
+    settings.DBCONNMGR = {"HEALTH_TOKENS": TOKEN}
+    with caplog.at_level(logging.ERROR, logger="dbconnmgr"):
+        for sent in ("t", "0", TOKEN):
+            response = Client().get(URL, headers=bearer(sent))
+            assert response.status_code == 401, sent
+            assert response.json() == {"error": "health endpoint misconfigured: see the server log"}
+        staff = _as(User(username="ops", is_staff=True))
+    assert staff.status_code == 401
+    lines = [r.getMessage() for r in caplog.records if r.name == "dbconnmgr"]
+    assert len(lines) == 4
+    assert all("DBCONNMGR['HEALTH_TOKENS'] must be a list of strings" in line for line in lines)
+    assert all(TOKEN not in line for line in lines)  # the secret is not logged
+    assert not any(r.exc_info for r in caplog.records)
+
+
+def test_invalid_thresholds_are_unknown_503_not_500(token_settings, caplog) -> None:
+    token_settings.DBCONNMGR = {
+        "HEALTH_TOKENS": [TOKEN],
+        "THRESHOLDS": {"UTILIZATION_WARNING": 90, "UTILIZATION_CRITICAL": 80},
+    }
+    with caplog.at_level(logging.ERROR, logger="dbconnmgr"):
+        response = Client(raise_request_exception=False).get(URL, headers=bearer(TOKEN))
+    assert response.status_code == 503
+    assert response["Content-Type"] == "application/json"
+    payload = response.json()
+    assert payload["status"] == "unknown"
+    assert payload["status_code"] == 3
+    [finding] = payload["findings"]
+    assert finding["code"] == "settings"
+    assert "DBCONNMGR['THRESHOLDS']" in finding["message"]
+    assert finding["data"] == {"key": "THRESHOLDS"}
+    [record] = [r for r in caplog.records if r.name == "dbconnmgr"]
+    assert "UNKNOWN" in record.getMessage() and record.exc_info is None
+
+
+@pytest.mark.parametrize("method", ["post", "put", "patch", "delete", "options"])
+def test_unsafe_methods_get_405_json_not_a_csrf_page(token_settings, method: str) -> None:
+    client = Client(enforce_csrf_checks=True)
+    response = getattr(client, method)(URL, headers=bearer(TOKEN))
+    assert response.status_code == 405
+    assert response["Allow"] == "GET, HEAD"
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {"error": f"method {method.upper()} not allowed: use GET or HEAD"}
+    assert Client().head(URL, headers=bearer(TOKEN)).status_code == 200
+
+
+POOLED_SCRIPT = """
+import json
+import logging
+import django
+django.setup()
+from django.contrib.auth.models import User
+from django.db import connections
+from django.test import RequestFactory
+import dbconnmgr
+from dbconnmgr.views import health
+
+health_doc = dbconnmgr.check_connection_health("pooled")
+request = RequestFactory().get("/dbconnmgr/health/pooled/")
+request.user = User(username="ops", is_staff=True)
+response = health(request, "pooled")
+print(json.dumps({
+    "status": health_doc["status"],
+    "endpoint": response.status_code,
+    "pool_opened": "pooled" in type(connections["pooled"])._connection_pools,
+}))
+"""
+
+
+def test_pooled_alias_is_read_without_the_application_pool(dsn: str) -> None:
+    """check_connection_health() and the endpoint read a pooled alias over the CLI's private
+    connection: they neither wait for nor open the app's pool (its timeout was the answer
+    time when the pool was busy or the server silent)."""
+    from tests.conftest import run_with_pooled_alias
+
+    data = run_with_pooled_alias(POOLED_SCRIPT, dsn)
+    assert data["status"] in ("ok", "warning")
+    assert data["endpoint"] == 200
+    assert data["pool_opened"] is False

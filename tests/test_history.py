@@ -216,3 +216,16 @@ def test_record_and_peak_end_to_end_on_a_fresh_server() -> None:
         assert payload["peak_connections"] == 4  # three held + the monitor's own
     finally:
         server.stop()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("days", [-1, 0, "30"])
+def test_a_bad_retention_deletes_nothing(settings: Any, days: Any) -> None:
+    # RETENTION_DAYS=-1 used to put the cutoff in the future: every sample was deleted.
+    from dbconnmgr.exceptions import InvalidSetting
+
+    ConnectionSampleFactory.create(taken_at=timezone.now())
+    settings.DBCONNMGR = {"RETENTION_DAYS": days}
+    with pytest.raises(InvalidSetting, match=r"DBCONNMGR\['RETENTION_DAYS'\]"):
+        prune_samples()
+    assert ConnectionSample.objects.count() == 1

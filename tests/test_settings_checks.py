@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -50,7 +51,7 @@ def test_valid_settings_are_silent(settings) -> None:
     ("value", "check_id", "fragment"),
     [
         ([1], "dbconnmgr.E101", "DBCONNMGR must be a dict"),
-        ({"THRESHOLD": {}}, "dbconnmgr.E101", "Unknown key 'THRESHOLD' in DBCONNMGR"),
+        ({"THRESHOLD": {}}, "dbconnmgr.W102", "Unknown key 'THRESHOLD' in DBCONNMGR"),
         ({"THRESHOLDS": 5}, "dbconnmgr.E102", "must be a dict"),
         ({"THRESHOLDS": {"UTILISATION_WARNING": 60}}, "dbconnmgr.E102", "UTILISATION_WARNING"),
         ({"THRESHOLDS": {"UTILIZATION_CRITICAL": 101}}, "dbconnmgr.E103", "percentage"),
@@ -119,3 +120,124 @@ def test_manage_py_check_fails_on_bad_settings() -> None:
     assert "dbconnmgr.E104" in result.stderr
     assert "dbconnmgr.E106" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+#: A bad value of every key: each passed ``manage.py check`` and crashed later (or, for
+#: STATUS_LIMIT=-1 and RETENTION_DAYS=-1, silently dropped rows / deleted all history).
+BAD_VALUES: list[tuple[str, Any, str, str]] = [
+    ("STATUS_LIMIT", -1, "dbconnmgr.E108", "whole number from 1"),
+    ("STATUS_LIMIT", "10", "dbconnmgr.E108", "got '10'"),
+    ("STATUS_LIMIT", True, "dbconnmgr.E108", "got True"),
+    ("IDLE_TIMEOUT", "abc", "dbconnmgr.E109", "seconds"),
+    ("IDLE_TIMEOUT", 1e15, "dbconnmgr.E109", "seconds from 0 to"),
+    ("TERMINATE_TIMEOUT", "abc", "dbconnmgr.E110", "seconds"),
+    ("TERMINATE_TIMEOUT", float("nan"), "dbconnmgr.E110", "nan"),
+    ("RETENTION_DAYS", -1, "dbconnmgr.E111", "days above 0"),
+    ("RETENTION_DAYS", 0, "dbconnmgr.E111", "or None"),
+    ("RETENTION_DAYS", 800000, "dbconnmgr.E111", "800000"),
+    ("BUDGET_HEADROOM", -2, "dbconnmgr.E112", "whole number"),
+    ("BUDGET_HEADROOM", 1.5, "dbconnmgr.E112", "whole number"),
+    ("BUDGET_SAFETY", 1.5, "dbconnmgr.E113", "above 0 to 1"),
+    ("BUDGET_SAFETY", 0, "dbconnmgr.E113", "above 0 to 1"),
+    ("SERVICES", "web=2x4", "dbconnmgr.E114", "must be a list, got str 'web=2x4'"),
+    ("SERVICES", ["web"], "dbconnmgr.E114", "expected"),
+    ("SERVICES", ["web=2x4", "web=1x1"], "dbconnmgr.E114", "names web twice"),
+    ("MONITOR_INTERVAL", 0, "dbconnmgr.E115", "seconds above 0"),
+    ("AAS_WINDOW", -60, "dbconnmgr.E116", "seconds above 0"),
+    ("MONITOR_SAMPLE_SERVER", "no", "dbconnmgr.E117", "True or False"),
+    ("ASGI", "yes", "dbconnmgr.E118", "True, False or None"),
+    ("ALERTS", {"HANDLERS": "dbconnmgr.alerts.LoggingHandler"}, "dbconnmgr.E105", "a list"),
+    ("HEALTH_TOKENS", "a-long-random-token-of-32-chars!", "dbconnmgr.E107", "list of strings"),
+    ("THRESHOLDS", {"UTILIZATION_WARNING": "70"}, "dbconnmgr.E103", "number or None"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "check_id", "fragment"), BAD_VALUES)
+def test_every_key_is_validated_by_check_and_where_read(
+    settings, key: str, value: Any, check_id: str, fragment: str
+) -> None:
+    from dbconnmgr.app_settings import get_setting
+    from dbconnmgr.exceptions import InvalidSetting
+
+    found = ids(settings, {key: value})
+    assert [i for i, _ in found] == [check_id], found
+    assert f"DBCONNMGR[{key!r}]" in found[0][1]
+    assert fragment in found[0][1]
+    # The same validator refuses the value where it is read, naming the key.
+    with pytest.raises(InvalidSetting, match=re.escape(f"DBCONNMGR[{key!r}]")) as caught:
+        get_setting(key)
+    assert caught.value.key == key
+    assert "\n" not in str(caught.value)
+
+
+def test_every_declared_key_has_a_checked_bad_value() -> None:
+    from dbconnmgr.app_settings import SCHEMA
+
+    assert {key for key, *_ in BAD_VALUES} == set(SCHEMA)
+
+
+def test_health_token_is_never_echoed(settings) -> None:
+    secret = "a-long-random-token-of-32-chars!"
+    [(_, message)] = ids(settings, {"HEALTH_TOKENS": secret})
+    assert secret not in message
+
+
+def test_unknown_key_is_a_warning_with_a_hint(settings) -> None:
+    settings.DBCONNMGR = {"IDLE_TIMOUT": 60}
+    [message] = check_dbconnmgr_settings()
+    assert message.id == "dbconnmgr.W102"
+    assert message.hint is not None and message.hint.startswith("Did you mean 'IDLE_TIMEOUT'?")
+
+
+def test_valid_edge_values_pass(settings) -> None:
+    assert (
+        ids(
+            settings,
+            {
+                "RETENTION_DAYS": None,
+                "TERMINATE_TIMEOUT": 0,
+                "BUDGET_SAFETY": 1,
+                "BUDGET_HEADROOM": 0,
+                "ASGI": True,
+                "SERVICES": ["web=2x4x8", {"name": "worker", "processes": 1, "threads": 2}],
+                "THRESHOLDS": None,
+            },
+        )
+        == []
+    )
+
+
+def test_dbconnmgr_not_a_dict_is_refused_where_read(settings) -> None:
+    from dbconnmgr.app_settings import get_setting
+    from dbconnmgr.exceptions import InvalidSetting
+
+    settings.DBCONNMGR = [("IDLE_TIMEOUT", 5)]
+    with pytest.raises(InvalidSetting, match="DBCONNMGR must be a dict"):
+        get_setting("IDLE_TIMEOUT")
+
+
+def test_command_refuses_a_bad_setting_in_one_line_exit_3() -> None:
+    result = manage(
+        "db_connections",
+        "--action=status",
+        settings_module="tests.settings_cli",
+        extra_env={"DBCONNMGR_JSON": json.dumps({"STATUS_LIMIT": -1})},
+    )
+    assert result.returncode == 3, result.stderr
+    assert result.stdout == ""
+    [line] = result.stderr.strip().splitlines()
+    assert "DBCONNMGR['STATUS_LIMIT'] must be a whole number from 1" in line
+
+
+def test_services_as_a_string_is_one_line_naming_the_key() -> None:
+    # It used to be read character by character: "got 'w'".
+    result = manage(
+        "db_connections",
+        "--action=budget",
+        settings_module="tests.settings_cli",
+        extra_env={"DBCONNMGR_JSON": json.dumps({"SERVICES": "web=2x4x8"})},
+    )
+    assert result.returncode == 3, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert "DBCONNMGR['SERVICES'] must be a list, got str 'web=2x4x8'" in line
+    assert "got 'w'" not in line

@@ -227,3 +227,45 @@ def test_lock_wait_reports_the_blocker(sessions: Sessions, dsn: str) -> None:
         holder.conn.rollback()
         thread.join(10)
         waiter.close()
+
+
+def test_table_colours_utilization_by_the_configured_thresholds(settings) -> None:
+    # The status table used hard-coded 70/85 % whatever THRESHOLDS said.
+    import io
+
+    from rich.console import Console
+
+    from dbconnmgr.app_settings import thresholds
+    from dbconnmgr.render import Renderer, utilization_style
+
+    snapshot = take_snapshot("default")
+    pct = snapshot.usable_utilization_percent
+    assert 0 < pct < 70
+
+    def coloured(configured: dict[str, float] | None) -> str:
+        settings.DBCONNMGR = {"THRESHOLDS": configured} if configured else {}
+        buffer = io.StringIO()
+        renderer = Renderer(buffer)
+        renderer.console = Console(file=buffer, force_terminal=True, color_system="standard")
+        renderer.status(snapshot, 5, thresholds=thresholds())
+        line = next(line for line in buffer.getvalue().splitlines() if "% of usable" in line)
+        return line
+
+    assert "\x1b[32m" in coloured(None)  # green under the defaults
+    critical = {"UTILIZATION_WARNING": pct / 4, "UTILIZATION_CRITICAL": pct / 2}
+    assert "\x1b[1;31m" in coloured(critical)  # bold red under the project's thresholds
+    warning = {"UTILIZATION_WARNING": pct / 2, "UTILIZATION_CRITICAL": 100}
+    assert "\x1b[33m" in coloured(warning)
+    off = {"UTILIZATION_WARNING": None, "UTILIZATION_CRITICAL": None}
+    assert utilization_style(99, off) == "green"
+
+
+def test_status_table_refuses_invalid_thresholds_in_one_line() -> None:
+    result = manage(
+        "db_connections",
+        settings_module="tests.settings_cli",
+        extra_env={"DBCONNMGR_JSON": json.dumps({"THRESHOLDS": {"UTILIZATION_WARNING": 95}})},
+    )
+    assert result.returncode == 3, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert "DBCONNMGR['THRESHOLDS']" in line and "must be below" in line

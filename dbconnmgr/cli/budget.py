@@ -21,6 +21,7 @@ from dbconnmgr.core.budget import (
     services_from_setting,
 )
 from dbconnmgr.core.snapshot import Snapshot
+from dbconnmgr.exceptions import InvalidSetting
 
 
 def service_spec(value: str) -> str:
@@ -104,6 +105,8 @@ class BudgetAction(Action):
                 services = [parse_service(s, pool_size=pool_size) for s in self.opts["service"]]
             else:
                 services = services_from_setting(get_setting("SERVICES"), pool_size=pool_size)
+        except InvalidSetting:
+            raise  # one line naming the key, exit 3 (the command)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         headroom = self.opts.get("headroom")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dbconnmgr.app_settings import get_setting
+from dbconnmgr.app_settings import get_setting, thresholds
 from dbconnmgr.backends import working_backend
 from dbconnmgr.cli import Action, positive_int
 
@@ -27,6 +27,8 @@ class StatusAction(Action):
 
     def run(self) -> int:
         limit = self.opts.get("limit") or get_setting("STATUS_LIMIT")
+        # The table colours utilization by the project's thresholds (read before any I/O).
+        colours = thresholds() if self.format == "table" else None
         with working_backend(self.alias) as backend:
             snapshot = backend.snapshot()
         if self.format == "json":
@@ -34,5 +36,5 @@ class StatusAction(Action):
 
             self.write_json(status_payload(snapshot, limit))
         else:
-            self.renderer.status(snapshot, limit)
+            self.renderer.status(snapshot, limit, thresholds=colours)
         return 0

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from dbconnmgr.cli import Action, non_negative_float
 from dbconnmgr.core.termination import STATE_CHOICES, TerminationReport
+from dbconnmgr.exceptions import TerminationIncomplete
 
 #: Exit code when some selected backend could not be terminated (permission, still running).
 EXIT_NOT_ALL_TERMINATED = 3
@@ -70,6 +72,17 @@ class _TerminatingAction(Action):
             answer = input(f"{question} [y/N] ")
         return answer.strip().lower() in {"y", "yes"}
 
+    def execute(self, act: Callable[[], TerminationReport]) -> int:
+        """Run the action and render its report, also when it failed after signalling
+        (then the error follows on stderr in one line, exit 3)."""
+        try:
+            report = act()
+        except TerminationIncomplete as exc:
+            self.finish(exc.report)
+            self.command.stderr.write(str(exc))
+            return EXIT_NOT_ALL_TERMINATED
+        return self.finish(report)
+
     def finish(self, report: TerminationReport) -> int:
         """Render the report; exit 3 when some selected backend was not terminated."""
         if self.format == "json":
@@ -128,18 +141,19 @@ class CloseIdleAction(_TerminatingAction):
     def run(self) -> int:
         from dbconnmgr.actions import close_idle_connections
 
-        report = close_idle_connections(
-            self.alias,
-            older_than=self.opts.get("idle_for"),
-            states=STATE_CHOICES[self.opts.get("state") or "idle"],
-            application=self.opts.get("application"),
-            user=self.opts.get("user"),
-            database_name=self.opts.get("db_name"),
-            dry_run=bool(self.opts.get("dry_run")),
-            include_superusers=bool(self.opts.get("include_superusers")),
-            confirm=self.ask,
+        return self.execute(
+            lambda: close_idle_connections(
+                self.alias,
+                older_than=self.opts.get("idle_for"),
+                states=STATE_CHOICES[self.opts.get("state") or "idle"],
+                application=self.opts.get("application"),
+                user=self.opts.get("user"),
+                database_name=self.opts.get("db_name"),
+                dry_run=bool(self.opts.get("dry_run")),
+                include_superusers=bool(self.opts.get("include_superusers")),
+                confirm=self.ask,
+            )
         )
-        return self.finish(report)
 
 
 class ForceCloseAction(_TerminatingAction):
@@ -159,10 +173,11 @@ class ForceCloseAction(_TerminatingAction):
     def run(self) -> int:
         from dbconnmgr.actions import force_close_connections
 
-        report = force_close_connections(
-            self.alias,
-            dry_run=bool(self.opts.get("dry_run")),
-            include_superusers=bool(self.opts.get("include_superusers")),
-            confirm=self.ask,
+        return self.execute(
+            lambda: force_close_connections(
+                self.alias,
+                dry_run=bool(self.opts.get("dry_run")),
+                include_superusers=bool(self.opts.get("include_superusers")),
+                confirm=self.ask,
+            )
         )
-        return self.finish(report)

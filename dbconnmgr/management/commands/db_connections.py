@@ -9,7 +9,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS
 
 from dbconnmgr.cli import registry
-from dbconnmgr.exceptions import DbConnMgrError
+from dbconnmgr.exceptions import DbConnMgrError, InvalidSetting
+
+#: Exit code of a bad DBCONNMGR setting: UNKNOWN, the check could not run as configured.
+EXIT_BAD_SETTING = 3
 
 
 class Command(BaseCommand):
@@ -62,6 +65,10 @@ class Command(BaseCommand):
         self._refuse_foreign_options(action_cls.name, options)
         try:
             code = action_cls(self, options).run()
+        except InvalidSetting as exc:
+            # One line naming the key, exit 3 (UNKNOWN): `manage.py check` says the same.
+            self.stderr.write(f"{exc} (see manage.py check)")
+            sys.exit(EXIT_BAD_SETTING)
         except DbConnMgrError as exc:
             raise CommandError(str(exc)) from exc
         except KeyboardInterrupt:
