@@ -11,6 +11,7 @@ CORE = (
     "dbconnmgr.core.termination",
     "dbconnmgr.core.samples",
     "dbconnmgr.core.budget",
+    "dbconnmgr.core.capabilities",
 )
 
 
@@ -36,3 +37,14 @@ def test_evaluate_uses_only_the_thresholds_it_is_given(settings):
     settings.DBCONNMGR = {"THRESHOLDS": {"UTILIZATION_WARNING": 5, "UTILIZATION_CRITICAL": 6}}
     assert resolve_thresholds(None) == DEFAULT_THRESHOLDS
     assert resolve_thresholds({"UTILIZATION_WARNING": 50})["UTILIZATION_WARNING"] == 50
+
+
+def test_backends_declare_capabilities():
+    from dbconnmgr.backends import BACKENDS
+    from dbconnmgr.core.capabilities import Capabilities
+
+    for vendor, backend in BACKENDS.items():
+        assert isinstance(backend.capabilities, Capabilities), vendor
+        assert backend.capabilities.display_name
+    postgresql = BACKENDS["postgresql"].capabilities
+    assert postgresql.can_terminate_atomically and postgresql.can_cancel

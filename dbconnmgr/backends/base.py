@@ -8,6 +8,7 @@ from typing import ClassVar
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+from dbconnmgr.core.capabilities import Capabilities
 from dbconnmgr.core.snapshot import ClientCount, Snapshot
 from dbconnmgr.core.termination import Candidate, Criteria, Selection, ServerAnswer
 
@@ -22,6 +23,8 @@ class ConnectionBackend(ABC):
 
     #: Django's ``connection.vendor`` this backend serves.
     vendor: ClassVar[str]
+    #: What this engine can do and report; callers ask these, never ``vendor``.
+    capabilities: ClassVar[Capabilities]
 
     def __init__(self, alias: str, connection: BaseDatabaseWrapper) -> None:
         self.alias = alias

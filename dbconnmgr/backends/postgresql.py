@@ -12,6 +12,7 @@ import psycopg
 from django.db import DatabaseError, InterfaceError
 
 from dbconnmgr.backends.base import ConnectionBackend
+from dbconnmgr.core.capabilities import Capabilities
 from dbconnmgr.core.snapshot import ClientCount, Connection, ServerLimits, Snapshot
 from dbconnmgr.core.termination import Candidate, Criteria, Selection, ServerAnswer
 from dbconnmgr.exceptions import ProblemKind, ServerUnavailable
@@ -99,6 +100,16 @@ class PostgreSQLBackend(ConnectionBackend):
     """Connection snapshots of a PostgreSQL server (tested on 15 and 18)."""
 
     vendor = "postgresql"
+    capabilities = Capabilities(
+        display_name="PostgreSQL",
+        can_terminate=True,
+        can_terminate_atomically=True,
+        can_cancel=True,
+        has_reserved_slots=True,
+        reports_lock_waits=True,
+        reports_visibility=True,
+        counts_refused_connections=False,
+    )
 
     def snapshot(self) -> Snapshot:
         """Read every client backend and the server's limits in one round trip."""
