@@ -116,7 +116,7 @@ def test_command_matches_doc_example_1(server_203: PgServer) -> None:
     assert data["usable_connections"] == 200
     assert data["demand"] == 150 and data["demand_with_headroom"] == 160
     assert data["capacity"] == 180 and data["fits"] is True
-    assert data["max_safe_pool_size"] == 30
+    assert data["safe_pool_max_size"] == 30
     table = budget(server_203.url, *args, "--headroom=10")
     assert table.returncode == 0
     assert "Demand 150 + headroom 10 = 160 of 200 usable" in table.stdout
@@ -136,7 +136,7 @@ def test_command_uses_the_projects_pool_size(server_203: PgServer) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    assert data["settings_pool_size"] == 7
+    assert data["settings_pool_max_size"] == 7
     assert data["services"][0]["connections"] == 28
 
 

@@ -35,6 +35,7 @@ SELECT
     coalesce(current_setting('reserved_connections', true), '0')::int,
     current_user::text,
     current_setting('is_superuser') = 'on',
+    current_database()::text,
     pg_has_role('pg_read_all_stats', 'USAGE'),
     (SELECT json_object_agg(datname, datconnlimit) FROM pg_database
       WHERE datconnlimit >= 0 AND datallowconn)::text,
@@ -142,7 +143,7 @@ class PostgreSQLBackend(ConnectionBackend):
 
     def _build(self, first: Sequence[Any], rows: Sequence[Sequence[Any]]) -> Snapshot:
         (taken_at, own_pid, version, version_num, max_conn, su_reserved, reserved, reader,
-         reader_is_superuser, reader_sees_all, db_limits, role_limits, db_names,
+         reader_is_superuser, database, reader_sees_all, db_limits, role_limits, db_names,
          role_names) = first  # fmt: skip
         limits = ServerLimits(
             version=version,
@@ -154,6 +155,7 @@ class PostgreSQLBackend(ConnectionBackend):
             role_limits=json.loads(role_limits) if role_limits else {},
             current_user=reader,
             is_superuser=reader_is_superuser,
+            current_database=database,
         )
         return Snapshot(
             alias=self.alias,

@@ -387,10 +387,16 @@ def _fmt(number: float) -> str:
 
 def _utilization(snapshot: Snapshot, t: Mapping[str, Any]) -> Finding:
     limits = snapshot.limits
-    total, usable = snapshot.total_connections, limits.usable_connections
-    free = usable - total
-    percent = snapshot.usable_utilization_percent
-    used = f"{total} of {usable} usable slots in use ({percent}%)"
+    binding = snapshot.binding_limit()
+    total, usable = binding.connections, binding.limit
+    free = binding.free
+    percent = binding.percent
+    slots = {
+        "server": "usable slots",
+        "database": f"the connection limit of database {snapshot.database}",
+        "role": f"the connection limit of role {limits.current_user}",
+    }[binding.scope]
+    used = f"{total} of {usable} {slots} in use ({percent}%)"
     warn_pct, crit_pct = t["UTILIZATION_WARNING"], t["UTILIZATION_CRITICAL"]
     rules = [
         (
@@ -402,7 +408,7 @@ def _utilization(snapshot: Snapshot, t: Mapping[str, Any]) -> Finding:
         ),
         (
             "count",
-            _level(total, t["CONNECTIONS_WARNING"], t["CONNECTIONS_CRITICAL"]),
+            _level(snapshot.total_connections, t["CONNECTIONS_WARNING"], t["CONNECTIONS_CRITICAL"]),
             _limits_text("at", t["CONNECTIONS_WARNING"], t["CONNECTIONS_CRITICAL"], " connections"),
             t["CONNECTIONS_WARNING"],
             t["CONNECTIONS_CRITICAL"],
@@ -429,11 +435,12 @@ def _utilization(snapshot: Snapshot, t: Mapping[str, Any]) -> Finding:
         severity,
         message,
         {
-            "total_connections": total,
-            "usable_connections": usable,
+            "total_connections": snapshot.total_connections,
+            "usable_connections": limits.usable_connections,
             "max_connections": limits.max_connections,
-            "free_connections": max(free, 0),
+            "free_connections": free,
             "utilization_percent": percent,
+            "limited_by": binding.scope,
             "rule": rule,
             "rules": [r[0] for r in triggered],
             "warning": warning,
@@ -465,7 +472,7 @@ def _limit_utilization(snapshot: Snapshot, t: Mapping[str, Any]) -> list[Finding
     )
     for scope, caps, key in scopes:
         for name, cap in sorted(caps.items()):
-            used = sum(1 for c in snapshot.connections if key(c) == name)
+            used = sum(1 for c in snapshot.others() if key(c) == name)
             if cap <= 0 or used == 0:
                 continue
             percent = round(used * 100.0 / cap, 1)
