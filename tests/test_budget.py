@@ -160,12 +160,12 @@ def test_role_connection_limit_caps_the_usable_slots(server_203: PgServer) -> No
 )
 def test_bad_options_give_one_line(args: list[str], fragment: str) -> None:
     result = manage("db_connections", "--action=budget", *args)
-    assert result.returncode == 2
+    assert result.returncode == 3
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and fragment in lines[0], result.stderr
 
 
 def test_budget_options_belong_to_budget_only() -> None:
     result = manage("db_connections", "--action=status", "--headroom=3")
-    assert result.returncode == 1
+    assert result.returncode == 3
     assert "--headroom does not apply to --action=status" in result.stderr

@@ -20,7 +20,7 @@ def _one_line_error(result, *fragments: str) -> None:
 
 def test_unknown_action() -> None:
     result = manage("db_connections", "--action=explode")
-    assert result.returncode == 2
+    assert result.returncode == 3  # usage errors are unknown: 2 only ever means critical
     _one_line_error(result, "invalid choice", "explode")
 
 
@@ -31,7 +31,7 @@ def test_bad_limit() -> None:
 
 def test_unknown_alias() -> None:
     result = manage("db_connections", "--database=nope")
-    assert result.returncode == 1
+    assert result.returncode == 3
     _one_line_error(result, "unknown database alias 'nope'", "default")
 
 

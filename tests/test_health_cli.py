@@ -94,7 +94,7 @@ def test_a_check_that_cannot_run_exits_3(args: list[str], fragment: str) -> None
 
 def test_health_options_are_refused_by_other_actions() -> None:
     result = manage("db_connections", "--action=status", "--warning=50")
-    assert result.returncode == 1
+    assert result.returncode == 3
     assert "--warning does not apply to --action=status" in result.stderr
 
 

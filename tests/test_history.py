@@ -174,7 +174,7 @@ def test_percentile_and_hourly_peaks_are_pure() -> None:
 def test_bad_days_get_one_line() -> None:
     for value, fragment in (("0", ">= 1"), ("week", "whole number")):
         result = manage("db_connections", "--action=peak", f"--days={value}")
-        assert result.returncode == 2
+        assert result.returncode == 3
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert len(lines) == 1 and "--days" in lines[0] and fragment in lines[0], result.stderr
 
@@ -190,12 +190,12 @@ def test_record_and_peak_end_to_end_on_a_fresh_server() -> None:
     try:
         url = server.url
         result = manage("db_connections", "--action=monitor", "--record", database_url=url)
-        assert result.returncode == 1
+        assert result.returncode == 3
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert len(lines) == 1 and "manage.py migrate dbconnmgr" in lines[0], result.stderr
 
         result = manage("db_connections", "--action=peak", database_url=url)
-        assert result.returncode == 1 and "migrate dbconnmgr" in result.stderr
+        assert result.returncode == 3 and "migrate dbconnmgr" in result.stderr
         assert "Traceback" not in result.stderr
 
         assert manage("migrate", "dbconnmgr", "-v0", database_url=url).returncode == 0

@@ -288,7 +288,7 @@ def test_exit_code_says_whether_the_last_sample_read_the_server() -> None:
     url = f"postgres://postgres:x@127.0.0.1:{free_port()}/postgres"
     result = manage("db_connections", "--action=monitor", "--count=2", "--interval=0.05",
                     database_url=url)  # fmt: skip
-    assert result.returncode == 1
+    assert result.returncode == 2  # critical: the server is unreachable
     records = _lines(result.stdout)
     assert [r["reachable"] for r in records] == [False, False]
     assert records[0]["total_connections"] is None
@@ -304,7 +304,7 @@ def test_stops_after_count_samples() -> None:
 
 # -- bad values ----------------------------------------------------------------------------------
 def _one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
-    assert result.returncode == 2, result
+    assert result.returncode == 3, result
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
     assert "Traceback" not in result.stderr
@@ -330,7 +330,7 @@ def test_bad_values_get_one_line(option: str, fragments: tuple[str, ...]) -> Non
 
 def test_monitor_options_do_not_apply_to_status() -> None:
     result = manage("db_connections", "--action=status", "--watch")
-    assert result.returncode == 1
+    assert result.returncode == 3
     assert "--watch does not apply to --action=status" in result.stderr
     assert "Traceback" not in result.stderr
 

@@ -9,9 +9,10 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, InterfaceError
 
-from dbconnmgr.backends.base import ConnectionBackend
+from dbconnmgr.backends.base import ConnectionBackend, setup_error
 from dbconnmgr.core.snapshot import ClientCount, Connection, ServerLimits, Snapshot
 from dbconnmgr.core.termination import Candidate, Criteria, Selection, ServerAnswer
 from dbconnmgr.exceptions import ProblemKind, ServerUnavailable
@@ -129,6 +130,8 @@ class PostgreSQLBackend(ConnectionBackend):
         try:
             with self.connection.cursor():
                 yield self.connection.connection
+        except ImproperlyConfigured as exc:  # missing NAME...
+            raise setup_error(exc, self.alias) from None
         except (DatabaseError, InterfaceError, psycopg.Error) as exc:
             raise classify_error(exc, self.alias) from exc
 
@@ -138,6 +141,8 @@ class PostgreSQLBackend(ConnectionBackend):
         try:
             with self.connection.cursor() as cursor:
                 yield cursor
+        except ImproperlyConfigured as exc:
+            raise setup_error(exc, self.alias) from None
         except (DatabaseError, InterfaceError) as exc:
             raise classify_error(exc, self.alias) from exc
 
@@ -285,6 +290,17 @@ _PATTERNS: tuple[tuple[str, ProblemKind, str], ...] = (
      "the server is full for ordinary roles: only reserved slots are left"),
     ("too many connections for role", "full", "the role's connection limit is reached"),
     ("too many connections for database", "full", "the database's connection limit is reached"),
+    # Setup: the alias's configuration or the role's privileges (UNKNOWN, never CRITICAL).
+    ("permission denied for database", "setup",
+     "the role lacks the CONNECT privilege on the database"),
+    ("is not permitted to log in", "setup", "the role may not log in (NOLOGIN)"),
+    ("invalid command-line argument", "setup", "bad OPTIONS['options'] for the server"),
+    ("unrecognized configuration parameter", "setup", "bad OPTIONS['options'] for the server"),
+    ("invalid value for parameter", "setup", "bad OPTIONS['options'] for the server"),
+    ("invalid sslmode value", "setup", "bad OPTIONS['sslmode']"),
+    ("invalid connection option", "setup", "unknown connection option in OPTIONS"),
+    ("invalid dsn", "setup", "invalid connection settings"),
+    ("invalid integer value", "setup", "invalid connection settings"),
     ("password authentication failed", "auth", "authentication failed (wrong user or password)"),
     ("no password supplied", "auth", "authentication failed (no password supplied)"),
     ("pg_hba.conf", "auth", "the server's pg_hba.conf rejects this connection"),

@@ -8,9 +8,10 @@ from typing import Any, ClassVar
 
 from dbconnmgr.cli import Action, non_negative_float
 from dbconnmgr.core.termination import STATE_CHOICES, TerminationReport
+from dbconnmgr.exceptions import EXIT_WARNING
 
 #: Exit code when some selected backend could not be terminated (permission, still running).
-EXIT_NOT_ALL_TERMINATED = 3
+EXIT_NOT_ALL_TERMINATED = EXIT_WARNING  # partly done
 
 _SHARED = ("dry_run", "interactive", "include_superusers")
 

@@ -348,6 +348,8 @@ def evaluate_unavailable(exc: ServerUnavailable) -> Report:
         finding = Finding("server_unreachable", Severity.CRITICAL, str(exc), data)
     elif exc.kind == "auth":
         finding = Finding("authentication_failed", Severity.UNKNOWN, str(exc), data)
+    elif exc.kind == "setup":
+        finding = Finding("configuration_error", Severity.UNKNOWN, str(exc), data)
     else:
         finding = Finding("server_error", Severity.UNKNOWN, str(exc), data)
     return _report(exc.alias, [finding], None)
