@@ -7,13 +7,13 @@ settings override; the health of the alias is unknown, its finding ``configurati
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import psycopg
 import pytest
 from django.db import connections
 
 from dbconnmgr import check_connection_health
+from dbconnmgr.core.documents import HealthDoc
 from devtools.pgserver import PgServer
 from tests.conftest import database_alias
 
@@ -31,7 +31,7 @@ def roles(health_server: PgServer) -> Iterator[PgServer]:
     yield health_server
 
 
-def assert_unknown_setup(health: dict[str, Any], fragment: str) -> None:
+def assert_unknown_setup(health: HealthDoc, fragment: str) -> None:
     assert health["status"] == "unknown", health["summary"]
     assert health["status_code"] == 3
     [finding] = health["findings"]
