@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import threading
 import time
 
 import psycopg
+import psycopg.conninfo
 from django.core.management import call_command
 
 from dbconnmgr import take_snapshot
-from tests.conftest import Sessions, dsn_to_url, manage
+from tests.conftest import Sessions, dsn_to_url, manage, superuser_dsn
 
 
 def _mine(snapshot, prefix):
@@ -158,7 +158,7 @@ def test_json_fields_and_arithmetic(sessions: Sessions) -> None:
     assert data["oldest_transaction_seconds"] >= 1.0
     assert data["waiting_connections"] == 0
     assert data["visibility"] == "full"
-    server_database = os.environ["DATABASE_URL"].rsplit("/", 1)[1].split("?")[0]
+    server_database = psycopg.conninfo.conninfo_to_dict(superuser_dsn())["dbname"]
     assert (data["alias"], data["database"]) == ("default", server_database)
     assert data["schema"] == "dbconnmgr.status/1"
 
