@@ -29,6 +29,7 @@ from dbconnmgr.exceptions import (
 )
 
 if TYPE_CHECKING:
+    from dbconnmgr.core.documents import HealthDoc
     from dbconnmgr.database_settings import (
         PROFILES,
         append_server_options,
@@ -199,22 +200,28 @@ def check_health(using: str = "default", thresholds: Mapping[str, Any] | None = 
 
 def check_connection_health(
     using: str = "default", thresholds: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
-    """The health of database alias ``using`` as a plain dict (see docs/health.md).
+) -> HealthDoc:
+    """The health of database alias ``using`` as a plain dict (see docs/json.md).
 
-    Keys: ``status`` (``ok``, ``warning``, ``critical``, ``unknown``), ``status_code`` (the
-    Nagios exit code), ``summary``, ``findings`` (every check, ok ones included: ``code``,
-    ``subject``, ``severity``, ``message``, ``data``) and ``postgresql_info``
+    Keys: ``schema``, ``alias``, ``database`` (the server's database name), ``status``
+    (``ok``, ``warning``, ``critical``, ``unknown``), ``status_code`` (the Nagios exit
+    code), ``summary``, ``taken_at``, ``findings`` (every check, ok ones included: ``code``,
+    ``subject``, ``severity``, ``message``, ``data``) and ``server_info``
     (``total_connections``, ``max_connections``, ``usable_connections``,
     ``utilization_percent`` of the usable slots, ``active_connections``,
     ``idle_connections``, ``idle_in_transaction_connections``...; None values and
-    ``reachable: False`` when the server could not be read). Never raises for an
-    unreachable, full or refusing server: that is a critical or unknown status.
+    ``reachable: False`` when the server could not be read). On PostgreSQL the same dict is
+    also ``postgresql_info``. Counts never include the connection the check read with.
+    Never raises for an unreachable, full or refusing server, nor for a misconfigured alias
+    (bad OPTIONS, no CONNECT privilege...): that is a critical or unknown status.
 
     Raises:
         UnknownDatabaseAlias, UnsupportedDatabase: the alias cannot be checked at all.
         InvalidSetting: the project's ``DBCONNMGR["THRESHOLDS"]`` are invalid.
     """
+    from django.db import connections
+
     from dbconnmgr.payloads import health_payload
 
-    return health_payload(check_health(using, thresholds))
+    report = check_health(using, thresholds)
+    return health_payload(report, vendor=connections[using].vendor)

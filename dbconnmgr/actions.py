@@ -203,7 +203,7 @@ def close_local_connections(using: str = "default") -> LocalClose:
     return LocalClose(
         connection_closed=was_open,
         pool_closed=pool is not None,
-        pool_size=pool_size,
+        pool_current_size=pool_size,
         backend_pids=pids,
     )
 

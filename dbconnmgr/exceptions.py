@@ -7,7 +7,13 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from dbconnmgr.core.termination import TerminationReport
 
-ProblemKind = Literal["unreachable", "full", "reserved", "auth", "timeout", "other"]
+ProblemKind = Literal["unreachable", "full", "reserved", "auth", "timeout", "setup", "other"]
+
+#: The exit code of every action (docs/index.md, "Exit codes").
+EXIT_OK = 0  # ok / done
+EXIT_WARNING = 1  # warning / over budget / partly done
+EXIT_CRITICAL = 2  # critical: the server is full or unreachable
+EXIT_UNKNOWN = 3  # unknown: usage errors, bad settings or configuration, no permission
 
 
 class DbConnMgrError(Exception):
@@ -28,7 +34,11 @@ class ServerUnavailable(DbConnMgrError):
     Attributes:
         kind: ``unreachable`` (nothing listens, DNS, network), ``full`` (``too many clients
             already``), ``reserved`` (only reserved slots left), ``auth`` (wrong password or
-            role), ``timeout`` (connect timeout) or ``other``.
+            role), ``timeout`` (connect timeout), ``setup`` (the alias's configuration or the
+            role's privileges: no CONNECT privilege, NOLOGIN role, bad ``options``, bad
+            sslmode, unknown connection option, missing NAME, unknown ENGINE, missing
+            driver) or ``other``. ``full``, ``reserved``, ``unreachable`` and ``timeout``
+            are critical; the others are unknown: they say nothing about the server.
         alias: the Django database alias.
         detail: the driver's first line, for logs.
     """
@@ -38,6 +48,13 @@ class ServerUnavailable(DbConnMgrError):
         self.kind: ProblemKind = kind
         self.alias = alias
         self.detail = detail
+
+    @property
+    def exit_code(self) -> int:
+        """:data:`EXIT_CRITICAL` when the application cannot connect either, else
+        :data:`EXIT_UNKNOWN` (the check's own setup failed)."""
+        critical = ("full", "reserved", "unreachable", "timeout")
+        return EXIT_CRITICAL if self.kind in critical else EXIT_UNKNOWN
 
 
 class InsufficientPrivilege(DbConnMgrError):

@@ -36,16 +36,16 @@ def record_sample(sample: Sample) -> ConnectionSample | None:
     by_state = sample.by_state or {}
     return ConnectionSample.objects.create(
         taken_at=sample.taken_at,
-        database_alias=sample.alias,
+        alias=sample.alias,
         vendor=snapshot.vendor,
         total_connections=sample.total_connections or 0,
-        active_sessions=sample.active_sessions or 0,
-        idle_in_transaction=by_state.get("idle in transaction", 0)
+        active_connections=sample.active_connections or 0,
+        idle_in_transaction_connections=by_state.get("idle in transaction", 0)
         + by_state.get("idle in transaction (aborted)", 0),
         waiting_connections=sample.waiting_connections or 0,
         max_connections=sample.max_connections or 0,
         usable_connections=sample.usable_connections or 0,
-        usable_utilization_percent=sample.usable_utilization_percent or 0.0,
+        utilization_percent=sample.utilization_percent or 0.0,
         by_state={state: n for state, n in by_state.items() if n},
         by_application=sample.by_application or {},
     )
@@ -91,7 +91,7 @@ def peak_hours(using: str = "default", days: int = 7, *, now: datetime | None = 
     end = now or timezone.now()
     rows = (
         ConnectionSample.objects.filter(
-            database_alias=using, taken_at__gte=end - timedelta(days=days), taken_at__lte=end
+            alias=using, taken_at__gte=end - timedelta(days=days), taken_at__lte=end
         )
         .order_by()
         .values_list("taken_at", "total_connections")

@@ -130,7 +130,7 @@ class MonitorView:
         )
 
     def _figures(self, sample: Sample, *, stale: bool) -> list[RenderableType]:
-        pct = sample.usable_utilization_percent or 0.0
+        pct = sample.utilization_percent or 0.0
         total = sample.total_connections or 0
         change = sample.change
         grid = Table.grid(padding=(0, 2))
@@ -149,7 +149,7 @@ class MonitorView:
         grid.add_row(
             "Average active",
             f"AAS {sample.aas:.2f} over the last {format_seconds(sample.aas_window_seconds)} "
-            f"({sample.aas_samples} sample(s)); active now {sample.active_sessions}",
+            f"({sample.aas_samples} sample(s)); active now {sample.active_connections}",
         )
         grid.add_row("Waiting on locks", self._waiting(sample))
         grid.add_row("Longest idle in txn", _describe(sample.longest_idle_in_transaction))

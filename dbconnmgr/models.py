@@ -2,7 +2,7 @@
 
 Samples are written through the ORM, so they land where the project's database routers
 send the ``dbconnmgr`` app (the ``default`` alias without a router), whichever alias was
-monitored; ``database_alias`` says which one that was.
+monitored; ``alias`` says which one that was.
 """
 
 from __future__ import annotations
@@ -14,23 +14,23 @@ class ConnectionSample(models.Model):
     """The connection counts of one database alias at one moment."""
 
     taken_at = models.DateTimeField(db_index=True, help_text="the monitored server's clock")
-    database_alias = models.CharField(max_length=100, help_text="the Django alias monitored")
+    alias = models.CharField(max_length=100, help_text="the Django alias monitored")
     vendor = models.CharField(max_length=30)
     total_connections = models.PositiveIntegerField()
-    active_sessions = models.PositiveIntegerField(help_text="active, the monitor's own excluded")
-    idle_in_transaction = models.PositiveIntegerField()
+    active_connections = models.PositiveIntegerField(help_text="active, the monitor's own excluded")
+    idle_in_transaction_connections = models.PositiveIntegerField()
     waiting_connections = models.PositiveIntegerField()
     max_connections = models.PositiveIntegerField()
     usable_connections = models.PositiveIntegerField()
-    usable_utilization_percent = models.FloatField(help_text="total / usable slots x 100")
+    utilization_percent = models.FloatField(help_text="% of usable slots")
     by_state = models.JSONField(default=dict, help_text="{state: count}")
     by_application = models.JSONField(default=dict, help_text="{application_name: count}")
 
     class Meta:
         ordering = ("-taken_at",)
-        indexes = (models.Index(fields=("database_alias", "taken_at")),)
+        indexes = (models.Index(fields=("alias", "taken_at")),)
         get_latest_by = "taken_at"
         verbose_name = "connection sample"
 
     def __str__(self) -> str:
-        return f"{self.database_alias} {self.taken_at:%Y-%m-%d %H:%M:%S}: {self.total_connections}"
+        return f"{self.alias} {self.taken_at:%Y-%m-%d %H:%M:%S}: {self.total_connections}"

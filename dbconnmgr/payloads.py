@@ -1,12 +1,26 @@
-"""JSON-ready dicts built from snapshots (no rich import: the JSON path stays light)."""
+"""JSON documents built from snapshots (no rich import: the JSON path stays light).
+
+Each is declared once in :mod:`dbconnmgr.core.documents` and listed in docs/json.md.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from django.utils import timezone
 
+from dbconnmgr.core.documents import (
+    SCHEMAS,
+    FindingDoc,
+    GroupDoc,
+    HealthDoc,
+    MonitorDoc,
+    PeakDoc,
+    ServerInfoDoc,
+    SessionDoc,
+    StatusDoc,
+)
 from dbconnmgr.core.health import Report, session_brief
 from dbconnmgr.core.samples import PeakReport, Sample
 from dbconnmgr.core.snapshot import Connection, Group, Snapshot
@@ -16,22 +30,25 @@ def _round(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds, 1)
 
 
-def _group_payload(groups: list[Group]) -> list[dict[str, Any]]:
-    return [{"name": g.name, "count": g.count, "by_state": g.by_state} for g in groups]
+def _group_payload(groups: list[Group]) -> list[GroupDoc]:
+    return [{"name": g.name, "connections": g.count, "by_state": g.by_state} for g in groups]
 
 
-def connection_brief(conn: Connection | None, seconds: float | None) -> dict[str, Any] | None:
+def connection_brief(conn: Connection | None, seconds: float | None) -> SessionDoc | None:
     """:func:`dbconnmgr.core.health.session_brief`, or None when there is no such session."""
-    return None if conn is None else session_brief(conn, seconds)
+    return None if conn is None else cast(SessionDoc, session_brief(conn, seconds))
 
 
-def status_payload(snapshot: Snapshot, limit: int | None = None) -> dict[str, Any]:
-    """The JSON document of ``--action=status --format=json`` (see docs/status.md)."""
+def status_payload(snapshot: Snapshot, limit: int | None = None) -> StatusDoc:
+    """The JSON document of ``--action=status --format=json`` (see docs/json.md)."""
     limits = snapshot.limits
     oldest = snapshot.oldest_transaction()
     longest_iit = snapshot.longest_idle_in_transaction()
+    longest_query = snapshot.longest_running_query()
     return {
-        "database": snapshot.alias,
+        "schema": SCHEMAS["status"],
+        "alias": snapshot.alias,
+        "database": snapshot.database,
         "vendor": snapshot.vendor,
         "taken_at": snapshot.taken_at.isoformat(),
         "server": {
@@ -48,8 +65,9 @@ def status_payload(snapshot: Snapshot, limit: int | None = None) -> dict[str, An
         },
         "total_connections": snapshot.total_connections,
         "free_connections": snapshot.free_connections,
+        "limited_by": snapshot.limited_by,
         "utilization_percent": snapshot.utilization_percent,
-        "usable_utilization_percent": snapshot.usable_utilization_percent,
+        "max_connections_utilization_percent": snapshot.max_connections_utilization_percent,
         "by_state": snapshot.by_state(),
         "by_application": _group_payload(snapshot.by_application(limit)),
         "by_user": _group_payload(snapshot.by_user(limit)),
@@ -65,6 +83,10 @@ def status_payload(snapshot: Snapshot, limit: int | None = None) -> dict[str, An
         "oldest_transaction": connection_brief(
             oldest, oldest.transaction_seconds if oldest else None
         ),
+        "longest_query_seconds": _round(longest_query.running_seconds if longest_query else None),
+        "longest_query": connection_brief(
+            longest_query, longest_query.running_seconds if longest_query else None
+        ),
         "waiting_connections": len(snapshot.waiting_connections),
         "visibility": snapshot.visibility,
         "hidden_connections": snapshot.hidden_connections,
@@ -73,26 +95,39 @@ def status_payload(snapshot: Snapshot, limit: int | None = None) -> dict[str, An
 
 
 # -- health -----------------------------------------------------------------------------------
-def postgresql_info(snapshot: Snapshot | None) -> dict[str, Any]:
-    """The figures of ``check_connection_health()["postgresql_info"]`` (None when down).
+def server_info(snapshot: Snapshot | None) -> ServerInfoDoc:
+    """The figures of ``check_connection_health()["server_info"]`` (None when down).
 
     ``utilization_percent`` is of the *usable* slots, the figure the thresholds use.
     """
-    keys = (
-        "version", "total_connections", "max_connections", "superuser_reserved_connections",
-        "reserved_connections", "usable_connections", "free_connections",
-        "utilization_percent", "max_connections_utilization_percent", "active_connections",
-        "idle_connections", "idle_in_transaction_connections",
-        "idle_in_transaction_aborted_connections", "waiting_connections",
-        "hidden_connections", "visibility", "longest_idle_in_transaction_seconds",
-        "oldest_transaction_seconds", "longest_query_seconds",
-    )  # fmt: skip
     if snapshot is None:
-        return {"reachable": False, **dict.fromkeys(keys)}
+        return {
+            "reachable": False,
+            "version": None,
+            "total_connections": None,
+            "max_connections": None,
+            "superuser_reserved_connections": None,
+            "reserved_connections": None,
+            "usable_connections": None,
+            "free_connections": None,
+            "limited_by": None,
+            "utilization_percent": None,
+            "max_connections_utilization_percent": None,
+            "active_connections": None,
+            "idle_connections": None,
+            "idle_in_transaction_connections": None,
+            "idle_in_transaction_aborted_connections": None,
+            "waiting_connections": None,
+            "hidden_connections": None,
+            "visibility": None,
+            "longest_idle_in_transaction_seconds": None,
+            "oldest_transaction_seconds": None,
+            "longest_query_seconds": None,
+        }
     limits = snapshot.limits
     iit = snapshot.longest_idle_in_transaction()
     oldest = snapshot.oldest_transaction()
-    queries = [c.query_seconds for c in snapshot.others() if c.query_seconds is not None]
+    query = snapshot.longest_running_query()
     return {
         "reachable": True,
         "version": limits.version,
@@ -102,38 +137,49 @@ def postgresql_info(snapshot: Snapshot | None) -> dict[str, Any]:
         "reserved_connections": limits.reserved_connections,
         "usable_connections": limits.usable_connections,
         "free_connections": snapshot.free_connections,
-        "utilization_percent": snapshot.usable_utilization_percent,
-        "max_connections_utilization_percent": snapshot.utilization_percent,
-        "active_connections": snapshot.count_state("active"),
-        "idle_connections": snapshot.count_state("idle"),
-        "idle_in_transaction_connections": snapshot.count_state(
-            "idle in transaction", "idle in transaction (aborted)"
-        ),
-        "idle_in_transaction_aborted_connections": snapshot.count_state(
-            "idle in transaction (aborted)"
+        "limited_by": snapshot.limited_by,
+        "utilization_percent": snapshot.utilization_percent,
+        "max_connections_utilization_percent": snapshot.max_connections_utilization_percent,
+        "active_connections": snapshot.active_connections,
+        "idle_connections": snapshot.idle_connections,
+        "idle_in_transaction_connections": snapshot.idle_in_transaction_connections,
+        "idle_in_transaction_aborted_connections": (
+            snapshot.idle_in_transaction_aborted_connections
         ),
         "waiting_connections": len(snapshot.waiting_connections),
         "hidden_connections": snapshot.hidden_connections,
         "visibility": snapshot.visibility,
         "longest_idle_in_transaction_seconds": _round(iit.state_seconds if iit else None),
         "oldest_transaction_seconds": _round(oldest.transaction_seconds if oldest else None),
-        "longest_query_seconds": _round(max(queries)) if queries else None,
+        "longest_query_seconds": _round(query.running_seconds if query else None),
     }
 
 
-def health_payload(report: Report) -> dict[str, Any]:
+def health_payload(report: Report, vendor: str | None = None) -> HealthDoc:
     """The document of ``check_connection_health()``, ``--action=health --format=json`` and
-    the HTTP endpoint (see docs/health.md). It holds no query text and no client address."""
+    the HTTP endpoint (see docs/json.md). It holds no query text and no client address.
+
+    ``server_info`` is vendor-neutral; on PostgreSQL the same dict is also
+    ``postgresql_info``. ``vendor`` names the alias's vendor when the server was not read.
+    """
     snapshot = report.snapshot
-    return {
-        "database": report.alias,
-        "status": report.status.label,
+    vendor = snapshot.vendor if snapshot else vendor
+    info = server_info(snapshot)
+    document: HealthDoc = {
+        "schema": SCHEMAS["health"],
+        "alias": report.alias,
+        "database": snapshot.database if snapshot else None,
+        "vendor": vendor,
+        "status": report.status.label,  # type: ignore[typeddict-item]
         "status_code": int(report.status),
         "summary": report.summary(),
-        "checked_at": snapshot.taken_at.isoformat() if snapshot else None,
-        "findings": [f.as_dict() for f in report.findings],
-        "postgresql_info": postgresql_info(snapshot),
+        "taken_at": snapshot.taken_at.isoformat() if snapshot else None,
+        "findings": [cast(FindingDoc, f.as_dict()) for f in report.findings],
+        "server_info": info,
     }
+    if vendor == "postgresql":
+        document["postgresql_info"] = info
+    return document
 
 
 def nagios_perfdata(report: Report, thresholds: dict[str, Any]) -> str:
@@ -148,15 +194,14 @@ def nagios_perfdata(report: Report, thresholds: dict[str, Any]) -> str:
     usable = snapshot.limits.usable_connections
     return " ".join(
         [
-            f"utilization={snapshot.usable_utilization_percent:g}%;"
+            f"utilization={snapshot.utilization_percent:g}%;"
             f"{num(thresholds.get('UTILIZATION_WARNING'))};"
             f"{num(thresholds.get('UTILIZATION_CRITICAL'))};0;100",
             f"connections={snapshot.total_connections};"
             f"{num(thresholds.get('CONNECTIONS_WARNING'))};"
             f"{num(thresholds.get('CONNECTIONS_CRITICAL'))};0;{usable}",
-            f"idle={snapshot.count_state('idle')}",
-            "idle_in_transaction="
-            f"{snapshot.count_state('idle in transaction', 'idle in transaction (aborted)')}",
+            f"idle={snapshot.idle_connections}",
+            f"idle_in_transaction={snapshot.idle_in_transaction_connections}",
             f"waiting={len(snapshot.waiting_connections)}",
         ]
     )
@@ -167,25 +212,29 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def sample_payload(sample: Sample) -> dict[str, Any]:
-    """One JSON Lines record of ``--action=monitor`` (see docs/monitor.md).
+def sample_payload(sample: Sample) -> MonitorDoc:
+    """One JSON Lines record of ``--action=monitor`` (see docs/json.md).
 
     Every record has the same keys; the counts are null when the server was unreachable.
     """
     change = sample.change
     iit = sample.longest_idle_in_transaction
     return {
+        "schema": SCHEMAS["monitor"],
         "sequence": sample.sequence,
-        "database": sample.alias,
-        "taken_at": _iso(sample.taken_at),
+        "alias": sample.alias,
+        "database": sample.database,
+        "taken_at": sample.taken_at.isoformat(),
         "reachable": sample.reachable,
         "total_connections": sample.total_connections,
         "usable_connections": sample.usable_connections,
         "max_connections": sample.max_connections,
-        "usable_utilization_percent": sample.usable_utilization_percent,
+        "free_connections": sample.free_connections,
+        "utilization_percent": sample.utilization_percent,
+        "max_connections_utilization_percent": sample.max_connections_utilization_percent,
         "by_state": sample.by_state,
         "by_application": sample.by_application,
-        "active_sessions": sample.active_sessions,
+        "active_connections": sample.active_connections,
         "aas": sample.aas,
         "aas_window_seconds": sample.aas_window_seconds,
         "aas_samples": sample.aas_samples,
@@ -204,11 +253,12 @@ def sample_payload(sample: Sample) -> dict[str, Any]:
     }
 
 
-def peak_payload(report: PeakReport, alias: str, days: int) -> dict[str, Any]:
-    """The JSON document of ``--action=peak --format=json`` (see docs/monitor.md)."""
+def peak_payload(report: PeakReport, alias: str, days: int) -> PeakDoc:
+    """The JSON document of ``--action=peak --format=json`` (see docs/json.md)."""
     peak = report.peak_hour
     return {
-        "database": alias,
+        "schema": SCHEMAS["peak"],
+        "alias": alias,
         "days": days,
         "time_zone": timezone.get_current_timezone_name(),
         "samples": report.samples,

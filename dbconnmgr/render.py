@@ -118,11 +118,11 @@ class Renderer:
         Utilization is coloured by ``thresholds`` (the defaults when None).
         """
         limits = snapshot.limits
-        usable_pct = snapshot.usable_utilization_percent
+        usable_pct = snapshot.utilization_percent
         header = Table.grid(padding=(0, 2))
         header.add_column(style="bold")
         header.add_column()
-        header.add_row("Database alias", snapshot.alias)
+        header.add_row("Database alias", f"{snapshot.alias} (database {snapshot.database})")
         header.add_row("Server", f"PostgreSQL {limits.version} (as {limits.current_user})")
         header.add_row(
             "Slots",
@@ -135,7 +135,7 @@ class Renderer:
             Text.assemble(
                 f"{snapshot.total_connections} in use, {snapshot.free_connections} free; ",
                 (f"{usable_pct}% of usable", utilization_style(usable_pct, thresholds)),
-                f", {snapshot.utilization_percent}% of max_connections",
+                f", {snapshot.max_connections_utilization_percent}% of max_connections",
             ),
         )
         if limits.database_limits or limits.role_limits:
@@ -224,9 +224,8 @@ class Renderer:
         header.add_row("Criteria", report.criteria.describe())
         if report.local is not None:
             local = report.local
-            pool = (
-                f"pool closed ({local.pool_size} connection(s))" if local.pool_closed else "no pool"
-            )
+            size = local.pool_current_size
+            pool = f"pool closed ({size} connection(s))" if local.pool_closed else "no pool"
             own = "closed" if local.connection_closed else "was not open"
             header.add_row("This process", f"own connection {own}; {pool}")
         style = "bold red" if report.failed else ("yellow" if not report.executed else "green")

@@ -1,13 +1,16 @@
-"""factory-boy factories for the app's models."""
+"""factory-boy factories: the app's model, and pure snapshots built in Python."""
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from django.utils import timezone
-from factory.declarations import LazyAttribute, LazyFunction
+from factory.base import Factory
+from factory.declarations import LazyAttribute, LazyFunction, Sequence, SubFactory
 from factory.django import DjangoModelFactory
 
+from dbconnmgr.core.snapshot import Connection, ServerLimits, Snapshot
 from dbconnmgr.models import ConnectionSample
 
 
@@ -21,19 +24,22 @@ class ConnectionSampleFactory(DjangoModelFactory[ConnectionSample]):
         model = ConnectionSample
 
     taken_at = LazyFunction(timezone.now)
-    database_alias = "default"
+    alias = "default"
     vendor = "postgresql"
     total_connections = 10
-    active_sessions = LazyAttribute(lambda s: s.total_connections // 4)
-    idle_in_transaction = 0
+    active_connections = LazyAttribute(lambda s: s.total_connections // 4)
+    idle_in_transaction_connections = 0
     waiting_connections = 0
     max_connections = 100
     usable_connections = 97
-    usable_utilization_percent = LazyAttribute(
+    utilization_percent = LazyAttribute(
         lambda s: round(s.total_connections * 100.0 / s.usable_connections, 1)
     )
     by_state = LazyAttribute(
-        lambda s: {"active": s.active_sessions, "idle": s.total_connections - s.active_sessions}
+        lambda s: {
+            "active": s.active_connections,
+            "idle": s.total_connections - s.active_connections,
+        }
     )
     by_application = LazyAttribute(lambda s: {"web": s.total_connections})
 
@@ -41,3 +47,78 @@ class ConnectionSampleFactory(DjangoModelFactory[ConnectionSample]):
 def at(day: int, hour: int, minute: int = 0) -> dt.datetime:
     """A UTC time on day ``day`` of November 2026 (the tests' planted history)."""
     return dt.datetime(2026, 11, day, hour, minute, tzinfo=dt.UTC)
+
+
+class ConnectionFactory(Factory[Connection]):
+    """A client backend as a snapshot holds it: an idle, visible session by default.
+
+    ``ConnectionFactory.build(state="active", application_name="web")``.
+    """
+
+    class Meta:
+        model = Connection
+
+    pid = Sequence(lambda n: 1000 + n)
+    database = "app"
+    user = "app"
+    application_name = "web"
+    client = "10.0.0.1"
+    state = "idle"
+    wait_event_type = None
+    wait_event = None
+    blocking_pids = ()
+    query = "SELECT 1"
+    visible = True
+    is_superuser = False
+    backend_seconds = 60.0
+    transaction_seconds = None
+    query_seconds = 1.0
+    state_seconds = 1.0
+
+
+class ServerLimitsFactory(Factory[ServerLimits]):
+    """A PostgreSQL 15 with 20 slots, 3 reserved: 17 usable."""
+
+    class Meta:
+        model = ServerLimits
+
+    version = "15.8"
+    version_num = 150008
+    max_connections = 20
+    superuser_reserved_connections = 3
+    reserved_connections = 0
+    current_user = "app"
+    current_database = "app"
+
+
+READER_PID = 1
+
+
+class SnapshotFactory(Factory[Snapshot]):
+    """A snapshot read by pid :data:`READER_PID`, whose own (active) connection is added
+    to ``connections`` as the server would show it.
+
+    ``SnapshotFactory.build(connections=ConnectionFactory.build_batch(3))``.
+    """
+
+    class Meta:
+        model = Snapshot
+
+    alias = "default"
+    vendor = "postgresql"
+    taken_at = LazyFunction(lambda: dt.datetime(2026, 11, 21, 12, 0, tzinfo=dt.UTC))
+    limits = SubFactory(ServerLimitsFactory)
+    own_pid = READER_PID
+    visibility = "full"
+    connections: Any = ()
+
+    @classmethod
+    def _create(cls, model_class: type[Snapshot], *args: Any, **kwargs: Any) -> Snapshot:
+        reader = ConnectionFactory.build(
+            pid=kwargs["own_pid"], state="active", application_name="dbconnmgr",
+            query_seconds=0.0, transaction_seconds=0.0,
+        )  # fmt: skip
+        kwargs["connections"] = (reader, *kwargs["connections"])
+        return model_class(*args, **kwargs)
+
+    _build = _create

@@ -116,7 +116,7 @@ def test_command_matches_doc_example_1(server_203: PgServer) -> None:
     assert data["usable_connections"] == 200
     assert data["demand"] == 150 and data["demand_with_headroom"] == 160
     assert data["capacity"] == 180 and data["fits"] is True
-    assert data["max_safe_pool_size"] == 30
+    assert data["safe_pool_max_size"] == 30
     table = budget(server_203.url, *args, "--headroom=10")
     assert table.returncode == 0
     assert "Demand 150 + headroom 10 = 160 of 200 usable" in table.stdout
@@ -136,7 +136,7 @@ def test_command_uses_the_projects_pool_size(server_203: PgServer) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    assert data["settings_pool_size"] == 7
+    assert data["settings_pool_max_size"] == 7
     assert data["services"][0]["connections"] == 28
 
 
@@ -160,12 +160,12 @@ def test_role_connection_limit_caps_the_usable_slots(server_203: PgServer) -> No
 )
 def test_bad_options_give_one_line(args: list[str], fragment: str) -> None:
     result = manage("db_connections", "--action=budget", *args)
-    assert result.returncode == 2
+    assert result.returncode == 3
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and fragment in lines[0], result.stderr
 
 
 def test_budget_options_belong_to_budget_only() -> None:
     result = manage("db_connections", "--action=status", "--headroom=3")
-    assert result.returncode == 1
+    assert result.returncode == 3
     assert "--headroom does not apply to --action=status" in result.stderr

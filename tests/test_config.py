@@ -343,7 +343,7 @@ def test_pooled_alias_on_an_unreachable_server_is_one_line_not_a_traceback() -> 
         "db_connections", database_url=url,
         extra_env={"DB_POOL": "true", "DB_POOL_TIMEOUT": "1"},
     )  # fmt: skip
-    assert result.returncode == 1
+    assert result.returncode == 2  # critical: unreachable
     assert "Traceback" not in result.stderr
     # status reads a pooled alias through a private unpooled connection: the real cause at
     # once, and no pool workers logging their attempts.

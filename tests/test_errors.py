@@ -20,7 +20,7 @@ def _one_line_error(result, *fragments: str) -> None:
 
 def test_unknown_action() -> None:
     result = manage("db_connections", "--action=explode")
-    assert result.returncode == 2
+    assert result.returncode == 3  # usage errors are unknown: 2 only ever means critical
     _one_line_error(result, "invalid choice", "explode")
 
 
@@ -31,7 +31,7 @@ def test_bad_limit() -> None:
 
 def test_unknown_alias() -> None:
     result = manage("db_connections", "--database=nope")
-    assert result.returncode == 1
+    assert result.returncode == 3
     _one_line_error(result, "unknown database alias 'nope'", "default")
 
 
@@ -90,7 +90,7 @@ def test_option_of_another_action_is_refused_by_its_own_name() -> None:
 
 
 def test_status_on_a_pooled_alias_reads_through_one_private_connection(dsn: str) -> None:
-    """The pool (min_size 3) is never opened: only the command's own session appears."""
+    """The pool (min_size 3) is never opened; the command's own session is not counted."""
     import json
 
     from tests.conftest import dsn_to_url
@@ -100,8 +100,15 @@ def test_status_on_a_pooled_alias_reads_through_one_private_connection(dsn: str)
         settings_module="tests.settings_pool", database_url=dsn_to_url(dsn),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    apps = {g["name"]: g["count"] for g in json.loads(result.stdout)["by_application"]}
-    assert apps.get("t-ci-pooled") == 1
+    payload = json.loads(result.stdout)
+    apps = {g["name"]: g["connections"] for g in payload["by_application"]}
+    assert "t-ci-pooled" not in apps, apps
+    own = payload["own_pid"]
+    with psycopg.connect(dsn) as check:
+        row = check.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 't-ci-pooled'"
+        ).fetchone()
+    assert row == (0,), f"the command's session {own} or a pool connection outlived it"
 
 
 def test_pooled_alias_on_an_unreachable_server_fails_at_once() -> None:

@@ -66,15 +66,15 @@ def test_severity_values_are_nagios_codes_and_unknown_ranks_below_critical() -> 
 def test_utilization_crosses_70_and_85_percent_of_usable_slots(
     held: Sessions, health_alias: str
 ) -> None:
-    """17 usable slots (20 - 3 reserved); the reader's own connection counts too."""
-    expected = {10: Severity.OK, 11: Severity.WARNING, 14: Severity.CRITICAL}
+    """17 usable slots (20 - 3 reserved); the reader's own connection is not counted."""
+    expected = {11: Severity.OK, 12: Severity.WARNING, 15: Severity.CRITICAL}
     for count, severity in expected.items():
         held.open_many(count - len(held.opened), "t-util")
         report = evaluate(settled(health_alias, held), QUIET)
         util = finding(report, "utilization")
-        assert util.data["total_connections"] == count + 1
+        assert util.data["total_connections"] == count
         assert util.data["usable_connections"] == 17
-        assert util.data["utilization_percent"] == round((count + 1) * 100 / 17, 1)
+        assert util.data["utilization_percent"] == round(count * 100 / 17, 1)
         assert util.severity is severity, util.message
         assert report.status is severity
     assert "15 of 17 usable slots in use (88.2%)" in util.message
@@ -85,7 +85,7 @@ def test_utilization_as_absolute_count_and_as_free_slots(held: Sessions, health_
     by_count = {**counts, "CONNECTIONS_WARNING": 5, "CONNECTIONS_CRITICAL": 8}
     by_free = {**counts, "FREE_SLOTS_WARNING": 5, "FREE_SLOTS_CRITICAL": 2}
 
-    held.open_many(3, "t-count")  # 4 with the reader
+    held.open_many(4, "t-count")  # the reader is not counted
     snap = settled(health_alias, held)
     assert finding(evaluate(snap, by_count), "utilization").severity is Severity.OK
     held.open("t-count")  # 5
@@ -370,26 +370,29 @@ def test_check_connection_health_dict(held: Sessions, health_alias: str) -> None
     json.dumps(health)  # plain JSON types only
     info = health["postgresql_info"]
     assert health["status"] == "ok"
-    assert info["total_connections"] == 5
+    assert info["total_connections"] == 4  # the reader's own connection is not counted
     assert (info["max_connections"], info["usable_connections"]) == (20, 17)
-    assert info["utilization_percent"] == round(5 * 100 / 17, 1)
-    assert info["max_connections_utilization_percent"] == 25.0
-    assert info["active_connections"] == 2  # the reader is active too
+    assert info["utilization_percent"] == round(4 * 100 / 17, 1)
+    assert info["max_connections_utilization_percent"] == 20.0
+    assert info["active_connections"] == 1
     assert info["idle_connections"] == 2
     assert info["idle_in_transaction_connections"] == 1
-    assert info["free_connections"] == 12
+    assert info["free_connections"] == 13
+    assert health["server_info"] == info  # postgresql_info is its alias on PostgreSQL
+    assert health["schema"] == "dbconnmgr.health/1"
+    assert (health["alias"], health["database"]) == (health_alias, "postgres")
     assert {f["code"] for f in health["findings"]} >= {
         "utilization", "idle_ratio", "idle_in_transaction", "long_transaction",
         "long_query", "lock_waits", "visibility",
     }  # fmt: skip
-    if health["postgresql_info"]["utilization_percent"] > 90:  # the documented pattern
+    if (health["postgresql_info"]["utilization_percent"] or 0) > 90:  # the documented pattern
         pytest.fail("not that full")
 
 
 def test_settings_thresholds_are_used_by_default(
     held: Sessions, health_alias: str, settings
 ) -> None:
-    held.open_many(3, "t-settings")
+    held.open_many(4, "t-settings")
     assert check_health(health_alias).status is Severity.OK
     settings.DBCONNMGR = {"THRESHOLDS": {"UTILIZATION_WARNING": 10, "UTILIZATION_CRITICAL": 20}}
     assert check_health(health_alias).status is Severity.CRITICAL  # 4 of 17: 23.5 %

@@ -29,9 +29,9 @@ def first_line(result) -> str:
 
 
 def test_exit_codes_follow_utilization(held: Sessions, health_server: PgServer) -> None:
-    """0 below 70 %, 1 from 70 %, 2 from 85 % of the 17 usable slots (reader included)."""
+    """0 below 70 %, 1 from 70 %, 2 from 85 % of the 17 usable slots (reader excluded)."""
     quiet = {"THRESHOLDS": {"IDLE_RATIO_WARNING": None}}
-    held.open_many(5, "t-cli")
+    held.open_many(6, "t-cli")
     result = health(health_server.url, dbconnmgr=quiet)
     assert result.returncode == 0, result.stdout + result.stderr
     assert first_line(result).startswith(
@@ -62,7 +62,7 @@ def test_exit_codes_follow_utilization(held: Sessions, health_server: PgServer) 
 
 
 def test_warning_and_critical_options(held: Sessions, health_server: PgServer) -> None:
-    held.open_many(5, "t-opt")  # 6 of 17 in use (35.3 %), 11 free
+    held.open_many(6, "t-opt")  # 6 of 17 in use (35.3 %), 11 free
     assert health(health_server.url, "--warning=30").returncode == 1
     assert health(health_server.url, "--warning=30%", "--critical=35").returncode == 2
     assert health(health_server.url, "--warning=count:6").returncode == 1
@@ -94,7 +94,7 @@ def test_a_check_that_cannot_run_exits_3(args: list[str], fragment: str) -> None
 
 def test_health_options_are_refused_by_other_actions() -> None:
     result = manage("db_connections", "--action=status", "--warning=50")
-    assert result.returncode == 1
+    assert result.returncode == 3
     assert "--warning does not apply to --action=status" in result.stderr
 
 

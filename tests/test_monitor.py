@@ -51,7 +51,7 @@ def test_json_lines_carry_exact_counts_of_the_sessions_opened(sessions: Sessions
         assert apps["t-mon-worker"] == 2
         assert apps["t-mon-txn"] == 1
         assert record["by_state"]["idle in transaction"] >= 1
-        assert record["active_sessions"] >= 2  # the monitor's own session is not counted
+        assert record["active_connections"] >= 2  # the monitor's own session is not counted
         assert sum(record["by_state"].values()) == record["total_connections"]
     assert records[0]["change"] is None
     change = records[1]["change"]
@@ -104,7 +104,7 @@ def test_aas_is_the_mean_of_active_sessions_over_the_window() -> None:
         window.add(_snapshot(start + dt.timedelta(seconds=10 * i), active=n))
         for i, n in enumerate((2, 4, 6))
     ]
-    assert [s.active_sessions for s in samples] == [2, 4, 6]
+    assert [s.active_connections for s in samples] == [2, 4, 6]
     assert samples[0].aas == 2.0
     assert samples[1].aas == 3.0  # 2 and 4
     assert samples[2].aas == 5.0  # the first fell out of the 15 s window
@@ -258,7 +258,7 @@ def test_monitor_spans_a_server_restart_and_ctrl_c_exits_0(own_server: PgServer)
     assert down["error"] and down["unreachable_since"]
     assert down["total_connections"] is None
     assert back["recovered_from"] == down["unreachable_since"]
-    assert back["total_connections"] >= 1
+    assert back["total_connections"] >= 0
     assert [r["sequence"] for r in mon.records] == list(range(1, len(mon.records) + 1))
     assert code == 0
     assert "Traceback" not in stderr, stderr
@@ -288,7 +288,7 @@ def test_exit_code_says_whether_the_last_sample_read_the_server() -> None:
     url = f"postgres://postgres:x@127.0.0.1:{free_port()}/postgres"
     result = manage("db_connections", "--action=monitor", "--count=2", "--interval=0.05",
                     database_url=url)  # fmt: skip
-    assert result.returncode == 1
+    assert result.returncode == 2  # critical: the server is unreachable
     records = _lines(result.stdout)
     assert [r["reachable"] for r in records] == [False, False]
     assert records[0]["total_connections"] is None
@@ -304,7 +304,7 @@ def test_stops_after_count_samples() -> None:
 
 # -- bad values ----------------------------------------------------------------------------------
 def _one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
-    assert result.returncode == 2, result
+    assert result.returncode == 3, result
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
     assert "Traceback" not in result.stderr
@@ -330,7 +330,7 @@ def test_bad_values_get_one_line(option: str, fragments: tuple[str, ...]) -> Non
 
 def test_monitor_options_do_not_apply_to_status() -> None:
     result = manage("db_connections", "--action=status", "--watch")
-    assert result.returncode == 1
+    assert result.returncode == 3
     assert "--watch does not apply to --action=status" in result.stderr
     assert "Traceback" not in result.stderr
 

@@ -8,10 +8,11 @@ import threading
 import time
 
 import psycopg
+import psycopg.conninfo
 from django.core.management import call_command
 
 from dbconnmgr import take_snapshot
-from tests.conftest import Sessions, dsn_to_url, manage
+from tests.conftest import Sessions, dsn_to_url, manage, superuser_dsn
 
 
 def _mine(snapshot, prefix):
@@ -54,10 +55,10 @@ def test_total_matches_a_direct_count_on_the_server(sessions: Sessions, dsn: str
                 "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() GROUP BY 1"
             ).fetchall()
         )
-    assert snap.total_connections == direct
-    # The direct count's own session is "active"; the snapshot's reader is active too.
+    # The direct count sees the snapshot's reader, which the snapshot does not count.
+    assert snap.total_connections == direct - 1
+    # Each side sees the other's idle reading connection and not its own.
     snap_states = {k: v for k, v in snap.by_state().items() if v}
-    states["active"] = states.get("active", 0) + 1
     assert snap_states == states
 
 
@@ -145,19 +146,21 @@ def test_json_fields_and_arithmetic(sessions: Sessions) -> None:
         - server["reserved_connections"]
     )
     total = data["total_connections"]
-    assert data["utilization_percent"] == round(total * 100 / server["max_connections"], 1)
-    assert data["usable_utilization_percent"] == round(
-        total * 100 / server["usable_connections"], 1
+    assert data["max_connections_utilization_percent"] == round(
+        total * 100 / server["max_connections"], 1
     )
+    assert data["utilization_percent"] == round(total * 100 / server["usable_connections"], 1)
     assert sum(data["by_state"].values()) == total
-    assert {"name": "t-json", "count": 2, "by_state": {"idle in transaction": 2}} in data[
+    assert {"name": "t-json", "connections": 2, "by_state": {"idle in transaction": 2}} in data[
         "by_application"
     ]
     assert data["longest_idle_in_transaction_seconds"] >= 1.0
     assert data["oldest_transaction_seconds"] >= 1.0
     assert data["waiting_connections"] == 0
     assert data["visibility"] == "full"
-    assert data["database"] == "default"
+    server_database = psycopg.conninfo.conninfo_to_dict(superuser_dsn())["dbname"]
+    assert (data["alias"], data["database"]) == ("default", server_database)
+    assert data["schema"] == "dbconnmgr.status/1"
 
 
 def test_limit_caps_breakdowns(sessions: Sessions) -> None:
@@ -229,7 +232,9 @@ def test_lock_wait_reports_the_blocker(sessions: Sessions, dsn: str) -> None:
         waiter.close()
 
 
-def test_table_colours_utilization_by_the_configured_thresholds(settings) -> None:
+def test_table_colours_utilization_by_the_configured_thresholds(
+    settings, sessions: Sessions
+) -> None:
     # The status table used hard-coded 70/85 % whatever THRESHOLDS said.
     import io
 
@@ -238,8 +243,9 @@ def test_table_colours_utilization_by_the_configured_thresholds(settings) -> Non
     from dbconnmgr.app_settings import thresholds
     from dbconnmgr.render import Renderer, utilization_style
 
+    sessions.open("t-colour", "idle")  # the reader is not counted: one other connection
     snapshot = take_snapshot("default")
-    pct = snapshot.usable_utilization_percent
+    pct = snapshot.utilization_percent
     assert 0 < pct < 70
 
     def coloured(configured: dict[str, float] | None) -> str:

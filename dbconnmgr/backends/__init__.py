@@ -8,10 +8,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 from django.utils.connection import ConnectionDoesNotExist
 
-from dbconnmgr.backends.base import ConnectionBackend
+from dbconnmgr.backends.base import ConnectionBackend, setup_error
 from dbconnmgr.backends.postgresql import PostgreSQLBackend
 from dbconnmgr.exceptions import UnknownDatabaseAlias, UnsupportedDatabase
 
@@ -29,12 +30,15 @@ def get_backend(alias: str = "default") -> ConnectionBackend:
     """
     try:
         connection = connections[alias]
+        vendor = connection.vendor
+    except ImproperlyConfigured as exc:  # unknown ENGINE, missing driver
+        raise setup_error(exc, alias) from None
     except ConnectionDoesNotExist:
         known = ", ".join(sorted(connections.settings)) or "none"
         raise UnknownDatabaseAlias(
             f"unknown database alias {alias!r} (configured: {known})"
         ) from None
-    backend = BACKENDS.get(connection.vendor)
+    backend = BACKENDS.get(vendor)
     if backend is None:
         supported = ", ".join(sorted(BACKENDS))
         raise UnsupportedDatabase(

@@ -11,6 +11,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from dbconnmgr.core.capabilities import Capabilities
 from dbconnmgr.core.snapshot import ClientCount, Snapshot
 from dbconnmgr.core.termination import Candidate, Criteria, Selection, ServerAnswer
+from dbconnmgr.exceptions import ServerUnavailable
 
 
 class ConnectionBackend(ABC):
@@ -68,3 +69,16 @@ class ConnectionBackend(ABC):
     @abstractmethod
     def still_running(self, candidates: Sequence[Candidate], timeout: float) -> set[int]:
         """Wait up to ``timeout`` seconds for ``candidates`` to exit; return the pids left."""
+
+
+def setup_error(exc: BaseException, alias: str) -> ServerUnavailable:
+    """A configuration problem of ``alias`` (ImproperlyConfigured: missing NAME, unknown
+    ENGINE, missing driver) as a ``setup`` :class:`ServerUnavailable`: UNKNOWN, one line."""
+    text = str(exc).strip()
+    first_line = text.splitlines()[0] if text else type(exc).__name__
+    return ServerUnavailable(
+        f"database {alias!r}: bad configuration ({first_line})",
+        kind="setup",
+        alias=alias,
+        detail=first_line,
+    )

@@ -9,9 +9,10 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, InterfaceError
 
-from dbconnmgr.backends.base import ConnectionBackend
+from dbconnmgr.backends.base import ConnectionBackend, setup_error
 from dbconnmgr.core.capabilities import Capabilities
 from dbconnmgr.core.snapshot import ClientCount, Connection, ServerLimits, Snapshot
 from dbconnmgr.core.termination import Candidate, Criteria, Selection, ServerAnswer
@@ -36,6 +37,7 @@ SELECT
     coalesce(current_setting('reserved_connections', true), '0')::int,
     current_user::text,
     current_setting('is_superuser') = 'on',
+    current_database()::text,
     pg_has_role('pg_read_all_stats', 'USAGE'),
     (SELECT json_object_agg(datname, datconnlimit) FROM pg_database
       WHERE datconnlimit >= 0 AND datallowconn)::text,
@@ -139,6 +141,8 @@ class PostgreSQLBackend(ConnectionBackend):
         try:
             with self.connection.cursor():
                 yield self.connection.connection
+        except ImproperlyConfigured as exc:  # missing NAME...
+            raise setup_error(exc, self.alias) from None
         except (DatabaseError, InterfaceError, psycopg.Error) as exc:
             raise classify_error(exc, self.alias) from exc
 
@@ -148,12 +152,14 @@ class PostgreSQLBackend(ConnectionBackend):
         try:
             with self.connection.cursor() as cursor:
                 yield cursor
+        except ImproperlyConfigured as exc:
+            raise setup_error(exc, self.alias) from None
         except (DatabaseError, InterfaceError) as exc:
             raise classify_error(exc, self.alias) from exc
 
     def _build(self, first: Sequence[Any], rows: Sequence[Sequence[Any]]) -> Snapshot:
         (taken_at, own_pid, version, version_num, max_conn, su_reserved, reserved, reader,
-         reader_is_superuser, reader_sees_all, db_limits, role_limits, db_names,
+         reader_is_superuser, database, reader_sees_all, db_limits, role_limits, db_names,
          role_names) = first  # fmt: skip
         limits = ServerLimits(
             version=version,
@@ -165,6 +171,7 @@ class PostgreSQLBackend(ConnectionBackend):
             role_limits=json.loads(role_limits) if role_limits else {},
             current_user=reader,
             is_superuser=reader_is_superuser,
+            current_database=database,
         )
         return Snapshot(
             alias=self.alias,
@@ -294,6 +301,17 @@ _PATTERNS: tuple[tuple[str, ProblemKind, str], ...] = (
      "the server is full for ordinary roles: only reserved slots are left"),
     ("too many connections for role", "full", "the role's connection limit is reached"),
     ("too many connections for database", "full", "the database's connection limit is reached"),
+    # Setup: the alias's configuration or the role's privileges (UNKNOWN, never CRITICAL).
+    ("permission denied for database", "setup",
+     "the role lacks the CONNECT privilege on the database"),
+    ("is not permitted to log in", "setup", "the role may not log in (NOLOGIN)"),
+    ("invalid command-line argument", "setup", "bad OPTIONS['options'] for the server"),
+    ("unrecognized configuration parameter", "setup", "bad OPTIONS['options'] for the server"),
+    ("invalid value for parameter", "setup", "bad OPTIONS['options'] for the server"),
+    ("invalid sslmode value", "setup", "bad OPTIONS['sslmode']"),
+    ("invalid connection option", "setup", "unknown connection option in OPTIONS"),
+    ("invalid dsn", "setup", "invalid connection settings"),
+    ("invalid integer value", "setup", "invalid connection settings"),
     ("password authentication failed", "auth", "authentication failed (wrong user or password)"),
     ("no password supplied", "auth", "authentication failed (no password supplied)"),
     ("pg_hba.conf", "auth", "the server's pg_hba.conf rejects this connection"),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from django.conf import settings
 from django.core.management.base import CommandError
@@ -20,6 +19,7 @@ from dbconnmgr.core.budget import (
     pool_size_from_settings,
     services_from_setting,
 )
+from dbconnmgr.core.documents import SCHEMAS, BudgetDoc
 from dbconnmgr.core.snapshot import Snapshot
 from dbconnmgr.exceptions import InvalidSetting
 
@@ -127,7 +127,7 @@ class BudgetAction(Action):
             self._print(budget, payload)
         return 0 if budget.fits else 1
 
-    def _print(self, budget: Budget, payload: dict[str, Any]) -> None:
+    def _print(self, budget: Budget, payload: BudgetDoc) -> None:
         table = self.renderer.table(
             "Connection budget",
             "service",
@@ -156,7 +156,7 @@ class BudgetAction(Action):
         lines = [
             f"Server: max_connections {server['max_connections']}, reserved "
             f"{server['reserved_connections']} -> usable {budget.usable_connections} "
-            f"({payload['usable_source']}); in use now {payload['in_use_now']}",
+            f"({payload['usable_source']}); in use now {payload['total_connections']}",
             f"Demand {budget.demand} + headroom {budget.headroom} = "
             f"{budget.demand_with_headroom} of {budget.usable_connections} usable",
             f"Capacity floor(({budget.usable_connections} - {budget.headroom}) x "
@@ -180,12 +180,15 @@ def _processes(service: Service) -> str:
 
 
 def budget_payload(
-    budget: Budget, snapshot: Snapshot, usable_source: str, settings_pool_size: int | None
-) -> dict[str, Any]:
-    """The JSON document of ``--action=budget --format=json`` (see docs/budget.md)."""
+    budget: Budget, snapshot: Snapshot, usable_source: str, settings_pool_max_size: int | None
+) -> BudgetDoc:
+    """The JSON document of ``--action=budget --format=json`` (see docs/json.md)."""
     limits = snapshot.limits
     return {
-        "database": snapshot.alias,
+        "schema": SCHEMAS["budget"],
+        "alias": snapshot.alias,
+        "database": snapshot.database,
+        "taken_at": snapshot.taken_at.isoformat(),
         "server": {
             "version": limits.version,
             "max_connections": limits.max_connections,
@@ -195,17 +198,17 @@ def budget_payload(
         },
         "usable_connections": budget.usable_connections,
         "usable_source": usable_source,
-        "in_use_now": snapshot.total_connections,
-        "settings_pool_size": settings_pool_size,
+        "total_connections": snapshot.total_connections,
+        "settings_pool_max_size": settings_pool_max_size,
         "services": [
             {
                 "name": line.service.name,
                 "instances": line.service.instances,
                 "processes": line.service.processes,
                 "threads": line.service.threads,
-                "pool_size": line.service.pool_size,
+                "pool_max_size": line.service.pool_size,
                 "connections": line.service.demand,
-                "max_safe_pool_size": line.max_safe_pool_size,
+                "safe_pool_max_size": line.max_safe_pool_size,
             }
             for line in budget.services
         ],
@@ -216,5 +219,5 @@ def budget_payload(
         "demand_with_headroom": budget.demand_with_headroom,
         "spare": budget.spare,
         "fits": budget.fits,
-        "max_safe_pool_size": budget.max_safe_pool_size,
+        "safe_pool_max_size": budget.max_safe_pool_size,
     }

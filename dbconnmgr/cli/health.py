@@ -73,12 +73,18 @@ class HealthAction(Action):
             self.command.stderr.write(f"UNKNOWN: {exc}")
             return int(Severity.UNKNOWN)
         if self.format == "json":
-            self.write_json(health_payload(report))
+            self.write_json(health_payload(report, vendor=self.vendor()))
         else:
             from dbconnmgr.render import render_health
 
             render_health(self.renderer, report, nagios_perfdata(report, thresholds))
         return int(report.status)
+
+    def vendor(self) -> str | None:
+        """The alias's vendor (``postgresql``...), known even when the server is down."""
+        from django.db import connections
+
+        return connections[self.alias].vendor if self.alias in connections.settings else None
 
     def thresholds(self) -> dict[str, Any]:
         """The project's thresholds with --warning / --critical applied and validated."""

@@ -15,6 +15,7 @@ from django.db import DatabaseError, OperationalError, ProgrammingError, connect
 
 from dbconnmgr.app_settings import get_setting
 from dbconnmgr.cli import Action, finite_number, positive_int
+from dbconnmgr.exceptions import EXIT_CRITICAL, EXIT_OK
 
 if TYPE_CHECKING:  # imported in run(): every db_connections call builds this parser
     from dbconnmgr.core.samples import Sample
@@ -115,7 +116,10 @@ class MonitorAction(Action):
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 0
         # All --count samples taken: say whether the last one could read the server.
-        return 0 if self.last is None or self.last.reachable else 1
+        if self.last is None or self.last.reachable:
+            return EXIT_OK
+        problem = self.last.problem
+        return problem.exit_code if problem is not None else EXIT_CRITICAL
 
     def _live(self, monitor: Monitor, count: int | None) -> None:
         from rich.live import Live

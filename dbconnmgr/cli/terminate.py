@@ -9,10 +9,10 @@ from typing import Any, ClassVar
 
 from dbconnmgr.cli import Action, non_negative_float
 from dbconnmgr.core.termination import STATE_CHOICES, TerminationReport
-from dbconnmgr.exceptions import TerminationIncomplete
+from dbconnmgr.exceptions import EXIT_UNKNOWN, EXIT_WARNING, TerminationIncomplete
 
 #: Exit code when some selected backend could not be terminated (permission, still running).
-EXIT_NOT_ALL_TERMINATED = 3
+EXIT_NOT_ALL_TERMINATED = EXIT_WARNING  # partly done
 
 _SHARED = ("dry_run", "interactive", "include_superusers")
 
@@ -80,11 +80,11 @@ class _TerminatingAction(Action):
         except TerminationIncomplete as exc:
             self.finish(exc.report)
             self.command.stderr.write(str(exc))
-            return EXIT_NOT_ALL_TERMINATED
+            return EXIT_UNKNOWN  # the outcome could not be confirmed
         return self.finish(report)
 
     def finish(self, report: TerminationReport) -> int:
-        """Render the report; exit 3 when some selected backend was not terminated."""
+        """Render the report; exit 1 (partly done) when a selected backend was not terminated."""
         if self.format == "json":
             self.write_json(report.as_dict())
         else:

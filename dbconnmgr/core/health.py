@@ -348,6 +348,8 @@ def evaluate_unavailable(exc: ServerUnavailable) -> Report:
         finding = Finding("server_unreachable", Severity.CRITICAL, str(exc), data)
     elif exc.kind == "auth":
         finding = Finding("authentication_failed", Severity.UNKNOWN, str(exc), data)
+    elif exc.kind == "setup":
+        finding = Finding("configuration_error", Severity.UNKNOWN, str(exc), data)
     else:
         finding = Finding("server_error", Severity.UNKNOWN, str(exc), data)
     return _report(exc.alias, [finding], None)
@@ -387,10 +389,16 @@ def _fmt(number: float) -> str:
 
 def _utilization(snapshot: Snapshot, t: Mapping[str, Any]) -> Finding:
     limits = snapshot.limits
-    total, usable = snapshot.total_connections, limits.usable_connections
-    free = usable - total
-    percent = snapshot.usable_utilization_percent
-    used = f"{total} of {usable} usable slots in use ({percent}%)"
+    binding = snapshot.binding_limit()
+    total, usable = binding.connections, binding.limit
+    free = binding.free
+    percent = binding.percent
+    slots = {
+        "server": "usable slots",
+        "database": f"the connection limit of database {snapshot.database}",
+        "role": f"the connection limit of role {limits.current_user}",
+    }[binding.scope]
+    used = f"{total} of {usable} {slots} in use ({percent}%)"
     warn_pct, crit_pct = t["UTILIZATION_WARNING"], t["UTILIZATION_CRITICAL"]
     rules = [
         (
@@ -402,7 +410,7 @@ def _utilization(snapshot: Snapshot, t: Mapping[str, Any]) -> Finding:
         ),
         (
             "count",
-            _level(total, t["CONNECTIONS_WARNING"], t["CONNECTIONS_CRITICAL"]),
+            _level(snapshot.total_connections, t["CONNECTIONS_WARNING"], t["CONNECTIONS_CRITICAL"]),
             _limits_text("at", t["CONNECTIONS_WARNING"], t["CONNECTIONS_CRITICAL"], " connections"),
             t["CONNECTIONS_WARNING"],
             t["CONNECTIONS_CRITICAL"],
@@ -429,11 +437,12 @@ def _utilization(snapshot: Snapshot, t: Mapping[str, Any]) -> Finding:
         severity,
         message,
         {
-            "total_connections": total,
-            "usable_connections": usable,
+            "total_connections": snapshot.total_connections,
+            "usable_connections": limits.usable_connections,
             "max_connections": limits.max_connections,
-            "free_connections": max(free, 0),
+            "free_connections": free,
             "utilization_percent": percent,
+            "limited_by": binding.scope,
             "rule": rule,
             "rules": [r[0] for r in triggered],
             "warning": warning,
@@ -465,7 +474,7 @@ def _limit_utilization(snapshot: Snapshot, t: Mapping[str, Any]) -> list[Finding
     )
     for scope, caps, key in scopes:
         for name, cap in sorted(caps.items()):
-            used = sum(1 for c in snapshot.connections if key(c) == name)
+            used = sum(1 for c in snapshot.others() if key(c) == name)
             if cap <= 0 or used == 0:
                 continue
             percent = round(used * 100.0 / cap, 1)

@@ -58,15 +58,18 @@ class Sample:
         taken_at: the server's clock for a reachable sample, the client's (UTC) otherwise.
         snapshot: the snapshot (None when the server was unreachable). Keep a reference
             only as long as you need it: it holds every connection.
-        total_connections: client connections holding a slot (the monitor's own included,
+        database: the server's database name the alias connects to (None when unreachable).
+        total_connections: client connections holding a slot (the monitor's own excluded,
             as in ``status``).
         usable_connections: slots an ordinary role can use.
         max_connections: the server's max_connections.
-        usable_utilization_percent: total / usable x 100.
+        free_connections: slots the alias's role can still open.
+        utilization_percent: :attr:`Snapshot.utilization_percent` (% of usable slots).
+        max_connections_utilization_percent: total / max_connections x 100.
         by_state: counts for every state, zeros included.
         by_application: counts per application_name, largest first.
-        active_sessions: sessions in state ``active``, the monitor's own excluded.
-        aas: average active sessions: mean of ``active_sessions`` over the reachable
+        active_connections: connections in state ``active``, the monitor's own excluded.
+        aas: average active sessions: mean of ``active_connections`` over the reachable
             samples of the last ``aas_window_seconds`` (this one included).
         aas_window_seconds: the length of the AAS window.
         aas_samples: how many samples the AAS averages.
@@ -82,13 +85,16 @@ class Sample:
     alias: str
     taken_at: datetime
     snapshot: Snapshot | None = None
+    database: str | None = None
     total_connections: int | None = None
     usable_connections: int | None = None
     max_connections: int | None = None
-    usable_utilization_percent: float | None = None
+    free_connections: int | None = None
+    utilization_percent: float | None = None
+    max_connections_utilization_percent: float | None = None
     by_state: dict[str, int] | None = None
     by_application: dict[str, int] | None = None
-    active_sessions: int | None = None
+    active_connections: int | None = None
     aas: float | None = None
     aas_window_seconds: float = DEFAULT_AAS_WINDOW
     aas_samples: int = 0
@@ -134,10 +140,7 @@ class SampleWindow:
         by_state = snapshot.by_state()
         by_application = {g.name: g.count for g in snapshot.by_application()}
         total = snapshot.total_connections
-        own_active = 1 if any(
-            c.pid == snapshot.own_pid and c.state == "active" for c in snapshot.connections
-        ) else 0  # fmt: skip
-        active = by_state.get("active", 0) - own_active
+        active = by_state.get("active", 0)
 
         now = snapshot.taken_at
         self._active.append((now, active))
@@ -164,13 +167,16 @@ class SampleWindow:
             alias=self.alias,
             taken_at=now,
             snapshot=snapshot,
+            database=snapshot.database,
             total_connections=total,
-            usable_connections=snapshot.limits.usable_connections,
-            max_connections=snapshot.limits.max_connections,
-            usable_utilization_percent=snapshot.usable_utilization_percent,
+            usable_connections=snapshot.usable_connections,
+            max_connections=snapshot.max_connections,
+            free_connections=snapshot.free_connections,
+            utilization_percent=snapshot.utilization_percent,
+            max_connections_utilization_percent=snapshot.max_connections_utilization_percent,
             by_state=by_state,
             by_application=by_application,
-            active_sessions=active,
+            active_connections=active,
             aas=aas,
             aas_window_seconds=self.aas_window,
             aas_samples=len(self._active),

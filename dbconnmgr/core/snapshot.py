@@ -88,6 +88,7 @@ class ServerLimits:
     role_limits: dict[str, int] = field(default_factory=dict)
     current_user: str = ""
     is_superuser: bool = False
+    current_database: str = ""
 
     @property
     def usable_connections(self) -> int:
@@ -96,6 +97,40 @@ class ServerLimits:
             0,
             self.max_connections - self.superuser_reserved_connections - self.reserved_connections,
         )
+
+
+#: Which limit binds an alias first: the server's usable slots, the database's
+#: ``datconnlimit`` or the role's ``rolconnlimit``.
+LimitScope = Literal["server", "database", "role"]
+
+
+class Headroom(NamedTuple):
+    """The connections counted against one limit and the limit itself."""
+
+    scope: LimitScope
+    connections: int
+    limit: int
+
+    @property
+    def free(self) -> int:
+        """Slots left under this limit (never negative)."""
+        return max(0, self.limit - self.connections)
+
+    @property
+    def percent(self) -> float:
+        """:func:`utilization` of this limit."""
+        return utilization(self.connections, self.limit)
+
+
+def utilization(connections: int, slots: int) -> float:
+    """``connections`` as a percentage of ``slots``, one decimal; may exceed 100.
+
+    No slots at all: 100.0 when connections are present (nothing more fits), 0.0 otherwise.
+    Every utilization figure of dbconnmgr goes through this function.
+    """
+    if slots <= 0:
+        return 100.0 if connections > 0 else 0.0
+    return round(connections * 100.0 / slots, 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +150,8 @@ class Snapshot:
         alias: the Django database alias it was read through.
         vendor: ``postgresql``...
         taken_at: the server's clock when the snapshot was read.
-        own_pid: the backend pid of the connection that read it.
+        own_pid: the backend pid of the connection that read it. That connection is in
+            ``connections`` but no count, grouping, age or utilization includes it.
         visibility: ``full`` when the reading role may see every session's details,
             ``restricted`` otherwise (other roles' states and queries are hidden).
     """
@@ -127,55 +163,127 @@ class Snapshot:
     connections: tuple[Connection, ...]
     own_pid: int
     visibility: Visibility
+    _others: tuple[Connection, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        others = tuple(c for c in self.connections if c.pid != self.own_pid)
+        object.__setattr__(self, "_others", others)
 
     # -- totals ------------------------------------------------------------------------------
     @property
+    def database(self) -> str:
+        """The server's name of the database the alias connects to (``current_database()``)."""
+        return self.limits.current_database
+
+    @property
     def total_connections(self) -> int:
-        """Client connections holding a slot (own connection included)."""
-        return len(self.connections)
+        """Client connections holding a slot, the reading connection excluded."""
+        return len(self._others)
+
+    @property
+    def max_connections(self) -> int:
+        """The server's ``max_connections``."""
+        return self.limits.max_connections
+
+    @property
+    def usable_connections(self) -> int:
+        """Slots an ordinary role can use server-wide (max_connections minus reserved)."""
+        return self.limits.usable_connections
+
+    def headrooms(self) -> tuple[Headroom, ...]:
+        """Every limit that applies to the alias: the server's usable slots, then the
+        database's and the role's connection limits when they are set (a superuser reader
+        is not bound by them)."""
+        result = [Headroom("server", self.total_connections, self.limits.usable_connections)]
+        if self.limits.is_superuser:
+            return tuple(result)
+        db_limit = self.limits.database_limits.get(self.database)
+        if db_limit is not None and db_limit >= 0:
+            count = sum(1 for c in self._others if c.database == self.database)
+            result.append(Headroom("database", count, db_limit))
+        role_limit = self.limits.role_limits.get(self.limits.current_user)
+        if role_limit is not None and role_limit >= 0:
+            count = sum(1 for c in self._others if c.user == self.limits.current_user)
+            result.append(Headroom("role", count, role_limit))
+        return tuple(result)
+
+    def binding_limit(self) -> Headroom:
+        """The limit that leaves the alias the fewest free slots (the server's on a tie)."""
+        return min(self.headrooms(), key=lambda h: (h.free, -h.percent))
+
+    @property
+    def limited_by(self) -> LimitScope:
+        """Which limit :attr:`free_connections` and :attr:`utilization_percent` come from."""
+        return self.binding_limit().scope
 
     @property
     def free_connections(self) -> int:
-        """Usable slots still free for an ordinary role (never negative)."""
-        return max(0, self.limits.usable_connections - self.total_connections)
+        """Slots the alias's role can still open: the fewest left under any limit that
+        applies (server usable slots, database and role connection limits); never negative."""
+        return self.binding_limit().free
 
     @property
     def utilization_percent(self) -> float:
-        """Total connections / max_connections x 100, one decimal."""
-        return _percent(self.total_connections, self.limits.max_connections)
+        """Connections as a percentage of the usable slots, one decimal (may exceed 100).
+
+        Usable slots are max_connections minus the reserved ones; when the database's or the
+        role's connection limit leaves fewer free slots, that limit's figure is used
+        (:attr:`limited_by` says which). No usable slots with connections present is 100.0.
+        """
+        return self.binding_limit().percent
 
     @property
-    def usable_utilization_percent(self) -> float:
-        """Total connections / usable slots x 100, one decimal (can exceed 100)."""
-        return _percent(self.total_connections, self.limits.usable_connections)
+    def max_connections_utilization_percent(self) -> float:
+        """Connections as a percentage of max_connections, one decimal."""
+        return utilization(self.total_connections, self.limits.max_connections)
 
     @property
     def hidden_connections(self) -> int:
         """Connections whose details the reading role may not see."""
-        return sum(1 for c in self.connections if not c.visible)
+        return sum(1 for c in self._others if not c.visible)
 
     @property
     def waiting_connections(self) -> tuple[Connection, ...]:
         """Connections waiting on a lock."""
-        return tuple(c for c in self.connections if c.is_waiting_on_lock)
+        return tuple(c for c in self._others if c.is_waiting_on_lock)
+
+    @property
+    def active_connections(self) -> int:
+        """Connections in state ``active``."""
+        return self.count_state("active")
+
+    @property
+    def idle_connections(self) -> int:
+        """Connections in state ``idle``."""
+        return self.count_state("idle")
+
+    @property
+    def idle_in_transaction_connections(self) -> int:
+        """Connections idle in a transaction, aborted ones included."""
+        return self.count_state(*IDLE_IN_TRANSACTION_STATES)
+
+    @property
+    def idle_in_transaction_aborted_connections(self) -> int:
+        """Connections idle in an aborted transaction."""
+        return self.count_state("idle in transaction (aborted)")
 
     # -- aggregations ------------------------------------------------------------------------
     def by_state(self) -> dict[str, int]:
         """Counts for every state in :data:`STATES`, zeros included, in display order."""
-        counts = Counter(map(_STATE, self.connections))
+        counts = Counter(map(_STATE, self._others))
         result = {state: counts.pop(state, 0) for state in STATES}
         result.update(counts)  # a state a future server version invents is not lost
         return result
 
     def count_state(self, *states: str) -> int:
         """How many connections are in any of ``states``."""
-        return sum(1 for c in self.connections if c.state in states)
+        return sum(1 for c in self._others if c.state in states)
 
     def group_by(
         self, key: str | Callable[[Connection], str | None], limit: int | None = None
     ) -> list[Group]:
         """Group connections by a field name or a function, largest first, top ``limit``."""
-        return group_connections(self.connections, key, limit)
+        return group_connections(self._others, key, limit)
 
     def by_application(self, limit: int | None = None) -> list[Group]:
         """Connections per ``application_name`` (empty name shown as ``(none)``)."""
@@ -198,8 +306,9 @@ class Snapshot:
         return None if seconds_ago is None else self.taken_at - timedelta(seconds=seconds_ago)
 
     def others(self) -> tuple[Connection, ...]:
-        """Every connection except the one that read this snapshot."""
-        return tuple(c for c in self.connections if c.pid != self.own_pid)
+        """Every connection except the one that read this snapshot: what every count,
+        grouping and age of the snapshot is computed from."""
+        return self._others
 
     def oldest_transaction(self) -> Connection | None:
         """The connection whose transaction started first (the reader's own excluded)."""
@@ -208,8 +317,15 @@ class Snapshot:
     def longest_idle_in_transaction(self) -> Connection | None:
         """The connection idle in a transaction for the longest time, if any."""
         return _max_by(
-            (c for c in self.connections if c.is_idle_in_transaction), lambda c: c.state_seconds
+            (c for c in self._others if c.is_idle_in_transaction), lambda c: c.state_seconds
         )
+
+    def longest_running_query(self) -> Connection | None:
+        """The ``active`` connection whose query has run the longest (reader excluded).
+
+        An idle session's ``query_start`` is its last query's: it does not count.
+        """
+        return _max_by(self._others, lambda c: c.running_seconds)
 
 
 def group_connections(
@@ -253,10 +369,6 @@ def _max_by(
     return best
 
 
-def _percent(part: int, whole: int) -> float:
-    return round(part * 100.0 / whole, 1) if whole > 0 else 0.0
-
-
 @dataclass(frozen=True, slots=True)
 class ClientCount:
     """How many client connections the server holds, and how many it allows.
@@ -272,6 +384,4 @@ class ClientCount:
     @property
     def utilization_percent(self) -> float:
         """Client connections as a percentage of the usable (non-reserved) slots."""
-        if self.usable_connections <= 0:
-            return 100.0
-        return round(self.client_connections * 100 / self.usable_connections, 1)
+        return utilization(self.client_connections, self.usable_connections)

@@ -12,7 +12,9 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Literal, get_args
+from typing import Literal, get_args
+
+from dbconnmgr.core.documents import SCHEMAS, CriteriaDoc, LocalCloseDoc, TerminationDoc
 
 #: Per-backend outcomes, in display order.
 Outcome = Literal[
@@ -89,14 +91,14 @@ class Criteria:
         parts.append("superusers included" if self.include_superusers else "superusers spared")
         return ", ".join(parts)
 
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
+    def as_dict(self) -> CriteriaDoc:
+        """JSON-ready form (``database`` is :attr:`database_name`)."""
         return {
             "states": list(self.states) if self.states is not None else None,
             "older_than_seconds": self.older_than,
             "application_name": self.application_name,
             "user": self.user,
-            "database_name": self.database_name,
+            "database": self.database_name,
             "current_database_only": self.current_database_only,
             "current_user_only": self.current_user_only,
             "include_superusers": self.include_superusers,
@@ -186,21 +188,21 @@ class LocalClose:
     Attributes:
         connection_closed: this thread's Django connection for the alias was open and closed.
         pool_closed: the alias's native pool (Django 5.1+) existed and was closed.
-        pool_size: connections the pool held when closed (None without a pool).
+        pool_current_size: connections the pool held when closed (None without a pool).
         backend_pids: server pids of the connections closed (never selected).
     """
 
     connection_closed: bool = False
     pool_closed: bool = False
-    pool_size: int | None = None
+    pool_current_size: int | None = None
     backend_pids: tuple[int, ...] = ()
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> LocalCloseDoc:
         """JSON-ready form."""
         return {
             "connection_closed": self.connection_closed,
             "pool_closed": self.pool_closed,
-            "pool_size": self.pool_size,
+            "pool_current_size": self.pool_current_size,
             "backend_pids": list(self.backend_pids),
         }
 
@@ -289,12 +291,13 @@ class TerminationReport:
             prefix = "dry run, nothing was terminated: "
         return f"{prefix}{selected} selected; " + ", ".join(parts)
 
-    def as_dict(self) -> dict[str, Any]:
-        """The JSON document of ``--format json`` (see docs/actions.md)."""
+    def as_dict(self) -> TerminationDoc:
+        """The JSON document of ``--format json`` (see docs/json.md)."""
         by_pid = {r.pid: r for r in self.results}
         return {
+            "schema": SCHEMAS["termination"],
             "action": self.action,
-            "database_alias": self.alias,
+            "alias": self.alias,
             "database": self.database,
             "taken_at": self.taken_at.isoformat(),
             "dry_run": self.dry_run,
@@ -327,7 +330,7 @@ class TerminationReport:
                 {"pid": r.pid, "outcome": r.outcome, "reason": r.reason}
                 for r in self.not_terminated
             ],
-            "hidden_sessions": self.hidden,
+            "hidden_connections": self.hidden,
             "findings": list(self.findings),
             "local": self.local.as_dict() if self.local is not None else None,
         }

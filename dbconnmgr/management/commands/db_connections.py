@@ -1,4 +1,9 @@
-"""``manage.py db_connections --action=ACTION``: a thin shell over dbconnmgr's library."""
+"""``manage.py db_connections --action=ACTION``: a thin shell over dbconnmgr's library.
+
+Exit codes, the same for every action (docs/index.md): 0 ok / done, 1 warning / over
+budget / partly done, 2 critical (server full or unreachable), 3 unknown (usage errors,
+bad settings or configuration, no permission to look).
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS
 
 from dbconnmgr.cli import registry
-from dbconnmgr.exceptions import DbConnMgrError, InvalidSetting
-
-#: Exit code of a bad DBCONNMGR setting: UNKNOWN, the check could not run as configured.
-EXIT_BAD_SETTING = 3
+from dbconnmgr.exceptions import EXIT_UNKNOWN, DbConnMgrError, InvalidSetting, ServerUnavailable
 
 
 class Command(BaseCommand):
@@ -24,14 +26,15 @@ class Command(BaseCommand):
     requires_system_checks: list[str] = []
 
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
-        """Usage errors become one line on stderr (exit 2), not a usage dump."""
+        """Usage errors become one line on stderr and exit 3 (unknown), not a usage dump:
+        2 means critical only."""
         parser = super().create_parser(prog_name, subcommand, **kwargs)
 
         def error(message: str) -> NoReturn:
             if parser.called_from_command_line:
                 sys.stderr.write(f"{parser.prog}: error: {message}\n")
-                sys.exit(2)
-            raise CommandError(f"Error: {message}")
+                sys.exit(EXIT_UNKNOWN)
+            raise CommandError(f"Error: {message}", returncode=EXIT_UNKNOWN)
 
         parser.error = error  # type: ignore[method-assign]
         self._parser = parser  # handle() reads defaults and flag names from it
@@ -62,15 +65,21 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         actions = registry()
         action_cls = actions[options["action"]]
-        self._refuse_foreign_options(action_cls.name, options)
         try:
+            self._refuse_foreign_options(action_cls.name, options)
             code = action_cls(self, options).run()
         except InvalidSetting as exc:
             # One line naming the key, exit 3 (UNKNOWN): `manage.py check` says the same.
             self.stderr.write(f"{exc} (see manage.py check)")
-            sys.exit(EXIT_BAD_SETTING)
+            sys.exit(EXIT_UNKNOWN)
+        except ServerUnavailable as exc:
+            raise CommandError(str(exc), returncode=exc.exit_code) from exc
         except DbConnMgrError as exc:
-            raise CommandError(str(exc)) from exc
+            raise CommandError(str(exc), returncode=EXIT_UNKNOWN) from exc
+        except CommandError as exc:
+            # Raised by an action: a usage error, bad settings or missing tables.
+            exc.returncode = EXIT_UNKNOWN
+            raise
         except KeyboardInterrupt:
             code = 0
         if code:
