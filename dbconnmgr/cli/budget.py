@@ -32,6 +32,9 @@ def service_spec(value: str) -> str:
     return value
 
 
+#: The most slots --headroom takes: PostgreSQL's largest max_connections.
+MAX_HEADROOM = 262_143
+
 #: argparse type of --safety: a number in (0, 1].
 safety_factor = finite_number(0, 1, above=True)
 
@@ -83,7 +86,7 @@ class BudgetAction(Action):
         )
         parser.add_argument(
             "--headroom",
-            type=whole_number(0),
+            type=whole_number(0, MAX_HEADROOM),
             default=None,
             help="slots kept free for people and one-off jobs "
             "(default: DBCONNMGR['BUDGET_HEADROOM'], 5)",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -14,7 +13,7 @@ from django.core.management.base import CommandError
 from django.db import DatabaseError, OperationalError, ProgrammingError, connections, router
 
 from dbconnmgr.app_settings import get_setting
-from dbconnmgr.cli import Action, finite_number, positive_int
+from dbconnmgr.cli import Action, finite_number, positive_int, reader_left
 
 if TYPE_CHECKING:  # imported in run(): every db_connections call builds this parser
     from dbconnmgr.core.samples import Sample
@@ -24,8 +23,11 @@ if TYPE_CHECKING:  # imported in run(): every db_connections call builds this pa
 PRUNE_EVERY = 3600.0
 
 
+#: The longest --interval: one day.
+MAX_INTERVAL = 86400.0
+
 #: argparse type of --interval: a finite number of seconds > 0.
-positive_float = finite_number(0, above=True, what="a number of seconds")
+positive_float = finite_number(0, MAX_INTERVAL, above=True, what="a number of seconds")
 
 
 class _Unterminated:
@@ -111,8 +113,7 @@ class MonitorAction(Action):
         except KeyboardInterrupt:
             return 0
         except BrokenPipeError:  # `monitor | head`: the reader left, which is not an error
-            with contextlib.suppress(OSError, ValueError):
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            reader_left()
             return 0
         # All --count samples taken: say whether the last one could read the server.
         return 0 if self.last is None or self.last.reachable else 1

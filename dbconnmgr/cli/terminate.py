@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any, ClassVar
 
-from dbconnmgr.cli import Action, non_negative_float
+from dbconnmgr.cli import Action, non_negative_seconds
 from dbconnmgr.core.termination import STATE_CHOICES, TerminationReport
 
 #: Exit code when some selected backend could not be terminated (permission, still running).
@@ -65,10 +65,9 @@ class _TerminatingAction(Action):
             sys.stderr.write(f"{plan.summary()}\n{question} [y/N] ")
             sys.stderr.flush()
             answer = sys.stdin.readline()
-        else:
-            self.renderer.termination(plan)
-            answer = input(f"{question} [y/N] ")
-        return answer.strip().lower() in {"y", "yes"}
+            return answer.strip().lower() in {"y", "yes"}  # "" at end of input: no
+        self.renderer.termination(plan)
+        return self.ask_yes_no(question)
 
     def finish(self, report: TerminationReport) -> int:
         """Render the report; exit 3 when some selected backend was not terminated."""
@@ -96,7 +95,7 @@ class CloseIdleAction(_TerminatingAction):
         _add_once(
             parser,
             "--idle-for",
-            type=non_negative_float,
+            type=non_negative_seconds,
             default=None,
             metavar="SECONDS",
             help="close-idle: minimum seconds in the state (default DBCONNMGR['IDLE_TIMEOUT'])",

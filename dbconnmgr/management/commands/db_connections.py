@@ -8,7 +8,7 @@ from typing import Any, NoReturn
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS
 
-from dbconnmgr.cli import registry
+from dbconnmgr.cli import reader_left, registry
 from dbconnmgr.exceptions import DbConnMgrError
 
 
@@ -62,9 +62,13 @@ class Command(BaseCommand):
         self._refuse_foreign_options(action_cls.name, options)
         try:
             code = action_cls(self, options).run()
+            self.stdout.flush()  # here, not at exit, where a closed pipe would cost the code
         except DbConnMgrError as exc:
             raise CommandError(str(exc)) from exc
         except KeyboardInterrupt:
+            code = 0
+        except BrokenPipeError:  # `... | head`: the reader left before the end
+            reader_left()
             code = 0
         if code:
             sys.exit(code)
