@@ -28,10 +28,15 @@ BAR_WIDTH = 30
 # -- live view ---------------------------------------------------------------------------------
 def utilization_style(percent: float) -> str:
     """Colour of a utilization figure: thresholds from ``DBCONNMGR["THRESHOLDS"]``."""
-    limits = thresholds()
-    if percent >= float(limits["UTILIZATION_CRITICAL"]):
+    try:
+        limits = thresholds()
+        critical = float(limits["UTILIZATION_CRITICAL"])
+        warning = float(limits["UTILIZATION_WARNING"])
+    except (TypeError, ValueError, KeyError):  # invalid THRESHOLDS: the monitor says so
+        return "default"
+    if percent >= critical:
         return "bold red"
-    if percent >= float(limits["UTILIZATION_WARNING"]):
+    if percent >= warning:
         return "yellow"
     return "green"
 

@@ -15,6 +15,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.db.utils import ConnectionHandler
 
+from dbconnmgr.backends.postgresql import classify_error
 from dbconnmgr.checks.databases import check_database_settings
 from dbconnmgr.database_settings import (
     PROFILES,
@@ -22,6 +23,7 @@ from dbconnmgr.database_settings import (
     database_config,
     normalize_database_settings,
 )
+from dbconnmgr.exceptions import ServerUnavailable
 from tests.conftest import ROOT, dsn_to_url, manage
 
 URL = "postgres://app:secret@db.internal:5432/shop"
@@ -283,6 +285,8 @@ def test_pool_timeout_is_an_error_of_the_pool_not_of_the_server(dsn: str) -> Non
         late_thread.start()
         late_thread.join(10)
         assert failure and "couldn't get a connection" in str(failure[0])
+        problem = classify_error(failure[0], alias)
+        assert isinstance(problem, ServerUnavailable) and problem.kind == "timeout"
         assert _count(dsn, app) == 1
     finally:
         release.set()
@@ -351,3 +355,13 @@ def test_pooled_alias_on_an_unreachable_server_is_one_line_not_a_traceback() -> 
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("CommandError")
     assert "connection refused" in lines[0]
+
+
+def test_a_pool_timeout_is_recognised_by_its_type_not_its_wording() -> None:
+    from psycopg_pool import PoolTimeout
+
+    wrapped = django.db.OperationalError("pool exhausted (reworded by a future release)")
+    wrapped.__cause__ = PoolTimeout("pool exhausted (reworded by a future release)")
+    problem = classify_error(wrapped, "default")
+    assert isinstance(problem, ServerUnavailable)
+    assert problem.kind == "timeout" and "connection pool gave no connection" in str(problem)

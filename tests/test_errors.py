@@ -107,7 +107,7 @@ def test_status_on_a_pooled_alias_reads_through_one_private_connection(dsn: str)
 def test_pooled_alias_on_an_unreachable_server_fails_at_once() -> None:
     """Not the pool's 'couldn't get a connection after 30 sec', nor its warnings."""
     url = f"postgres://postgres:x@127.0.0.1:{free_port()}/postgres"
-    for action in ("status", "health"):
+    for action in ("status", "health", "monitor", "budget"):
         result = manage(
             "db_connections", f"--action={action}", "--database=pooled",
             settings_module="tests.settings_pool", database_url=url, timeout=25,

@@ -213,6 +213,7 @@ def test_record_and_peak_end_to_end_on_a_fresh_server() -> None:
         assert result.returncode == 0, result.stderr
         payload = json.loads(result.stdout)
         assert payload["samples"] == 3
-        assert payload["peak_connections"] == 4  # three held + the monitor's own
+        # three held + the monitor's own reading connection + the one that records
+        assert payload["peak_connections"] == 5
     finally:
         server.stop()

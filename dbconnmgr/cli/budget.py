@@ -8,8 +8,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import CommandError
 
-from dbconnmgr import take_snapshot
 from dbconnmgr.app_settings import get_setting
+from dbconnmgr.backends import working_backend
 from dbconnmgr.cli import Action, finite_number, whole_number
 from dbconnmgr.core.budget import (
     SERVICE_SYNTAX,
@@ -19,6 +19,7 @@ from dbconnmgr.core.budget import (
     parse_service,
     pool_size_from_settings,
     services_from_setting,
+    unique_services,
 )
 from dbconnmgr.core.snapshot import Snapshot
 
@@ -104,7 +105,11 @@ class BudgetAction(Action):
         pool_size = pool_size_from_settings(database)
         try:
             if self.opts.get("service"):
-                services = [parse_service(s, pool_size=pool_size) for s in self.opts["service"]]
+                services = list(
+                    unique_services(
+                        parse_service(s, pool_size=pool_size) for s in self.opts["service"]
+                    )
+                )
             else:
                 services = services_from_setting(get_setting("SERVICES"), pool_size=pool_size)
         except ValueError as exc:
@@ -114,7 +119,9 @@ class BudgetAction(Action):
             headroom = int(get_setting("BUDGET_HEADROOM"))
         safety = self.opts.get("safety") or float(get_setting("BUDGET_SAFETY"))
 
-        snapshot = take_snapshot(self.alias)
+        # a private connection for a pooled alias: no slot of the app's pool, no pool timeout
+        with working_backend(self.alias) as backend:
+            snapshot = backend.snapshot()
         usable, source = effective_usable(snapshot, database.get("NAME"))
         try:
             budget = compute_budget(services, usable, headroom=headroom, safety=safety)
