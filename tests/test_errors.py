@@ -174,3 +174,23 @@ def test_health_into_a_closed_pipe_keeps_its_exit_code_and_says_nothing() -> Non
 def test_status_into_a_closed_pipe_is_quiet() -> None:
     result = _closed_pipe_run("db_connections", "--action=status")
     assert (result.returncode, result.stderr) == (0, "")
+
+
+def test_psycopg_pipeline_exit_noise_is_dropped_for_our_pipelines_only(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """During an outage the pipeline's failing exit logged "error ignored terminating"."""
+    import logging
+
+    from dbconnmgr.backends.postgresql import _PIPELINE_NOISE
+
+    class Pipe:  # stands for a psycopg Pipeline (hashable, weak-referenceable)
+        pass
+
+    ours, theirs = Pipe(), Pipe()
+    _PIPELINE_NOISE.pipelines.add(ours)
+    logger = logging.getLogger("psycopg")
+    with caplog.at_level(logging.WARNING, logger="psycopg"):
+        logger.warning("error ignored terminating %r: %s", ours, "consuming input failed")
+        logger.warning("error ignored terminating %r: %s", theirs, "consuming input failed")
+    assert [r.args[0] for r in caplog.records] == [theirs]  # type: ignore[index]
