@@ -76,6 +76,8 @@ DEFAULT_MIN_CONNS: Final = 1
 DEFAULT_KEEPALIVES_IDLE: Final = 60
 DEFAULT_KEEPALIVES_INTERVAL: Final = 10
 DEFAULT_KEEPALIVES_COUNT: Final = 5
+#: The most connections per process a setting takes (PostgreSQL's largest max_connections).
+MAX_CONNECTIONS: Final = 262_143
 
 POSTGRES_ENGINES: Final = frozenset(
     {"django.db.backends.postgresql", "django.contrib.gis.db.backends.postgis"}
@@ -193,6 +195,8 @@ def database_config(
         raise ImproperlyConfigured(
             f"{env_var} is not a database URL django-environ reads: {exc}"
         ) from None
+    except ImproperlyConfigured as exc:  # a query parameter that does not parse
+        raise ImproperlyConfigured(f"{env_var}: {exc}") from None
 
     chosen = profile or reader.text("DB_PROFILE") or DEFAULT_PROFILE
     if chosen not in PROFILES:
@@ -201,12 +205,11 @@ def database_config(
     prof = PROFILES[chosen]
 
     is_postgres = config.get("ENGINE") in POSTGRES_ENGINES
-    use_asgi = _first(asgi, reader.boolean("DB_ASGI"), False)
+    use_asgi = _first(reader.boolean("DB_ASGI", ("asgi", asgi)), False)
     url_pool = (config.get("OPTIONS") or {}).get("pool")
     use_pool = bool(
         _first(
-            pool,
-            reader.boolean("DB_POOL"),
+            reader.boolean("DB_POOL", ("pool", pool)),
             None if url_pool is None else bool(url_pool),
             is_postgres and pooling_available(),
         )
@@ -223,10 +226,9 @@ def database_config(
 
     url_has_age = "CONN_MAX_AGE" in config
     url_age: int | None = config.pop("CONN_MAX_AGE", None)
-    if conn_max_age is not None:
-        age: int | None = conn_max_age
-    elif reader.text("CONN_MAX_AGE") is not None:
-        age = reader.age("CONN_MAX_AGE")
+    age_given, given_age = reader.age("CONN_MAX_AGE", ("conn_max_age", conn_max_age))
+    if age_given:
+        age: int | None = given_age
     elif url_has_age:
         age = url_age
     else:
@@ -238,15 +240,22 @@ def database_config(
     options: dict[str, Any] = dict(config.get("OPTIONS") or {})
     options.pop("pool", None)
 
+    # Read (and so validated) whether or not the pool is on: a typo must not wait for the
+    # day somebody turns pooling on.
+    size = _first(
+        reader.whole("DB_MAX_CONNS", ("max_conns", max_conns), maximum=MAX_CONNECTIONS),
+        prof.max_conns,
+    )
+    floor = _first(
+        reader.whole("DB_MIN_CONNS", ("min_conns", min_conns), minimum=0, maximum=MAX_CONNECTIONS),
+        DEFAULT_MIN_CONNS,
+    )
+    wait = _first(
+        reader.seconds("DB_POOL_TIMEOUT", ("pool_timeout", pool_timeout)), DEFAULT_POOL_TIMEOUT
+    )
     if use_pool:
-        size = _first(max_conns, reader.whole("DB_MAX_CONNS"), prof.max_conns)
-        floor = _first(min_conns, reader.whole("DB_MIN_CONNS", minimum=0), DEFAULT_MIN_CONNS)
         pool_options: dict[str, Any] = dict(url_pool) if isinstance(url_pool, dict) else {}
-        pool_options.update(
-            min_size=min(floor, size),
-            max_size=size,
-            timeout=_first(pool_timeout, reader.seconds("DB_POOL_TIMEOUT"), DEFAULT_POOL_TIMEOUT),
-        )
+        pool_options.update(min_size=min(floor, size), max_size=size, timeout=wait)
         if age:  # None (forever) and 0 leave psycopg_pool's own max_lifetime (3600 s)
             pool_options["max_lifetime"] = float(age)
         options["pool"] = pool_options
@@ -264,13 +273,12 @@ def database_config(
         _set_option(
             options,
             "connect_timeout",
-            _first(connect_timeout, reader.whole("DB_CONNECT_TIMEOUT")),
+            reader.whole("DB_CONNECT_TIMEOUT", ("connect_timeout", connect_timeout)),
             DEFAULT_CONNECT_TIMEOUT,
         )
         url_keepalives = options.get("keepalives")
         if _first(
-            keepalives,
-            reader.boolean("DB_KEEPALIVES"),
+            reader.boolean("DB_KEEPALIVES", ("keepalives", keepalives)),
             None if url_keepalives is None else bool(url_keepalives),
             True,
         ):
@@ -284,12 +292,13 @@ def database_config(
         else:
             options["keepalives"] = 0
         server = {
-            "statement_timeout": _first(
-                statement_timeout, reader.whole("DB_STATEMENT_TIMEOUT", minimum=0)
+            "statement_timeout": reader.whole(
+                "DB_STATEMENT_TIMEOUT", ("statement_timeout", statement_timeout), minimum=0
             ),
-            "idle_in_transaction_session_timeout": _first(
-                idle_in_transaction_session_timeout,
-                reader.whole("DB_IDLE_IN_TRANSACTION_TIMEOUT", minimum=0),
+            "idle_in_transaction_session_timeout": reader.whole(
+                "DB_IDLE_IN_TRANSACTION_TIMEOUT",
+                ("idle_in_transaction_session_timeout", idle_in_transaction_session_timeout),
+                minimum=0,
             ),
         }
         merged = append_server_options(options.get("options"), **server)
@@ -313,10 +322,12 @@ def normalize_database_settings(config: Mapping[str, Any]) -> dict[str, Any]:
       ``DISABLE_SERVER_SIDE_CURSORS``: ``"false"``/``"0"``/``"off"`` become False (the
       string ``"false"`` is truthy), ``"true"``/``"1"``/``"on"`` True.
     - ``OPTIONS["pool"]``: ``"true"`` becomes True, ``"false"`` False.
-    - Whole-number libpq options (``connect_timeout``, ``keepalives*``) become ints.
+    - Whole-number libpq options (``connect_timeout``, ``keepalives*``) become ints;
+      ``connect_timeout=0`` (wait forever) is refused.
     - Server settings given as URL parameters (``statement_timeout``, ``lock_timeout``,
       ``idle_in_transaction_session_timeout``, ``idle_session_timeout``,
-      ``search_path``) move into ``options`` as ``-c name=value``, which libpq accepts.
+      ``search_path``) move into ``options`` as ``-c name=value``, which libpq accepts
+      (a value ``options`` already sets wins).
     - A percent-encoded socket directory in ``HOST`` (``%2Fvar%2Frun%2Fpostgresql``) is
       decoded.
 
@@ -344,8 +355,11 @@ def normalize_database_settings(config: Mapping[str, Any]) -> dict[str, Any]:
         options["pool"] = _parse_bool("OPTIONS['pool']", options["pool"])
     for key in _INTEGER_OPTIONS:
         value = options.get(key)
-        if isinstance(value, str):
-            options[key] = _parse_whole(f"OPTIONS[{key!r}]", value, minimum=0)
+        if isinstance(value, str) or (key == "connect_timeout" and value is not None):
+            # connect_timeout=0 means "wait forever": a silent server would hang every
+            # connection (and every health check), so it is refused like DB_CONNECT_TIMEOUT=0.
+            minimum = 1 if key == "connect_timeout" else 0
+            options[key] = _parse_whole(f"OPTIONS[{key!r}]", value, minimum=minimum)
     moved = {key: options.pop(key) for key in SERVER_SETTINGS_IN_URL if key in options}
     if moved:
         options["options"] = append_server_options(options.get("options"), **moved)
@@ -365,9 +379,13 @@ def append_server_options(existing: str | None, **server_settings: Any) -> str:
     '-c search_path=app -c statement_timeout=30000'
     """
     parts = [existing.strip()] if existing and existing.strip() else []
-    present = set(re.findall(r"(?:-c\s*|--)([A-Za-z_.]+)\s*=", existing or ""))
+    # PostgreSQL reads setting names case-insensitively, with "-" for "_".
+    present = {
+        name.lower().replace("-", "_")
+        for name in re.findall(r"(?:-c\s*|--)([A-Za-z_.\-]+)\s*=", existing or "")
+    }
     for name, value in server_settings.items():
-        if value is None or name in present:
+        if value is None or name.lower() in present:
             continue
         text = str(value).replace("\\", "\\\\").replace(" ", "\\ ")
         parts.append(f"-c {name}={text}")
@@ -393,8 +411,21 @@ def _set_option(options: dict[str, Any], key: str, chosen: Any, fallback: Any) -
         options.setdefault(key, fallback)
 
 
-def _parse_bool(name: str, value: str) -> bool:
-    lowered = value.strip().lower()
+# One parser per kind, for keyword arguments, environment variables and URL values alike:
+# a string must be spelled in ASCII digits (``int()`` alone takes "1_000", "+5" and other
+# scripts' digits); a keyword must be of the type (a bool is not a number).
+_DIGITS: Final = re.compile(r"-?[0-9]+", re.ASCII)
+_DECIMAL: Final = re.compile(r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?", re.ASCII)
+#: The largest whole number a setting takes (PostgreSQL's integer settings stop there).
+MAX_WHOLE: Final = 2**31 - 1
+#: The longest pool timeout, in seconds (a day).
+MAX_POOL_TIMEOUT: Final = 86400.0
+
+
+def _parse_bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    lowered = value.strip().lower() if isinstance(value, str) else None
     if lowered in _TRUE:
         return True
     if lowered in _FALSE:
@@ -402,24 +433,44 @@ def _parse_bool(name: str, value: str) -> bool:
     raise ImproperlyConfigured(f"{name} must be true or false, got {value!r}")
 
 
-def _parse_whole(name: str, value: str, *, minimum: int = 1) -> int:
-    try:
+def _parse_whole(name: str, value: Any, *, minimum: int = 1, maximum: int = MAX_WHOLE) -> int:
+    if isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
         number = int(value.strip())
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a whole number, got {value!r}") from None
-    if number < minimum:
-        raise ImproperlyConfigured(f"{name} must be >= {minimum}, got {number}")
+    elif isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    else:
+        raise ImproperlyConfigured(f"{name} must be a whole number, got {value!r}")
+    if not minimum <= number <= maximum:
+        raise ImproperlyConfigured(f"{name} must be >= {minimum} and <= {maximum}, got {number}")
     return number
 
 
-def _parse_age(name: str, value: str) -> int | None:
-    if value.strip().lower() in _NONE:
+def _parse_seconds(name: str, value: Any, *, maximum: float = MAX_POOL_TIMEOUT) -> float:
+    if isinstance(value, str) and _DECIMAL.fullmatch(value.strip()):
+        number = float(value.strip())
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+    else:
+        raise ImproperlyConfigured(f"{name} must be a number of seconds, got {value!r}")
+    if not 0 < number <= maximum:  # NaN fails too
+        raise ImproperlyConfigured(
+            f"{name} must be a number of seconds > 0 and <= {maximum:g}, got {value!r}"
+        )
+    return number
+
+
+def _parse_age(name: str, value: Any) -> int | None:
+    if isinstance(value, str) and value.strip().lower() in _NONE:
         return None
     return _parse_whole(name, value, minimum=0)
 
 
 class _Reader:
-    """Typed reads of environment variables; an empty variable counts as unset."""
+    """Typed reads of a keyword argument, else its environment variable.
+
+    The keyword wins when it is not None; both go through the same parser, and an error
+    names the one that was read. An empty variable counts as unset.
+    """
 
     def __init__(self, environment: Mapping[str, str]) -> None:
         self.environment = environment
@@ -428,27 +479,31 @@ class _Reader:
         value = self.environment.get(name, "").strip()
         return value or None
 
-    def boolean(self, name: str) -> bool | None:
-        value = self.text(name)
+    def _pick(self, var: str, keyword: tuple[str, Any] | None) -> tuple[str, Any]:
+        if keyword is not None and keyword[1] is not None:
+            return keyword
+        return var, self.text(var)
+
+    def boolean(self, var: str, keyword: tuple[str, Any] | None = None) -> bool | None:
+        name, value = self._pick(var, keyword)
         return None if value is None else _parse_bool(name, value)
 
-    def whole(self, name: str, *, minimum: int = 1) -> int | None:
-        value = self.text(name)
-        return None if value is None else _parse_whole(name, value, minimum=minimum)
-
-    def seconds(self, name: str) -> float | None:
-        value = self.text(name)
+    def whole(
+        self, var: str, keyword: tuple[str, Any] | None = None, *, minimum: int = 1,
+        maximum: int = MAX_WHOLE,
+    ) -> int | None:  # fmt: skip
+        name, value = self._pick(var, keyword)
         if value is None:
             return None
-        try:
-            number = float(value)
-        except ValueError:
-            raise ImproperlyConfigured(
-                f"{name} must be a number of seconds, got {value!r}"
-            ) from None
-        if not number > 0 or number == float("inf"):
-            raise ImproperlyConfigured(f"{name} must be a number of seconds > 0, got {value!r}")
-        return number
+        return _parse_whole(name, value, minimum=minimum, maximum=maximum)
 
-    def age(self, name: str) -> int | None:
-        return _parse_age(name, self.environment.get(name, ""))
+    def seconds(self, var: str, keyword: tuple[str, Any] | None = None) -> float | None:
+        name, value = self._pick(var, keyword)
+        return None if value is None else _parse_seconds(name, value)
+
+    def age(self, var: str, keyword: tuple[str, Any] | None = None) -> tuple[bool, int | None]:
+        """(given, seconds): ``given`` is False when neither was set; None means forever."""
+        name, value = self._pick(var, keyword)
+        if value is None:
+            return False, None
+        return True, _parse_age(name, value)

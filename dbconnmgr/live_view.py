@@ -29,7 +29,11 @@ BAR_WIDTH = 30
 # -- live view ---------------------------------------------------------------------------------
 def utilization_style(percent: float) -> str:
     """Colour of a utilization figure: thresholds from ``DBCONNMGR["THRESHOLDS"]``."""
-    return render.utilization_style(percent, thresholds())
+    try:
+        limits = thresholds()
+    except ValueError:  # invalid THRESHOLDS (InvalidSetting): the monitor says so on stderr
+        return "default"
+    return render.utilization_style(percent, limits)
 
 
 def utilization_bar(percent: float, *, plain: bool = False, width: int = BAR_WIDTH) -> Text:

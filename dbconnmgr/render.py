@@ -37,13 +37,25 @@ def _is_plain(stream: Stream) -> bool:
     return bool(os.environ.get("NO_COLOR")) or not stream.isatty()
 
 
+class _Console(Console):
+    """A Console that lets the command decide what a closed pipe means.
+
+    rich's own reaction is ``SystemExit(1)``, which would replace ``health``'s verdict.
+    """
+
+    def on_broken_pipe(self) -> None:
+        """Stop writing and let the BrokenPipeError reach the command."""
+        self.quiet = True
+        raise BrokenPipeError
+
+
 def make_console(stream: Stream) -> Console:
     """A rich Console writing to ``stream``: colour on terminals, plain text elsewhere."""
     plain = _is_plain(stream)
     width = None
     if plain:
         width = max(100, int(os.environ.get("COLUMNS", "0") or 0))
-    return Console(
+    return _Console(
         file=stream,  # type: ignore[arg-type]
         no_color=plain,
         force_terminal=not plain and None,

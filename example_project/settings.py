@@ -8,9 +8,11 @@ the connections.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 from dbconnmgr.database_settings import database_config
 
@@ -58,17 +60,24 @@ TEMPLATES = [
     }
 ]
 
-DATABASES = {
-    "default": database_config(
-        "DATABASE_URL",
-        default="postgres://localhost/example_project",
-        service="example_project",
-        # The example's management commands run against throwaway servers the tests fill
-        # on purpose, where one plain connection reports errors best; its web processes
-        # pool with DB_POOL=true (bench/bench_load.py does).
-        pool=env.bool("DB_POOL", default=False),
-    ),
-}
+try:
+    DATABASES = {
+        "default": database_config(
+            "DATABASE_URL",
+            default="postgres://localhost/example_project",
+            service="example_project",
+            # The example's management commands run against throwaway servers the tests
+            # fill on purpose, where one plain connection reports errors best; its web
+            # processes pool with DB_POOL=true (bench/bench_load.py does).
+            pool=env.bool("DB_POOL", default=False),
+        ),
+    }
+except ImproperlyConfigured as exc:
+    # A bad DATABASE_URL or DB_* variable: one line naming it, not a traceback through
+    # Django's settings import (it would print the same line under 20 frames). Exit 3:
+    # bad configuration is UNKNOWN to a monitoring system running `--action=health`.
+    sys.stderr.write(f"example_project settings: {exc}\n")
+    raise SystemExit(3) from None
 
 USE_TZ = True
 TIME_ZONE = "UTC"

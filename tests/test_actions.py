@@ -478,7 +478,7 @@ def _manage_on_terminal(answer: str, *args: str) -> tuple[int, str]:
     return proc.returncode, out
 
 
-@pytest.mark.parametrize("answer", ["n", "y"])
+@pytest.mark.parametrize("answer", ["n", "y", "\x04"])  # Ctrl-D: end of input is "no"
 def test_asks_on_a_terminal(sessions: Sessions, app_dsn: str, answer: str) -> None:
     victim = sessions.open("t-ci-ask", dsn=app_dsn)
     code, out = _manage_on_terminal(

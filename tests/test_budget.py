@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -73,7 +75,8 @@ def test_safety_is_exact_decimal_arithmetic() -> None:
 
 
 @pytest.mark.parametrize("text", ["web", "web=4", "web=4x", "=4x8", "web=0x8", "web=4x8:0",
-                                  "web=4x8:many", "web 4x8"])  # fmt: skip
+                                  "web=4x8:many", "web 4x8", "web=\u0664x8", "web=4x8x9999999",
+                                  "web=4x8:10000000"])  # fmt: skip
 def test_parse_service_rejects_bad_syntax(text: str) -> None:
     with pytest.raises(ValueError):
         parse_service(text)
@@ -89,6 +92,25 @@ def test_services_and_pool_size_from_settings() -> None:
     assert [s.demand for s in services] == [48, 24]
     with pytest.raises(ValueError, match="SERVICES"):
         services_from_setting([{"name": "x", "procs": 1}])
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ([{"name": "w", "processes": 2.5}], "processes must be a whole number, got 2.5"),
+        ([{"name": "w", "processes": 2, "threads": True}], "threads must be a whole number"),
+        ([{"name": "w", "processes": 2, "pool_size": 1.5}], "pool_size must be a whole number"),
+        (["web=4x8", {"name": "web", "processes": 1}], "service 'web' is given twice"),
+        ("web=4x8", "must be a list of services, got 'web=4x8'"),
+    ],
+)
+def test_services_setting_refuses_fractions_duplicates_and_strings(
+    value: Any, fragment: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(fragment)):
+        services_from_setting(value)
+    with pytest.raises(ValueError, match="given twice"):
+        compute_budget([parse_service("a=1x1"), parse_service("a=2x2")], 100)
 
 
 # -- the command, on a server of the docs' size --------------------------------------------
@@ -156,11 +178,13 @@ def test_role_connection_limit_caps_the_usable_slots(server_203: PgServer) -> No
         (["--service=web=4x8:zero"], "got 'web=4x8:zero'"),
         (["--headroom=-1"], "--headroom: expected a number >= 0"),
         (["--safety=1.2"], "--safety: expected a number > 0 and <= 1"),
+        (["--service=web=4x8", "--service=web=2x2"], "service 'web' is given twice"),
     ],
 )
 def test_bad_options_give_one_line(args: list[str], fragment: str) -> None:
     result = manage("db_connections", "--action=budget", *args)
-    assert result.returncode == 3
+    assert result.returncode == 3  # usage errors are UNKNOWN
+    assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and fragment in lines[0], result.stderr
 

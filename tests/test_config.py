@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -15,6 +16,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.db.utils import ConnectionHandler
 
+from dbconnmgr.backends.postgresql import classify_error
 from dbconnmgr.checks.databases import check_database_settings
 from dbconnmgr.database_settings import (
     PROFILES,
@@ -22,6 +24,7 @@ from dbconnmgr.database_settings import (
     database_config,
     normalize_database_settings,
 )
+from dbconnmgr.exceptions import ServerUnavailable
 from tests.conftest import ROOT, dsn_to_url, manage
 
 URL = "postgres://app:secret@db.internal:5432/shop"
@@ -283,6 +286,8 @@ def test_pool_timeout_is_an_error_of_the_pool_not_of_the_server(dsn: str) -> Non
         late_thread.start()
         late_thread.join(10)
         assert failure and "couldn't get a connection" in str(failure[0])
+        problem = classify_error(failure[0], alias)
+        assert isinstance(problem, ServerUnavailable) and problem.kind == "timeout"
         assert _count(dsn, app) == 1
     finally:
         release.set()
@@ -351,3 +356,94 @@ def test_pooled_alias_on_an_unreachable_server_is_one_line_not_a_traceback() -> 
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("CommandError")
     assert "connection refused" in lines[0]
+
+
+def test_a_pool_timeout_is_recognised_by_its_type_not_its_wording() -> None:
+    from psycopg_pool import PoolTimeout
+
+    wrapped = django.db.OperationalError("pool exhausted (reworded by a future release)")
+    wrapped.__cause__ = PoolTimeout("pool exhausted (reworded by a future release)")
+    problem = classify_error(wrapped, "default")
+    assert isinstance(problem, ServerUnavailable)
+    assert problem.kind == "timeout" and "connection pool gave no connection" in str(problem)
+
+
+# -- one parser for keywords, environment values and the URL --------------------------------
+@pytest.mark.parametrize(
+    ("keywords", "fragment"),
+    [
+        ({"max_conns": -1}, "max_conns must be >= 1"),
+        ({"max_conns": "abc"}, "max_conns must be a whole number, got 'abc'"),
+        ({"max_conns": 2.5}, "max_conns must be a whole number, got 2.5"),
+        ({"max_conns": True}, "max_conns must be a whole number, got True"),
+        ({"min_conns": -1}, "min_conns must be >= 0"),
+        ({"conn_max_age": -5}, "conn_max_age must be >= 0"),
+        ({"pool_timeout": -1}, "pool_timeout must be a number of seconds > 0"),
+        ({"pool_timeout": float("inf")}, "pool_timeout must be a number of seconds > 0"),
+        ({"connect_timeout": 0}, "connect_timeout must be >= 1"),
+        ({"statement_timeout": -1}, "statement_timeout must be >= 0"),
+        ({"pool": "maybe"}, "pool must be true or false"),
+    ],
+)
+def test_keyword_arguments_are_validated_like_environment_values(
+    keywords: dict[str, object], fragment: str
+) -> None:
+    with pytest.raises(ImproperlyConfigured, match=re.escape(fragment)):
+        database_config(env={"DATABASE_URL": URL}, **keywords)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", ["1_000", "+5", "\u0665", "5.0", " "])
+def test_environment_numbers_are_ascii_digits_only(value: str) -> None:
+    if not value.strip():  # empty counts as unset
+        assert config(DB_MAX_CONNS=value)["OPTIONS"]["pool"]["max_size"] == 25
+        return
+    with pytest.raises(ImproperlyConfigured, match="DB_MAX_CONNS must be a whole number"):
+        config(DB_MAX_CONNS=value)
+
+
+def test_pool_variables_are_validated_when_the_pool_is_off() -> None:
+    for name in ("DB_MAX_CONNS", "DB_MIN_CONNS", "DB_POOL_TIMEOUT"):
+        with pytest.raises(ImproperlyConfigured, match=name):
+            config(DB_POOL="false", **{name: "abc"})
+
+
+def test_connect_timeout_zero_in_the_url_is_refused() -> None:
+    """0 means no timeout at all: health would hang forever on a silent server."""
+    with pytest.raises(ImproperlyConfigured, match=r"DATABASE_URL: .*connect_timeout.*>= 1"):
+        database_config(env={"DATABASE_URL": URL + "?connect_timeout=0"})
+    assert (
+        database_config(env={"DATABASE_URL": URL + "?connect_timeout=2"})["OPTIONS"][
+            "connect_timeout"
+        ]
+        == 2
+    )
+
+
+@pytest.mark.parametrize(
+    "spelling", ["statement_timeout", "statement-timeout", "Statement_Timeout"]
+)
+def test_the_urls_own_server_setting_wins(spelling: str) -> None:
+    url = f"{URL}?options=-c%20{spelling}%3D5000"
+    options = database_config(env={"DATABASE_URL": url, "DB_STATEMENT_TIMEOUT": "30000"})[
+        "OPTIONS"
+    ]["options"]
+    assert options == f"-c {spelling}=5000"
+
+
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        ("postgres://app:pw@db:port/shop", "DATABASE_URL is not a database URL"),
+        ("postgres://app:pw@db/shop?pool=abc", "DATABASE_URL: OPTIONS['pool'] must be true"),
+    ],
+)
+def test_a_bad_database_url_is_one_line_from_manage_py(url: str, fragment: str) -> None:
+    """ImproperlyConfigured at settings import: the example project says it in one line."""
+    result = manage("db_connections", "--action=health", database_url=url)
+    assert result.returncode == 3
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert fragment in lines[0]
+    with pytest.raises(ImproperlyConfigured) as info:
+        database_config(env={"DATABASE_URL": url})
+    assert info.value.__cause__ is None and info.value.__suppress_context__

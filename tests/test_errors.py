@@ -114,7 +114,7 @@ def test_status_on_a_pooled_alias_reads_through_one_private_connection(dsn: str)
 def test_pooled_alias_on_an_unreachable_server_fails_at_once() -> None:
     """Not the pool's 'couldn't get a connection after 30 sec', nor its warnings."""
     url = f"postgres://postgres:x@127.0.0.1:{free_port()}/postgres"
-    for action in ("status", "health"):
+    for action in ("status", "health", "monitor", "budget"):
         result = manage(
             "db_connections", f"--action={action}", "--database=pooled",
             settings_module="tests.settings_pool", database_url=url, timeout=25,
@@ -123,3 +123,81 @@ def test_pooled_alias_on_an_unreachable_server_fails_at_once() -> None:
         assert "Traceback" not in result.stderr
         assert "couldn't get a connection" not in result.stderr + result.stdout
         assert "connection refused" in (result.stderr + result.stdout).lower()
+
+
+# -- numbers that parse but would crash later: every numeric option has an upper bound ------
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["--action=close-idle", "--idle-for=1e15"], ("--idle-for", "<= 3.16")),
+        (["--action=monitor", "--interval=1e308"], ("--interval", "<= 86400")),
+        (["--action=peak", "--days=800000"], ("--days", "<= 36500")),
+        (["--action=status", "--limit=99999999999"], ("--limit", "<= 100000")),
+        (["--action=monitor", "--count=99999999999"], ("--count", "<= 1000000000")),
+        (["--action=budget", "--headroom=1000000"], ("--headroom", "<= 262143")),
+        (["--action=health", "--warning=count:9999999"], ("--warning", "<= 262143")),
+        (["--action=status", "--limit=1_000"], ("--limit", "whole number")),
+        (["--action=status", "--limit=\u0663"], ("--limit", "whole number")),
+        (["--action=close-idle", "--idle-for=1_0"], ("--idle-for", "number of seconds")),
+    ],
+)
+def test_numbers_out_of_range_get_one_line(args: list[str], fragments: tuple[str, ...]) -> None:
+    result = manage("db_connections", *args)
+    assert result.returncode in (2, 3)  # usage error; health's own options: UNKNOWN
+    _one_line_error(result, *fragments)
+
+
+def _closed_pipe_run(*args: str, database_url: str | None = None):
+    """Run manage.py with stdout a pipe nobody reads any more (``| head`` that has left)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, dsn_to_url, superuser_dsn
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="example_project.settings",
+               DATABASE_URL=database_url or dsn_to_url(superuser_dsn()))  # fmt: skip
+    try:
+        return subprocess.run(
+            [sys.executable, str(ROOT / "manage.py"), *args],
+            cwd=ROOT, env=env, stdout=write_end, stderr=subprocess.PIPE, text=True,
+            stdin=subprocess.DEVNULL, timeout=60,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+
+
+def test_health_into_a_closed_pipe_keeps_its_exit_code_and_says_nothing() -> None:
+    """`health | head -1`: the verdict is the exit code; no BrokenPipe noise, no 120."""
+    url = f"postgres://postgres:x@127.0.0.1:{free_port()}/postgres"
+    result = _closed_pipe_run("db_connections", "--action=health", database_url=url)
+    assert (result.returncode, result.stderr) == (2, "")
+    result = _closed_pipe_run("db_connections", "--action=health", "--format=json")
+    assert (result.returncode, result.stderr) == (0, "")
+
+
+def test_status_into_a_closed_pipe_is_quiet() -> None:
+    result = _closed_pipe_run("db_connections", "--action=status")
+    assert (result.returncode, result.stderr) == (0, "")
+
+
+def test_psycopg_pipeline_exit_noise_is_dropped_for_our_pipelines_only(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """During an outage the pipeline's failing exit logged "error ignored terminating"."""
+    import logging
+
+    from dbconnmgr.backends.postgresql import _PIPELINE_NOISE
+
+    class Pipe:  # stands for a psycopg Pipeline (hashable, weak-referenceable)
+        pass
+
+    ours, theirs = Pipe(), Pipe()
+    _PIPELINE_NOISE.pipelines.add(ours)
+    logger = logging.getLogger("psycopg")
+    with caplog.at_level(logging.WARNING, logger="psycopg"):
+        logger.warning("error ignored terminating %r: %s", ours, "consuming input failed")
+        logger.warning("error ignored terminating %r: %s", theirs, "consuming input failed")
+    assert [r.args[0] for r in caplog.records] == [theirs]  # type: ignore[index]

@@ -211,7 +211,8 @@ def test_record_and_peak_end_to_end_on_a_fresh_server() -> None:
         assert result.returncode == 0, result.stderr
         payload = json.loads(result.stdout)
         assert payload["samples"] == 3
-        assert payload["peak_connections"] == 3  # three held; the monitor's own is not counted
+        # three held + the connection that records (the reading one is not counted)
+        assert payload["peak_connections"] == 4
     finally:
         server.stop()
 

@@ -191,6 +191,7 @@ class Streamed:
         env = dict(os.environ)
         env["DJANGO_SETTINGS_MODULE"] = "example_project.settings"
         env["DATABASE_URL"] = database_url
+        env.pop("DBCONNMGR_JSON", None)
         self.proc = subprocess.Popen(
             [sys.executable, str(ROOT / "manage.py"), *args],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -440,3 +441,92 @@ def test_monitor_samples_feed_health_alerts_once_per_cooldown(sessions) -> None:
     finally:
         alerts.reset()
         alert_handlers.RECEIVED.clear()
+
+
+# -- invalid thresholds, locks, the pool -----------------------------------------------------------
+@pytest.mark.parametrize(
+    "thresholds",
+    [
+        {"UTILIZATION_WARNING": "high"},
+        "70,85",
+        {"UTILIZATION_WARNING": 90, "UTILIZATION_CRITICAL": 80},
+    ],
+)
+def test_invalid_thresholds_are_unknown_and_the_monitor_keeps_sampling(thresholds: Any) -> None:
+    result = manage(
+        "db_connections", "--action=monitor", "--count=3", "--interval=0.05",
+        settings_module="tests.settings_cli",
+        extra_env={"DBCONNMGR_JSON": json.dumps({"THRESHOLDS": thresholds})},
+    )  # fmt: skip
+    assert result.returncode == 3
+    records = _lines(result.stdout)
+    assert [r["sequence"] for r in records] == [1, 2, 3]
+    assert all(r["reachable"] for r in records)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("UNKNOWN: DBCONNMGR['THRESHOLDS'] is invalid")
+    assert "sampling goes on" in lines[0]
+
+
+def test_invalid_thresholds_do_not_break_the_live_view(settings: Any) -> None:
+    settings.DBCONNMGR = {"THRESHOLDS": {"UTILIZATION_CRITICAL": "lots"}}
+    assert utilization_style(99.0) == "default"
+
+
+def test_a_locked_catalog_makes_samples_late_not_the_monitor_stall(own_server: PgServer) -> None:
+    """ACCESS EXCLUSIVE on pg_authid (read for role names) blocks every reader of it.
+
+    The monitor's own connection gives up after its time limit (1 s here), says why in the
+    sample and keeps sampling; once the lock is gone, samples read the server again.
+    """
+    mon = Streamed(
+        "db_connections", "--action=monitor", "--watch", "--interval=0.2",
+        database_url=own_server.url,
+    )  # fmt: skip
+    locker = psycopg.connect(own_server.dsn())
+    try:
+        mon.wait_for(lambda r: r["reachable"])
+        locker.execute("LOCK TABLE pg_catalog.pg_authid IN ACCESS EXCLUSIVE MODE")
+        late = mon.wait_for(lambda r: not r["reachable"])
+        again = mon.next_record()  # it keeps going while the lock is held
+        locker.rollback()
+        mon.wait_for(lambda r: r["reachable"])
+        code, stderr = mon.interrupt()
+    finally:
+        locker.close()
+        mon.kill()
+    assert "lock" in late["error"]
+    assert again["sequence"] == late["sequence"] + 1
+    assert code == 0
+    assert "Traceback" not in stderr, stderr
+
+
+def test_a_locked_samples_table_fails_the_recording_not_the_monitor(own_server: PgServer) -> None:
+    assert manage("migrate", "dbconnmgr", "-v0", database_url=own_server.url).returncode == 0
+    locker = psycopg.connect(own_server.dsn())
+    try:
+        locker.execute("LOCK TABLE dbconnmgr_connectionsample IN ACCESS EXCLUSIVE MODE")
+        result = manage(
+            "db_connections", "--action=monitor", "--record", "--count=2", "--interval=0.1",
+            database_url=own_server.url,
+        )  # fmt: skip
+    finally:
+        locker.close()
+    assert result.returncode == 0, result.stderr
+    assert [r["reachable"] for r in _lines(result.stdout)] == [True, True]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr  # said once, not once per sample
+    assert "could not record samples (will retry)" in lines[0]
+    assert "lock timeout" in lines[0]
+
+
+def test_monitor_on_a_pooled_alias_reads_through_one_private_connection(dsn: str) -> None:
+    """The pool (min_size 3) is never opened: no session of the pooled alias's application
+    is counted (the monitor's own reading session is never counted)."""
+    result = manage(
+        "db_connections", "--action=monitor", "--database=pooled", "--count=2",
+        "--interval=0.05", settings_module="tests.settings_pool", database_url=dsn_to_url(dsn),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    for record in _lines(result.stdout):
+        assert "t-ci-pooled" not in record["by_application"], record

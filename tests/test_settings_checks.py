@@ -141,7 +141,7 @@ BAD_VALUES: list[tuple[str, Any, str, str]] = [
     ("BUDGET_SAFETY", 0, "dbconnmgr.E113", "above 0 to 1"),
     ("SERVICES", "web=2x4", "dbconnmgr.E114", "must be a list, got str 'web=2x4'"),
     ("SERVICES", ["web"], "dbconnmgr.E114", "expected"),
-    ("SERVICES", ["web=2x4", "web=1x1"], "dbconnmgr.E114", "names web twice"),
+    ("SERVICES", ["web=2x4", "web=1x1"], "dbconnmgr.E114", "'web' is given twice"),
     ("MONITOR_INTERVAL", 0, "dbconnmgr.E115", "seconds above 0"),
     ("AAS_WINDOW", -60, "dbconnmgr.E116", "seconds above 0"),
     ("MONITOR_SAMPLE_SERVER", "no", "dbconnmgr.E117", "True or False"),

@@ -18,7 +18,24 @@ from dbconnmgr.exceptions import UnknownDatabaseAlias, UnsupportedDatabase
 
 BACKENDS: dict[str, type[ConnectionBackend]] = {PostgreSQLBackend.vendor: PostgreSQLBackend}
 
-__all__ = ["BACKENDS", "ConnectionBackend", "get_backend", "working_backend"]
+__all__ = [
+    "BACKENDS",
+    "ConnectionBackend",
+    "get_backend",
+    "private_backend",
+    "time_limit_settings",
+    "working_backend",
+]
+
+
+def time_limit_settings(seconds: float) -> dict[str, int]:
+    """PostgreSQL settings (milliseconds) that end any statement after ``seconds``.
+
+    ``lock_timeout`` fires a little earlier than ``statement_timeout``, so that a wait for
+    a lock (the usual cause) is named as such in the error.
+    """
+    ms = max(2, round(seconds * 1000))
+    return {"statement_timeout": ms, "lock_timeout": max(1, ms * 9 // 10)}
 
 
 def get_backend(alias: str = "default") -> ConnectionBackend:
@@ -48,6 +65,32 @@ def get_backend(alias: str = "default") -> ConnectionBackend:
     return backend(alias, connection)
 
 
+def private_backend(
+    using: str = "default", *, time_limit: float | None = None
+) -> ConnectionBackend:
+    """A backend on a private, unpooled copy of ``using``'s connection settings.
+
+    The copy connects on first use and never takes a slot of the application's pool; the
+    caller closes it (``backend.connection.close()``). With ``time_limit`` (seconds), each
+    statement on it gives up after that long, waiting for a lock included
+    (``statement_timeout`` and ``lock_timeout``, appended last so they win over the
+    project's own ``options``): a reader that runs every interval must not stall.
+
+    Raises:
+        UnknownDatabaseAlias, UnsupportedDatabase: as :func:`get_backend`.
+    """
+    backend = get_backend(using)
+    connection = backend.connection
+    options = {k: v for k, v in (connection.settings_dict.get("OPTIONS") or {}).items()}
+    options.pop("pool", None)
+    if time_limit is not None:
+        bound = " ".join(f"-c {k}={v}" for k, v in time_limit_settings(time_limit).items())
+        options["options"] = f"{options.get('options') or ''} {bound}".strip()
+    clone = connection.copy()
+    clone.settings_dict["OPTIONS"] = options
+    return type(backend)(using, clone)
+
+
 @contextmanager
 def working_backend(
     using: str = "default", *, separate: bool = False
@@ -61,14 +104,12 @@ def working_backend(
     may then select. Other aliases use Django's connection as it is.
     """
     backend = get_backend(using)
-    connection = backend.connection
-    options = connection.settings_dict.get("OPTIONS") or {}
+    options = backend.connection.settings_dict.get("OPTIONS") or {}
     if not separate and not options.get("pool"):
         yield backend
         return
-    clone = connection.copy()
-    clone.settings_dict["OPTIONS"] = {k: v for k, v in options.items() if k != "pool"}
+    private = private_backend(using)
     try:
-        yield type(backend)(using, clone)
+        yield private
     finally:
-        clone.close()
+        private.connection.close()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -98,6 +100,33 @@ FROM pg_stat_clear_snapshot()
 """
 
 
+class _OwnPipelineNoise(logging.Filter):
+    """Drop psycopg's "error ignored terminating <Pipeline>" for this module's pipelines.
+
+    When the server goes away in the middle of a snapshot, the error that ended the block
+    is classified and reported once; the pipeline's failing exit only repeated it on stderr
+    (the "psycopg" logger has no handler in most projects, so Python's last resort printed
+    it). Other pipelines of the process keep their warnings.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pipelines: weakref.WeakSet[object] = weakref.WeakSet()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        return not (
+            isinstance(args, tuple)
+            and args
+            and str(record.msg).startswith("error ignored terminating")
+            and args[0] in self.pipelines
+        )
+
+
+_PIPELINE_NOISE = _OwnPipelineNoise()
+logging.getLogger("psycopg").addFilter(_PIPELINE_NOISE)
+
+
 class PostgreSQLBackend(ConnectionBackend):
     """Connection snapshots of a PostgreSQL server (tested on 15 and 18)."""
 
@@ -120,7 +149,8 @@ class PostgreSQLBackend(ConnectionBackend):
             limits_cursor = raw.cursor()
             rows_cursor = raw.cursor()
             if psycopg.Pipeline.is_supported():
-                with raw.pipeline():
+                with raw.pipeline() as pipeline:
+                    _PIPELINE_NOISE.pipelines.add(pipeline)
                     limits_cursor.execute(LIMITS_SQL)
                     rows_cursor.execute(ACTIVITY_SQL, params)
             else:  # libpq < 14: two round trips, same result
@@ -329,9 +359,35 @@ _PATTERNS: tuple[tuple[str, ProblemKind, str], ...] = (
     ("the database system is shutting down", "unreachable", "the server is shutting down"),
     ("the connection is closed", "unreachable", "the connection to the server was lost"),
     ("consuming input failed", "unreachable", "the connection to the server was lost"),
-    ("couldn't get a connection after", "timeout",
-     "the connection pool gave no connection in time (is the server up, with free slots?)"),
+    ("canceling statement due to lock timeout", "other",
+     "another session holds a lock the read needs (lock_timeout reached)"),
+    ("canceling statement due to statement timeout", "other",
+     "the read took longer than its statement_timeout (a lock or an overloaded server?)"),
 )  # fmt: skip
+
+_POOL_TIMEOUT_MESSAGE = (
+    "the connection pool gave no connection in time (is the server up, with free slots?)"
+)
+
+
+def _pool_timeout_types() -> tuple[type[BaseException], ...]:
+    try:
+        from psycopg_pool import PoolTimeout
+    except ImportError:  # no pool installed: nothing can raise it
+        return ()
+    return (PoolTimeout,)
+
+
+def _caused_by(exc: BaseException, types: tuple[type[BaseException], ...]) -> bool:
+    """True when ``exc`` or an exception it was raised from is one of ``types``."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen and types:
+        if isinstance(current, types):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def classify_error(exc: BaseException, alias: str) -> ServerUnavailable | BaseException:
@@ -343,6 +399,14 @@ def classify_error(exc: BaseException, alias: str) -> ServerUnavailable | BaseEx
     text = str(exc).strip()
     lowered = text.lower()
     first_line = text.splitlines()[0] if text else type(exc).__name__
+    # Django wraps psycopg_pool's PoolTimeout in its own OperationalError (as __cause__).
+    if _caused_by(exc, _pool_timeout_types()):
+        return ServerUnavailable(
+            f"database {alias!r}: {_POOL_TIMEOUT_MESSAGE} ({first_line})",
+            kind="timeout",
+            alias=alias,
+            detail=first_line,
+        )
     for fragment, kind, message in _PATTERNS:
         if fragment in lowered:
             return ServerUnavailable(

@@ -7,12 +7,15 @@ option given to an action it does not belong to.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import os
+import re
 import sys
 from collections.abc import Callable
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -67,37 +70,64 @@ class Action:
                 "refusing to act without confirmation: stdin is not a terminal; "
                 "pass --noinput to run from a script"
             )
-        answer = input(f"{question} [y/N] ")
+        return self.ask_yes_no(question)
+
+    @staticmethod
+    def ask_yes_no(question: str) -> bool:
+        """Ask on the terminal; only ``y``/``yes`` is yes, and end of input (Ctrl-D) is no."""
+        try:
+            answer = input(f"{question} [y/N] ")
+        except EOFError:
+            sys.stdout.write("\n")  # the prompt's line was left open
+            return False
         return answer.strip().lower() in {"y", "yes"}
 
 
-def whole_number(minimum: int = 0) -> Callable[[str], int]:
-    """An argparse type: a whole number >= ``minimum``."""
+def reader_left() -> None:
+    """The reader of stdout went away (``| head``): send what is left to /dev/null.
+
+    Nothing more can reach the reader, and the interpreter's last flush at exit must not
+    fail either: it would print "Exception ignored ... BrokenPipeError" and exit 120.
+    """
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+def whole_number(minimum: int = 0, maximum: int = 10**9) -> Callable[[str], int]:
+    """An argparse type: a whole number in ``[minimum, maximum]``, ASCII digits only.
+
+    ``int()`` alone would take ``1_000``, ``+5`` and other scripts' digits; an upper bound
+    keeps a value that parses from crashing later (a timedelta, a SQL interval).
+    """
 
     def parse(value: str) -> int:
-        try:
-            number = int(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-        if number < minimum:
-            raise argparse.ArgumentTypeError(f"expected a number >= {minimum}, got {value}")
+        text = value.strip()
+        if not _WHOLE.fullmatch(text):
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}")
+        number = int(text)
+        if not minimum <= number <= maximum:
+            raise argparse.ArgumentTypeError(
+                f"expected a number >= {minimum} and <= {maximum}, got {value}"
+            )
         return number
 
     return parse
 
 
 def finite_number(
-    low: float = 0, high: float | None = None, *, above: bool = False, what: str = "a number"
+    low: float = 0, high: float = 1e9, *, above: bool = False, what: str = "a number"
 ) -> Callable[[str], float]:
     """An argparse type: a finite number >= ``low`` (> ``low`` with ``above``), <= ``high``."""
-    bounds = f"{'>' if above else '>='} {low:g}" + (f" and <= {high:g}" if high is not None else "")
+    bounds = f"{'>' if above else '>='} {low:g} and <= {high:g}"
 
     def parse(value: str) -> float:
-        try:
-            number = float(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {value!r}") from None
-        in_range = (number > low if above else number >= low) and (high is None or number <= high)
+        text = value.strip()
+        if not _DECIMAL.fullmatch(text):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {value!r}")
+        number = float(text)
+        in_range = (number > low if above else number >= low) and number <= high
         if not (math.isfinite(number) and in_range):
             raise argparse.ArgumentTypeError(f"expected {what} {bounds}, got {value}")
         return number
@@ -105,10 +135,22 @@ def finite_number(
     return parse
 
 
-#: argparse type: a whole number >= 1 (counts, limits).
-positive_int = whole_number(1)
-#: argparse type: a finite number >= 0 (seconds, thresholds).
-non_negative_float = finite_number(0)
+_WHOLE = re.compile(r"-?[0-9]+", re.ASCII)
+# ASCII only: float() and int() also take "1_000", other scripts' digits and spaces.
+_DECIMAL = re.compile(
+    r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|[-+]?inf(?:inity)?|nan",
+    re.ASCII | re.IGNORECASE,
+)
+
+#: Ten years in seconds: the longest wait or age an option takes (a SQL interval, a sleep).
+MAX_SECONDS: Final = 10 * 366 * 24 * 3600
+#: The most rows, samples or slots an option takes.
+MAX_COUNT: Final = 1_000_000_000
+
+#: argparse type: a whole number >= 1 (counts of samples).
+positive_int = whole_number(1, MAX_COUNT)
+#: argparse type: a finite number of seconds >= 0.
+non_negative_seconds = finite_number(0, MAX_SECONDS, what="a number of seconds")
 
 
 def registry() -> dict[str, type[Action]]:

@@ -7,8 +7,8 @@ import argparse
 from django.conf import settings
 from django.core.management.base import CommandError
 
-from dbconnmgr import take_snapshot
 from dbconnmgr.app_settings import get_setting
+from dbconnmgr.backends import working_backend
 from dbconnmgr.cli import Action, finite_number, whole_number
 from dbconnmgr.core.budget import (
     SERVICE_SYNTAX,
@@ -18,6 +18,7 @@ from dbconnmgr.core.budget import (
     parse_service,
     pool_size_from_settings,
     services_from_setting,
+    unique_services,
 )
 from dbconnmgr.core.documents import SCHEMAS, BudgetDoc
 from dbconnmgr.core.snapshot import Snapshot
@@ -32,6 +33,9 @@ def service_spec(value: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return value
 
+
+#: The most slots --headroom takes: PostgreSQL's largest max_connections.
+MAX_HEADROOM = 262_143
 
 #: argparse type of --safety: a number in (0, 1].
 safety_factor = finite_number(0, 1, above=True)
@@ -84,7 +88,7 @@ class BudgetAction(Action):
         )
         parser.add_argument(
             "--headroom",
-            type=whole_number(0),
+            type=whole_number(0, MAX_HEADROOM),
             default=None,
             help="slots kept free for people and one-off jobs "
             "(default: DBCONNMGR['BUDGET_HEADROOM'], 5)",
@@ -102,7 +106,11 @@ class BudgetAction(Action):
         pool_size = pool_size_from_settings(database)
         try:
             if self.opts.get("service"):
-                services = [parse_service(s, pool_size=pool_size) for s in self.opts["service"]]
+                services = list(
+                    unique_services(
+                        parse_service(s, pool_size=pool_size) for s in self.opts["service"]
+                    )
+                )
             else:
                 services = services_from_setting(get_setting("SERVICES"), pool_size=pool_size)
         except InvalidSetting:
@@ -114,7 +122,9 @@ class BudgetAction(Action):
             headroom = int(get_setting("BUDGET_HEADROOM"))
         safety = self.opts.get("safety") or float(get_setting("BUDGET_SAFETY"))
 
-        snapshot = take_snapshot(self.alias)
+        # a private connection for a pooled alias: no slot of the app's pool, no pool timeout
+        with working_backend(self.alias) as backend:
+            snapshot = backend.snapshot()
         usable, source = effective_usable(snapshot, database.get("NAME"))
         try:
             budget = compute_budget(services, usable, headroom=headroom, safety=safety)

@@ -8,12 +8,14 @@ from typing import Any
 
 from dbconnmgr.app_settings import thresholds as configured_thresholds
 from dbconnmgr.backends import working_backend
-from dbconnmgr.cli import Action
+from dbconnmgr.cli import Action, reader_left
 from dbconnmgr.core.health import Severity, evaluate, evaluate_unavailable, threshold_errors
 from dbconnmgr.exceptions import DbConnMgrError, ServerUnavailable
 from dbconnmgr.payloads import health_payload, nagios_perfdata
 
-_SPEC = re.compile(r"^(?:(?P<kind>count|free):)?(?P<number>\d+(?:\.\d+)?)(?P<pct>%)?$")
+_SPEC = re.compile(r"^(?:(?P<kind>count|free):)?(?P<number>[0-9]+(?:\.[0-9]+)?)(?P<pct>%)?$")
+#: The largest count:N / free:N: PostgreSQL's largest max_connections.
+_MAX_SLOTS = 262_143
 _KEYS = {None: "UTILIZATION", "count": "CONNECTIONS", "free": "FREE_SLOTS"}
 
 
@@ -34,6 +36,8 @@ def parse_threshold(option: str, spec: str) -> tuple[str, float]:
     if match["kind"]:
         if number != int(number):
             raise ValueError(f"{option}: {match['kind']}:N takes a whole number, got {spec!r}")
+        if number > _MAX_SLOTS:
+            raise ValueError(f"{option}: {match['kind']}:N must be <= {_MAX_SLOTS}, got {spec!r}")
         return _KEYS[match["kind"]], int(number)
     return _KEYS[None], int(number) if number == int(number) else number
 
@@ -72,12 +76,16 @@ class HealthAction(Action):
             # UNKNOWN (3).
             self.command.stderr.write(f"UNKNOWN: {exc}")
             return int(Severity.UNKNOWN)
-        if self.format == "json":
-            self.write_json(health_payload(report, vendor=self.vendor()))
-        else:
-            from dbconnmgr.render import render_health
+        try:
+            if self.format == "json":
+                self.write_json(health_payload(report, vendor=self.vendor()))
+            else:
+                from dbconnmgr.render import render_health
 
-            render_health(self.renderer, report, nagios_perfdata(report, thresholds))
+                render_health(self.renderer, report, nagios_perfdata(report, thresholds))
+            self.command.stdout.flush()
+        except BrokenPipeError:  # `health | head -1`: the exit code is still the verdict
+            reader_left()
         return int(report.status)
 
     def vendor(self) -> str | None:

@@ -5,16 +5,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import CommandError
 from django.db import DatabaseError, OperationalError, ProgrammingError, connections, router
 
 from dbconnmgr.app_settings import get_setting
-from dbconnmgr.cli import Action, finite_number, positive_int
+from dbconnmgr.cli import Action, finite_number, positive_int, reader_left
 from dbconnmgr.exceptions import EXIT_CRITICAL, EXIT_OK
 
 if TYPE_CHECKING:  # imported in run(): every db_connections call builds this parser
@@ -25,8 +26,11 @@ if TYPE_CHECKING:  # imported in run(): every db_connections call builds this pa
 PRUNE_EVERY = 3600.0
 
 
+#: The longest --interval: one day.
+MAX_INTERVAL = 86400.0
+
 #: argparse type of --interval: a finite number of seconds > 0.
-positive_float = finite_number(0, above=True, what="a number of seconds")
+positive_float = finite_number(0, MAX_INTERVAL, above=True, what="a number of seconds")
 
 
 class _Unterminated:
@@ -90,14 +94,23 @@ class MonitorAction(Action):
         self._last_prune: float | None = None
         self._record_failing = False
         self.last: Sample | None = None
+        self.thresholds = self._project_thresholds()
         try:
             from dbconnmgr.monitor_loop import Monitor
 
             monitor = Monitor(self.alias, float(interval), on_sample=self.on_sample)
         except (TypeError, ValueError) as exc:
             raise CommandError(f"DBCONNMGR settings: {exc}") from None
+        self.time_limit = monitor.time_limit
         if self.record:
             self._check_tables()
+        code = self._sample(monitor, count)
+        from dbconnmgr.core.health import Severity
+
+        # Health could never be judged: UNKNOWN, whatever the samples said.
+        return int(Severity.UNKNOWN) if self.thresholds is None else code
+
+    def _sample(self, monitor: Monitor, count: int | None) -> int:
         stream = self.command.stdout
         try:
             if self.format == "json" or not stream.isatty():
@@ -112,8 +125,7 @@ class MonitorAction(Action):
         except KeyboardInterrupt:
             return 0
         except BrokenPipeError:  # `monitor | head`: the reader left, which is not an error
-            with contextlib.suppress(OSError, ValueError):
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            reader_left()
             return 0
         # All --count samples taken: say whether the last one could read the server.
         if self.last is None or self.last.reachable:
@@ -155,18 +167,61 @@ class MonitorAction(Action):
         """
         if self.record:
             self._record(sample)
-        from dbconnmgr import alerts, app_settings
+        from dbconnmgr import alerts
         from dbconnmgr.core import health
 
         if sample.snapshot is not None:
-            report = health.evaluate(sample.snapshot, app_settings.thresholds())
+            if self.thresholds is None:  # said once at the start; no findings, no alerts
+                return
+            report = health.evaluate(sample.snapshot, self.thresholds)
         elif sample.problem is not None:
             report = health.evaluate_unavailable(sample.problem)
         else:
             return
         alerts.dispatch(report)  # cooldown, escalation and recovery live there
 
+    def _project_thresholds(self) -> dict[str, Any] | None:
+        """DBCONNMGR["THRESHOLDS"], validated; None (and one line on stderr) when invalid.
+
+        Invalid thresholds do not stop the monitor: it samples, shows and records as
+        usual, but judges no health (no alerts) and exits 3 (UNKNOWN) at the end.
+        """
+        from dbconnmgr import app_settings
+        from dbconnmgr.core.health import threshold_errors
+
+        try:
+            merged = app_settings.thresholds()
+            errors = threshold_errors(merged)
+        except (TypeError, ValueError, ImproperlyConfigured) as exc:
+            errors = [str(exc)]
+        if not errors:
+            return merged
+        self.command.stderr.write(
+            f"UNKNOWN: DBCONNMGR['THRESHOLDS'] is invalid ({'; '.join(errors)}): sampling "
+            "goes on without health findings or alerts"
+        )
+        return None
+
     # -- recording ---------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _bounded(self) -> Iterator[None]:
+        """A transaction on the recording database whose statements give up in time.
+
+        A lock on the samples table (a long migration, ``LOCK TABLE``) must cost one failed
+        recording, said on stderr, not stall the monitor.
+        """
+        from django.db import transaction
+
+        alias = self._recording_alias()
+        with transaction.atomic(using=alias):
+            if connections[alias].vendor == "postgresql":
+                from dbconnmgr.backends import time_limit_settings
+
+                with connections[alias].cursor() as cursor:
+                    for name, ms in time_limit_settings(self.time_limit).items():
+                        cursor.execute("SELECT set_config(%s, %s, true)", [name, str(ms)])
+            yield
+
     def _recording_alias(self) -> str:
         from dbconnmgr.models import ConnectionSample
 
@@ -177,7 +232,8 @@ class MonitorAction(Action):
         from dbconnmgr.models import ConnectionSample
 
         try:
-            ConnectionSample.objects.filter(pk=0).exists()
+            with self._bounded():
+                ConnectionSample.objects.filter(pk=0).exists()
         except ProgrammingError as exc:
             raise CommandError(self._missing_tables(exc)) from None
         except OperationalError as exc:
@@ -200,10 +256,12 @@ class MonitorAction(Action):
         if not sample.reachable:
             return
         try:
-            record_sample(sample)
+            with self._bounded():
+                record_sample(sample)
             now = time.monotonic()
             if self._last_prune is None or now - self._last_prune >= PRUNE_EVERY:
-                prune_samples()
+                with self._bounded():
+                    prune_samples()
                 self._last_prune = now
         except DatabaseError as exc:
             if not self._record_failing:

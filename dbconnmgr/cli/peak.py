@@ -7,10 +7,12 @@ import argparse
 from django.core.management.base import CommandError
 from django.db import DatabaseError, connections
 
-from dbconnmgr.cli import Action, positive_int
+from dbconnmgr.cli import Action, whole_number
 
 #: Days of samples --action=peak reads by default.
 DEFAULT_DAYS = 7
+#: The most days --days takes (a century; far more overflows dates).
+MAX_DAYS = 36_500
 
 
 class PeakAction(Action):
@@ -24,7 +26,7 @@ class PeakAction(Action):
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
             "--days",
-            type=positive_int,
+            type=whole_number(1, MAX_DAYS),
             default=None,
             metavar="N",
             help=f"peak: how many days of recorded samples to read (default {DEFAULT_DAYS})",

@@ -6,7 +6,10 @@ import argparse
 
 from dbconnmgr.app_settings import get_setting, thresholds
 from dbconnmgr.backends import working_backend
-from dbconnmgr.cli import Action, positive_int
+from dbconnmgr.cli import Action, whole_number
+
+#: The most rows per breakdown --limit takes.
+MAX_LIMIT = 100_000
 
 
 class StatusAction(Action):
@@ -20,7 +23,7 @@ class StatusAction(Action):
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
             "--limit",
-            type=positive_int,
+            type=whole_number(1, MAX_LIMIT),
             default=None,
             help="rows per breakdown (default: DBCONNMGR['STATUS_LIMIT'], 10)",
         )

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from dbconnmgr.cli import Action, non_negative_float
+from dbconnmgr.cli import Action, non_negative_seconds
 from dbconnmgr.core.termination import STATE_CHOICES, TerminationReport
 from dbconnmgr.exceptions import EXIT_UNKNOWN, EXIT_WARNING, TerminationIncomplete
 
@@ -67,10 +67,9 @@ class _TerminatingAction(Action):
             sys.stderr.write(f"{plan.summary()}\n{question} [y/N] ")
             sys.stderr.flush()
             answer = sys.stdin.readline()
-        else:
-            self.renderer.termination(plan)
-            answer = input(f"{question} [y/N] ")
-        return answer.strip().lower() in {"y", "yes"}
+            return answer.strip().lower() in {"y", "yes"}  # "" at end of input: no
+        self.renderer.termination(plan)
+        return self.ask_yes_no(question)
 
     def execute(self, act: Callable[[], TerminationReport]) -> int:
         """Run the action and render its report, also when it failed after signalling
@@ -109,7 +108,7 @@ class CloseIdleAction(_TerminatingAction):
         _add_once(
             parser,
             "--idle-for",
-            type=non_negative_float,
+            type=non_negative_seconds,
             default=None,
             metavar="SECONDS",
             help="close-idle: minimum seconds in the state (default DBCONNMGR['IDLE_TIMEOUT'])",

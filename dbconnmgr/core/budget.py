@@ -33,6 +33,7 @@ __all__ = [
     "parse_service",
     "pool_size_from_settings",
     "services_from_setting",
+    "unique_services",
 ]
 
 #: The safety factor of the connector formula ``max / n x 0.95``.
@@ -40,9 +41,12 @@ DEFAULT_SAFETY: Final = 0.95
 
 _SERVICE_RE: Final = re.compile(
     r"^(?P<name>[A-Za-z0-9_.\-]+)="
-    r"(?:(?P<instances>\d+)x)?(?P<processes>\d+)x(?P<threads>\d+)"
-    r"(?::(?P<pool>\d+|persistent))?$"
+    r"(?:(?P<instances>[0-9]+)x)?(?P<processes>[0-9]+)x(?P<threads>[0-9]+)"
+    r"(?::(?P<pool>[0-9]+|persistent))?$",
+    re.ASCII,
 )
+#: The largest count a service field takes (instances, processes, threads, pool size).
+MAX_SERVICE_COUNT: Final = 1_000_000
 #: psycopg_pool's default min_size (and max_size, which defaults to it).
 PSYCOPG_POOL_MIN_SIZE: Final = 4
 SERVICE_SYNTAX: Final = "NAME=[INSTANCESx]PROCESSESxTHREADS[:POOL_SIZE|:persistent]"
@@ -68,11 +72,19 @@ class Service:
     pool_size: int | None = None
 
     def __post_init__(self) -> None:
-        for label in ("processes", "threads", "instances"):
-            if getattr(self, label) < 1:
-                raise ValueError(f"service {self.name!r}: {label} must be >= 1")
-        if self.pool_size is not None and self.pool_size < 1:
-            raise ValueError(f"service {self.name!r}: pool size must be >= 1")
+        for label in ("processes", "threads", "instances", "pool_size"):
+            value = getattr(self, label)
+            if value is None and label == "pool_size":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(
+                    f"service {self.name!r}: {label} must be a whole number, got {value!r}"
+                )
+            if not 1 <= value <= MAX_SERVICE_COUNT:
+                raise ValueError(
+                    f"service {self.name!r}: {label} must be >= 1 and <= {MAX_SERVICE_COUNT}, "
+                    f"got {value}"
+                )
 
     @property
     def pooled(self) -> bool:
@@ -190,7 +202,7 @@ def compute_budget(
     if headroom < 0:
         raise ValueError(f"headroom must be >= 0, got {headroom}")
     factor = _fraction(safety)
-    items = tuple(services)
+    items = unique_services(services)
     capacity = max(0, math.floor((usable_connections - headroom) * factor))
     demand = sum(s.demand for s in items)
 
@@ -219,6 +231,21 @@ def compute_budget(
         demand=demand,
         max_safe_pool_size=uniform,
     )
+
+
+def unique_services(services: Iterable[Service]) -> tuple[Service, ...]:
+    """The services as a tuple, each name once.
+
+    Raises:
+        ValueError: two services share a name (one would be counted twice, or hide the other).
+    """
+    items = tuple(services)
+    seen: set[str] = set()
+    for service in items:
+        if service.name in seen:
+            raise ValueError(f"service {service.name!r} is given twice: one line per service")
+        seen.add(service.name)
+    return items
 
 
 def parse_service(text: str, *, pool_size: int | None = None) -> Service:
@@ -270,8 +297,11 @@ def services_from_setting(value: Any, *, pool_size: int | None = None) -> list[S
     with the fields of :class:`Service` (``pool_size`` defaults to ``pool_size``).
 
     Raises:
-        ValueError: an entry that is neither (the message names it).
+        ValueError: an entry that is neither, a bad field, or a name given twice (the message
+            names it).
     """
+    if value is not None and (isinstance(value, str | Mapping) or not isinstance(value, Iterable)):
+        raise ValueError(f"DBCONNMGR['SERVICES'] must be a list of services, got {value!r}")
     services = []
     for entry in value or ():
         if isinstance(entry, str):
@@ -284,4 +314,4 @@ def services_from_setting(value: Any, *, pool_size: int | None = None) -> list[S
                 raise ValueError(f"DBCONNMGR['SERVICES'] entry {dict(entry)!r}: {exc}") from None
         else:
             raise ValueError(f"DBCONNMGR['SERVICES'] entries are strings or dicts, got {entry!r}")
-    return services
+    return list(unique_services(services))

@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS
 
-from dbconnmgr.cli import registry
+from dbconnmgr.cli import reader_left, registry
 from dbconnmgr.exceptions import EXIT_UNKNOWN, DbConnMgrError, InvalidSetting, ServerUnavailable
 
 
@@ -68,6 +68,7 @@ class Command(BaseCommand):
         try:
             self._refuse_foreign_options(action_cls.name, options)
             code = action_cls(self, options).run()
+            self.stdout.flush()  # here, not at exit, where a closed pipe would cost the code
         except InvalidSetting as exc:
             # One line naming the key, exit 3 (UNKNOWN): `manage.py check` says the same.
             self.stderr.write(f"{exc} (see manage.py check)")
@@ -81,6 +82,9 @@ class Command(BaseCommand):
             exc.returncode = EXIT_UNKNOWN
             raise
         except KeyboardInterrupt:
+            code = 0
+        except BrokenPipeError:  # `... | head`: the reader left before the end
+            reader_left()
             code = 0
         if code:
             sys.exit(code)
