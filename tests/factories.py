@@ -1,4 +1,4 @@
-"""factory-boy factories: the app's model, and pure snapshots built in Python."""
+"""factory-boy factories: the app's model, and the pure core's inputs (no database)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from typing import Any
 
 from django.utils import timezone
 from factory.base import Factory
-from factory.declarations import LazyAttribute, LazyFunction, Sequence, SubFactory
+from factory.declarations import LazyAttribute, LazyFunction, Sequence, SubFactory, Trait
 from factory.django import DjangoModelFactory
 
 from dbconnmgr.core.snapshot import Connection, ServerLimits, Snapshot
+from dbconnmgr.core.termination import Actor, Candidate, Selection
 from dbconnmgr.models import ConnectionSample
 
 
@@ -122,3 +123,60 @@ class SnapshotFactory(Factory[Snapshot]):
         return model_class(*args, **kwargs)
 
     _build = _create
+
+
+# -- close-idle / force-close inputs (dbconnmgr.core.termination) -----------------------------
+#: The server's clock at selection in the termination factories.
+SELECTED_AT = dt.datetime(2026, 11, 21, 12, 0, tzinfo=dt.UTC)
+
+
+class CandidateFactory(Factory[Candidate]):
+    """A selected client backend: by default an ordinary role's session, idle for 400 s,
+    that the actor may signal. ``CandidateFactory.build(superuser=True)`` is a superuser's
+    session; ``can_signal=False`` one the actor's role may not signal."""
+
+    class Meta:
+        model = Candidate
+
+    class Params:
+        superuser = Trait(is_superuser=True, user="postgres")
+
+    pid = Sequence(lambda n: 1000 + n)
+    backend_start = SELECTED_AT - dt.timedelta(hours=1)
+    user = "app"
+    application_name = "web"
+    database = "shop"
+    client_addr = None
+    state = "idle"
+    state_seconds = 400.0
+    is_superuser = False
+    can_signal = True
+
+
+class ActorFactory(Factory[Actor]):
+    """Who acts: OS user ``alice`` as role ``ops``; ``superuser=True`` makes ``ops`` one."""
+
+    class Meta:
+        model = Actor
+
+    class Params:
+        superuser = Trait(is_superuser=True)
+
+    os_user = "alice"
+    db_role = "ops"
+    is_superuser = False
+
+
+class SelectionFactory(Factory[Selection]):
+    """What the backend read: pass ``candidates=(...)`` (a tuple) and ``hidden=N``."""
+
+    class Meta:
+        model = Selection
+
+    taken_at = SELECTED_AT
+    own_pid = 1
+    db_role = "ops"
+    is_superuser = False
+    database = "shop"
+    candidates: tuple[Candidate, ...] = ()
+    hidden = 0

@@ -171,6 +171,21 @@ def test_percentile_and_hourly_peaks_are_pure() -> None:
     assert report.hours[0].hour == 0 and report.peak_day == dt.date(2026, 11, 2)
 
 
+def test_hourly_peaks_ties_and_unordered_rows() -> None:
+    # rows in any order: first/last and, on a tie, the earliest sample of the peak
+    rows = [(at(2, 9), 50), (at(1, 9), 50), (at(3, 8), 12), (at(1, 7), 3)]
+    report = hourly_peaks(rows, dt.UTC)
+    assert (report.first, report.last) == (at(1, 7), at(3, 8))
+    assert report.peak_at == at(1, 9) and report.peak_connections == 50
+    assert (report.peak_day, report.peak_day_hour) == (dt.date(2026, 11, 1), 9)
+    # the peak hour: highest p95, then highest max, then highest average
+    # (the winner is the later hour each time: max() alone would keep the earlier one)
+    same_p95 = [(at(1, 10), 10)] * 5 + [(at(1, 11), 10)] * 20 + [(at(2, 11), 30)]
+    assert hourly_peaks(same_p95, dt.UTC).peak_hour.hour == 11  # type: ignore[union-attr]
+    same_max = [(at(1, 12), 10), (at(2, 12), 4), (at(1, 13), 10), (at(2, 13), 10)]
+    assert hourly_peaks(same_max, dt.UTC).peak_hour.hour == 13  # type: ignore[union-attr]
+
+
 def test_bad_days_get_one_line() -> None:
     for value, fragment in (("0", ">= 1"), ("week", "whole number")):
         result = manage("db_connections", "--action=peak", f"--days={value}")

@@ -23,6 +23,7 @@ import pytest
 from rich.console import Console
 
 from dbconnmgr import Monitor, Sample, SampleWindow, iter_samples
+from dbconnmgr.core import samples as samples_module
 from dbconnmgr.core.snapshot import Connection, ServerLimits, Snapshot
 from dbconnmgr.live_view import MonitorView, utilization_bar, utilization_style
 from devtools.pgserver import PgServer, free_port
@@ -118,6 +119,32 @@ def test_aas_is_the_mean_of_active_sessions_over_the_window() -> None:
     assert back.recovered_from == down.taken_at
     assert back.change is not None and back.change.total_connections == 1 - 6
     assert back.aas == 1.0  # samples of the outage are not averaged as zeros
+
+
+def test_aas_window_boundary_cap_and_outage_bookkeeping(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pure: a sample exactly one window old is out; memory is capped; counters per tick."""
+    with pytest.raises(ValueError, match="aas_window"):
+        SampleWindow("default", aas_window=0)
+    start = dt.datetime(2026, 11, 21, 12, 0, tzinfo=dt.UTC)
+    window = SampleWindow("default", aas_window=10)
+    window.add(_snapshot(start, active=2))
+    edge = window.add(_snapshot(start + dt.timedelta(seconds=10), active=4))
+    assert (edge.aas, edge.aas_samples) == (4.0, 1)
+
+    monkeypatch.setattr(samples_module, "MAX_WINDOW_SAMPLES", 3)
+    capped = SampleWindow("default", aas_window=1e9)
+    for i in range(5):
+        last = capped.add(_snapshot(start + dt.timedelta(seconds=i), active=i))
+    assert (last.aas, last.aas_samples) == (3.0, 3)  # 2, 3, 4: the oldest dropped
+
+    window = SampleWindow("default")
+    window.add(_snapshot(start, active=1))
+    down = window.unreachable(start + dt.timedelta(seconds=1), "cannot connect")
+    back = window.add(_snapshot(start + dt.timedelta(seconds=2), active=1))
+    after = window.add(_snapshot(start + dt.timedelta(seconds=3), active=1))
+    assert [down.sequence, back.sequence, after.sequence] == [2, 3, 4]
+    assert back.recovered_from == down.taken_at and after.recovered_from is None
+    assert after.change is not None and after.change.by_application == {}  # nothing moved
 
 
 def _snapshot(taken_at: dt.datetime, active: int) -> Snapshot:
