@@ -60,20 +60,20 @@ class Round:
 
 def budgeted_pool_size(usable: int) -> int:
     """DB_MAX_CONNS for the web service, from the budget (10 for 47 usable slots)."""
-    web = Service("web", processes=PROCESSES, threads=THREADS, pool_size=1)
-    return compute_budget([web], usable, headroom=HEADROOM).max_safe_pool_size
+    web = Service("web", processes=PROCESSES, threads=THREADS, pool_max_size=1)
+    return compute_budget([web], usable, headroom=HEADROOM).safe_pool_max_size
 
 
-def configurations(pool_size: int) -> dict[str, dict[str, str]]:
+def configurations(pool_max_size: int) -> dict[str, dict[str, str]]:
     """Environment of each configuration (on top of DATABASE_URL)."""
     return {
         "persistent (CONN_MAX_AGE=600)": {"DB_POOL": "false", "CONN_MAX_AGE": "600"},
         "CONN_MAX_AGE=0": {"DB_POOL": "false", "CONN_MAX_AGE": "0"},
-        f"helpers (pool {pool_size}/process)": {
+        f"helpers (pool {pool_max_size}/process)": {
             "DB_POOL": "true",
             "DB_PROFILE": "production",
-            "DB_MAX_CONNS": str(pool_size),
-            "DB_MIN_CONNS": str(pool_size),
+            "DB_MAX_CONNS": str(pool_max_size),
+            "DB_MIN_CONNS": str(pool_max_size),
             "DB_POOL_TIMEOUT": "20",
         },
     }
@@ -185,12 +185,12 @@ def main() -> None:
     rounds = int(os.environ.get("BENCH_LOAD_ROUNDS", "3"))
     with bench_server(max_connections=MAX_CONNECTIONS) as server:
         usable = MAX_CONNECTIONS - 3  # superuser_reserved_connections defaults to 3
-        pool_size = budgeted_pool_size(usable)
-        configs = configurations(pool_size)
+        pool_max_size = budgeted_pool_size(usable)
+        configs = configurations(pool_max_size)
         print(
             f"{CLIENTS} clients -> gunicorn gthread {PROCESSES} x {THREADS} -> PostgreSQL "
             f"max_connections {MAX_CONNECTIONS} ({usable} usable); budget: "
-            f"floor(({usable} - {HEADROOM}) x 0.95 / {PROCESSES}) = {pool_size} per process; "
+            f"floor(({usable} - {HEADROOM}) x 0.95 / {PROCESSES}) = {pool_max_size} per process; "
             f"{rounds} rounds x {seconds:g} s",
             flush=True,
         )

@@ -15,7 +15,7 @@ from dbconnmgr.core.budget import (
     compute_budget,
     connector_share,
     parse_service,
-    pool_size_from_settings,
+    pool_max_size_from_settings,
     services_from_setting,
 )
 from devtools.pgserver import PgServer
@@ -33,17 +33,17 @@ def test_doc_example_1_four_workers_of_25_plus_25_plus_25_plus_10() -> None:
     assert budget.demand_with_headroom == 160 <= 200
     assert budget.capacity == 180  # floor((200 - 10) x 0.95)
     assert budget.fits and budget.spare == 30
-    assert budget.max_safe_pool_size == 30  # 180 / 6 pooled processes
-    assert [s.max_safe_pool_size for s in budget.services] == [32, 55, 55]
+    assert budget.safe_pool_max_size == 30  # 180 / 6 pooled processes
+    assert [s.safe_pool_max_size for s in budget.services] == [32, 55, 55]
 
 
 def test_doc_example_2_per_connector_share() -> None:
     # max_connections / n x 0.95 with n = 4 connectors and 200 slots
     assert connector_share(200, 4) == 47
-    web = Service("web", processes=4, threads=32, pool_size=10)
-    assert compute_budget([web], 200).max_safe_pool_size == 47
+    web = Service("web", processes=4, threads=32, pool_max_size=10)
+    assert compute_budget([web], 200).safe_pool_max_size == 47
     # the bench: 47 usable slots, 3 kept for people, 4 gunicorn processes
-    assert compute_budget([web], 47, headroom=3).max_safe_pool_size == 10
+    assert compute_budget([web], 47, headroom=3).safe_pool_max_size == 10
 
 
 def test_doc_example_3_persistent_threads_over_budget() -> None:
@@ -54,7 +54,7 @@ def test_doc_example_3_persistent_threads_over_budget() -> None:
     assert budget.capacity == 87
     assert not budget.fits and budget.spare == -49
     # turning the pool on everywhere: 87 / (8 + 1) processes
-    assert budget.max_safe_pool_size == 9
+    assert budget.safe_pool_max_size == 9
 
 
 def test_uniform_pool_size_leaves_room_for_persistent_services() -> None:
@@ -62,7 +62,7 @@ def test_uniform_pool_size_leaves_room_for_persistent_services() -> None:
         [parse_service("web=4x8:20"), parse_service("beat=1x1:persistent")], 100, headroom=0
     )
     assert budget.capacity == 95
-    assert budget.max_safe_pool_size == (95 - 1) // 4
+    assert budget.safe_pool_max_size == (95 - 1) // 4
 
 
 def test_safety_is_exact_decimal_arithmetic() -> None:
@@ -82,16 +82,25 @@ def test_parse_service_rejects_bad_syntax(text: str) -> None:
         parse_service(text)
 
 
-def test_services_and_pool_size_from_settings() -> None:
-    assert pool_size_from_settings({"OPTIONS": {"pool": True}}) == 4
-    assert pool_size_from_settings({"OPTIONS": {"pool": {"max_size": 12}}}) == 12
-    assert pool_size_from_settings({"OPTIONS": {}}) is None
+def test_services_and_pool_max_size_from_settings() -> None:
+    assert pool_max_size_from_settings({"OPTIONS": {"pool": True}}) == 4
+    assert pool_max_size_from_settings({"OPTIONS": {"pool": {"max_size": 12}}}) == 12
+    assert pool_max_size_from_settings({"OPTIONS": {}}) is None
     services = services_from_setting(
-        ["web=4x8", {"name": "worker", "processes": 2, "threads": 1}], pool_size=12
+        ["web=4x8", {"name": "worker", "processes": 2, "threads": 1}], pool_max_size=12
     )
     assert [s.demand for s in services] == [48, 24]
     with pytest.raises(ValueError, match="SERVICES"):
         services_from_setting([{"name": "x", "procs": 1}])
+
+
+def test_services_dict_form_takes_pool_max_size_and_names_the_old_key() -> None:
+    (web,) = services_from_setting([{"name": "web", "processes": 4, "pool_max_size": 10}])
+    assert web.pool_max_size == 10 and web.demand == 40
+    (worker,) = services_from_setting(["worker=2x4:persistent"], pool_max_size=12)
+    assert worker.pool_max_size is None and worker.demand == 8
+    with pytest.raises(ValueError, match="'pool_size' is now 'pool_max_size'"):
+        services_from_setting([{"name": "web", "processes": 4, "pool_size": 10}])
 
 
 @pytest.mark.parametrize(
@@ -99,7 +108,10 @@ def test_services_and_pool_size_from_settings() -> None:
     [
         ([{"name": "w", "processes": 2.5}], "processes must be a whole number, got 2.5"),
         ([{"name": "w", "processes": 2, "threads": True}], "threads must be a whole number"),
-        ([{"name": "w", "processes": 2, "pool_size": 1.5}], "pool_size must be a whole number"),
+        (
+            [{"name": "w", "processes": 2, "pool_max_size": 1.5}],
+            "pool_max_size must be a whole number",
+        ),
         (["web=4x8", {"name": "web", "processes": 1}], "service 'web' is given twice"),
         ("web=4x8", "must be a list of services, got 'web=4x8'"),
     ],

@@ -18,6 +18,8 @@ from django.test.utils import CaptureQueriesContext, override_settings
 import dbconnmgr
 from dbconnmgr import MonitorStats, UnknownDatabaseAlias, connection_monitor
 from dbconnmgr.block_monitor import label_from_query
+from devtools.pgserver import PgServer
+from tests.conftest import database_alias
 
 
 @pytest.fixture(autouse=True)
@@ -122,10 +124,11 @@ def test_a_clean_block_logs_one_info_line(caplog: pytest.LogCaptureFixture) -> N
 
 
 def test_utilization_over_the_warning_threshold_logs_a_warning(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, dsn: str
 ) -> None:
     caplog.set_level(logging.INFO, logger="dbconnmgr.monitor")
     with (
+        psycopg.connect(dsn),  # one client besides the reader (which is not counted)
         override_settings(DBCONNMGR={"THRESHOLDS": {"UTILIZATION_WARNING": 0.1}}),
         connection_monitor("t-busy", using="default") as stats,
     ):
@@ -185,6 +188,25 @@ def test_server_figures_are_fresh_inside_a_transaction(dsn: str) -> None:
         for conn in extra:
             conn.close()
     assert stats.by_alias["default"].server_delta == 3
+
+
+def test_server_counts_exclude_the_reading_connection(small_server: PgServer) -> None:
+    # a server of its own: this thread's connection (which reads the counts) is its only
+    # client before the block; the block adds two more. 3 usable slots.
+    extra: list[psycopg.Connection] = []
+    try:
+        with (
+            database_alias("alone", small_server.url),
+            connection_monitor("t-own", using="alone") as stats,
+        ):
+            extra.extend(psycopg.connect(small_server.dsn()) for _ in range(2))
+    finally:
+        for conn in extra:
+            conn.close()
+    alone = stats.by_alias["alone"]
+    assert (alone.server_before, alone.server_after, alone.server_delta) == (0, 2, 2)
+    assert alone.sampling_opened == 1  # the reader was opened for the sample, not counted
+    assert alone.utilization_percent == 66.7  # 2 of 3 usable slots
 
 
 def test_label_is_visible_from_another_session_while_the_block_runs(dsn: str) -> None:
@@ -399,7 +421,7 @@ def test_public_names_and_stats_as_dict() -> None:
     data = stats.as_dict()
     assert data["label"] == "t-dict"
     assert data["queries"] == 1
-    assert data["by_alias"]["default"]["server_before"] >= 1
+    assert data["by_alias"]["default"]["server_before"] >= 0
 
 
 def test_executor_workers_started_by_the_block_belong_to_it() -> None:

@@ -44,7 +44,8 @@ class ConnectionBackend(ABC):
     def count_client_connections(self) -> ClientCount:
         """Count the server's client connections and read its limits, cheaply.
 
-        One short statement (no per-connection rows), fresh even inside a transaction.
+        The reading connection itself is not counted (like every count of dbconnmgr). One
+        short statement (no per-connection rows), fresh even inside a transaction.
         """
 
     @abstractmethod

@@ -91,8 +91,9 @@ WHERE s.backend_type = 'client backend'
 CLIENT_COUNT_SQL = """
 SELECT
     (SELECT count(*) FROM pg_stat_get_activity(NULL) s
-      WHERE s.backend_type = 'client backend'
-         OR (s.backend_type IS NULL AND s.datid IS NOT NULL AND s.usesysid IS NOT NULL)),
+      WHERE (s.backend_type = 'client backend'
+             OR (s.backend_type IS NULL AND s.datid IS NOT NULL AND s.usesysid IS NOT NULL))
+        AND s.pid <> pg_backend_pid()),
     current_setting('max_connections')::int,
     current_setting('superuser_reserved_connections')::int,
     coalesce(current_setting('reserved_connections', true), '0')::int
@@ -214,7 +215,8 @@ class PostgreSQLBackend(ConnectionBackend):
         )
 
     def count_client_connections(self) -> ClientCount:
-        """Count client backends and read the slot limits in one short statement."""
+        """Count client backends (the reading one excluded) and read the slot limits in one
+        short statement."""
         with self._cursor() as cursor:
             cursor.execute(CLIENT_COUNT_SQL)
             count, max_connections, su_reserved, reserved = cursor.fetchone()

@@ -50,8 +50,9 @@ class AliasStats:
             count one each), in the block's thread and threads/tasks it started.
         query_seconds: total time of those statements, measured around the driver call.
         leaked: connections opened by threads the block started and still open at exit.
-        server_before: the server's client connections just before the block
-            (None when not sampled).
+        server_before: the server's client connections just before the block, the
+            connection that read them (this thread's own for the alias) excluded, as in
+            every dbconnmgr count (None when not sampled).
         server_after: the same, just after.
         max_connections: the server's ``max_connections`` (None when not sampled).
         usable_connections: slots ordinary roles can use (None when not sampled).

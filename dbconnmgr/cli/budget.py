@@ -16,7 +16,7 @@ from dbconnmgr.core.budget import (
     Service,
     compute_budget,
     parse_service,
-    pool_size_from_settings,
+    pool_max_size_from_settings,
     services_from_setting,
     unique_services,
 )
@@ -103,16 +103,18 @@ class BudgetAction(Action):
 
     def run(self) -> int:
         database = settings.DATABASES.get(self.alias, {})
-        pool_size = pool_size_from_settings(database)
+        pool_max_size = pool_max_size_from_settings(database)
         try:
             if self.opts.get("service"):
                 services = list(
                     unique_services(
-                        parse_service(s, pool_size=pool_size) for s in self.opts["service"]
+                        parse_service(s, pool_max_size=pool_max_size) for s in self.opts["service"]
                     )
                 )
             else:
-                services = services_from_setting(get_setting("SERVICES"), pool_size=pool_size)
+                services = services_from_setting(
+                    get_setting("SERVICES"), pool_max_size=pool_max_size
+                )
         except InvalidSetting:
             raise  # one line naming the key, exit 3 (the command)
         except ValueError as exc:
@@ -130,7 +132,7 @@ class BudgetAction(Action):
             budget = compute_budget(services, usable, headroom=headroom, safety=safety)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
-        payload = budget_payload(budget, snapshot, source, pool_size)
+        payload = budget_payload(budget, snapshot, source, pool_max_size)
         if self.format == "json":
             self.write_json(payload)
         else:
@@ -153,9 +155,9 @@ class BudgetAction(Action):
                 s.name,
                 _processes(s),
                 str(s.threads),
-                f"pool {s.pool_size}" if s.pooled else f"{s.threads} (persistent)",
+                f"pool {s.pool_max_size}" if s.pooled else f"{s.threads} (persistent)",
                 str(s.demand),
-                str(line.max_safe_pool_size),
+                str(line.safe_pool_max_size),
             )
         table.add_row("headroom", "", "", "", str(budget.headroom), "")
         table.add_row("total", "", "", "", str(budget.demand_with_headroom), "")
@@ -172,7 +174,7 @@ class BudgetAction(Action):
             f"Capacity floor(({budget.usable_connections} - {budget.headroom}) x "
             f"{budget.safety:g}) = {budget.capacity}; demand {budget.demand} -> "
             + (f"fits, {budget.spare} spare" if budget.fits else f"OVER BUDGET by {-budget.spare}"),
-            f"Largest safe DB_MAX_CONNS per process: {budget.max_safe_pool_size}",
+            f"Largest safe DB_MAX_CONNS per process: {budget.safe_pool_max_size}",
         ]
         if not budget.services:
             lines.append(
@@ -216,9 +218,9 @@ def budget_payload(
                 "instances": line.service.instances,
                 "processes": line.service.processes,
                 "threads": line.service.threads,
-                "pool_max_size": line.service.pool_size,
+                "pool_max_size": line.service.pool_max_size,
                 "connections": line.service.demand,
-                "safe_pool_max_size": line.max_safe_pool_size,
+                "safe_pool_max_size": line.safe_pool_max_size,
             }
             for line in budget.services
         ],
@@ -229,5 +231,5 @@ def budget_payload(
         "demand_with_headroom": budget.demand_with_headroom,
         "spare": budget.spare,
         "fits": budget.fits,
-        "safe_pool_max_size": budget.max_safe_pool_size,
+        "safe_pool_max_size": budget.safe_pool_max_size,
     }

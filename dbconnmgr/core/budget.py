@@ -1,13 +1,13 @@
 """Connection budget: what every service may open against the slots the server has.
 
 Pure arithmetic, no I/O. A service runs ``instances x processes`` processes; each holds
-either a pool of ``pool_size`` connections (the pool's ``max_size``) or, without a pool,
+either a pool of ``pool_max_size`` connections (the pool's ``max_size``) or, without a pool,
 one connection per thread (Django gives every thread its own connection). The server's
 usable slots, minus the headroom kept for people and one-off jobs, times the safety
 factor, is the capacity the services may fill::
 
     capacity = floor((usable_connections - headroom) x safety)
-    demand   = sum(instances x processes x (pool_size or threads))
+    demand   = sum(instances x processes x (pool_max_size or threads))
 
 The largest safe ``DB_MAX_CONNS`` per process spreads what the persistent services leave
 over every pooled process; with one service and no headroom it is the connector formula
@@ -31,7 +31,7 @@ __all__ = [
     "compute_budget",
     "connector_share",
     "parse_service",
-    "pool_size_from_settings",
+    "pool_max_size_from_settings",
     "services_from_setting",
     "unique_services",
 ]
@@ -61,7 +61,7 @@ class Service:
         processes: processes per instance (gunicorn workers, celery concurrency...).
         threads: threads per process that may each use a connection.
         instances: hosts or containers running it.
-        pool_size: the per-process pool's ``max_size``; None without a pool (persistent
+        pool_max_size: the per-process pool's ``max_size``; None without a pool (persistent
             connections: one per thread).
     """
 
@@ -69,12 +69,12 @@ class Service:
     processes: int
     threads: int = 1
     instances: int = 1
-    pool_size: int | None = None
+    pool_max_size: int | None = None
 
     def __post_init__(self) -> None:
-        for label in ("processes", "threads", "instances", "pool_size"):
+        for label in ("processes", "threads", "instances", "pool_max_size"):
             value = getattr(self, label)
-            if value is None and label == "pool_size":
+            if value is None and label == "pool_max_size":
                 continue
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ValueError(
@@ -89,7 +89,7 @@ class Service:
     @property
     def pooled(self) -> bool:
         """True when each process uses a pool."""
-        return self.pool_size is not None
+        return self.pool_max_size is not None
 
     @property
     def total_processes(self) -> int:
@@ -99,7 +99,7 @@ class Service:
     @property
     def connections_per_process(self) -> int:
         """The pool's max_size, or one connection per thread without a pool."""
-        return self.pool_size if self.pool_size is not None else self.threads
+        return self.pool_max_size if self.pool_max_size is not None else self.threads
 
     @property
     def demand(self) -> int:
@@ -113,12 +113,12 @@ class ServiceBudget:
 
     Attributes:
         service: the service.
-        max_safe_pool_size: the largest per-process pool this service may have, the other
+        safe_pool_max_size: the largest per-process pool this service may have, the other
             services unchanged (0 when even that does not fit).
     """
 
     service: Service
-    max_safe_pool_size: int
+    safe_pool_max_size: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +133,7 @@ class Budget:
         safety: fraction of the rest the services may fill (0.95).
         capacity: ``floor((usable - headroom) x safety)``.
         demand: connections the services may hold at their peak.
-        max_safe_pool_size: the largest ``DB_MAX_CONNS`` every pooled process may have
+        safe_pool_max_size: the largest ``DB_MAX_CONNS`` every pooled process may have
             (every process, if none is pooled yet); 0 when nothing fits.
     """
 
@@ -143,7 +143,7 @@ class Budget:
     safety: float
     capacity: int
     demand: int
-    max_safe_pool_size: int
+    safe_pool_max_size: int
 
     @property
     def fits(self) -> bool:
@@ -212,7 +212,7 @@ def compute_budget(
         lines.append(
             ServiceBudget(
                 service=service,
-                max_safe_pool_size=max(0, (capacity - others) // service.total_processes),
+                safe_pool_max_size=max(0, (capacity - others) // service.total_processes),
             )
         )
     if any(s.pooled for s in items):
@@ -229,7 +229,7 @@ def compute_budget(
         safety=safety,
         capacity=capacity,
         demand=demand,
-        max_safe_pool_size=uniform,
+        safe_pool_max_size=uniform,
     )
 
 
@@ -248,11 +248,11 @@ def unique_services(services: Iterable[Service]) -> tuple[Service, ...]:
     return items
 
 
-def parse_service(text: str, *, pool_size: int | None = None) -> Service:
+def parse_service(text: str, *, pool_max_size: int | None = None) -> Service:
     """A service from ``NAME=[INSTANCESx]PROCESSESxTHREADS[:POOL_SIZE|:persistent]``.
 
     ``web=4x8`` is 4 processes of 8 threads; ``web=3x4x8:10`` is 3 instances of that with a
-    pool of 10 per process. Without a suffix the service gets ``pool_size`` (the project's
+    pool of 10 per process. Without a suffix the service gets ``pool_max_size`` (the project's
     setting: None means persistent connections, one per thread).
 
     Raises:
@@ -267,17 +267,17 @@ def parse_service(text: str, *, pool_size: int | None = None) -> Service:
     elif pool is not None:
         size = int(pool)
     else:
-        size = pool_size
+        size = pool_max_size
     return Service(
         name=match["name"],
         instances=int(match["instances"] or 1),
         processes=int(match["processes"]),
         threads=int(match["threads"]),
-        pool_size=size,
+        pool_max_size=size,
     )
 
 
-def pool_size_from_settings(database: Mapping[str, Any]) -> int | None:
+def pool_max_size_from_settings(database: Mapping[str, Any]) -> int | None:
     """The per-process pool's ``max_size`` of one ``DATABASES`` entry; None without a pool.
 
     ``OPTIONS["pool"] = True`` means psycopg_pool's defaults (``min_size`` 4 and
@@ -292,9 +292,9 @@ def pool_size_from_settings(database: Mapping[str, Any]) -> int | None:
     return PSYCOPG_POOL_MIN_SIZE
 
 
-def services_from_setting(value: Any, *, pool_size: int | None = None) -> list[Service]:
+def services_from_setting(value: Any, *, pool_max_size: int | None = None) -> list[Service]:
     """Services from ``DBCONNMGR["SERVICES"]``: strings in the ``--service`` syntax or dicts
-    with the fields of :class:`Service` (``pool_size`` defaults to ``pool_size``).
+    with the fields of :class:`Service` (``pool_max_size`` defaults to ``pool_max_size``).
 
     Raises:
         ValueError: an entry that is neither, a bad field, or a name given twice (the message
@@ -305,9 +305,14 @@ def services_from_setting(value: Any, *, pool_size: int | None = None) -> list[S
     services = []
     for entry in value or ():
         if isinstance(entry, str):
-            services.append(parse_service(entry, pool_size=pool_size))
+            services.append(parse_service(entry, pool_max_size=pool_max_size))
         elif isinstance(entry, Mapping):
-            fields = {"pool_size": pool_size, **entry}
+            if "pool_size" in entry:
+                raise ValueError(
+                    f"DBCONNMGR['SERVICES'] entry {dict(entry)!r}: 'pool_size' is now "
+                    "'pool_max_size' (the pool's max_size per process)"
+                )
+            fields = {"pool_max_size": pool_max_size, **entry}
             try:
                 services.append(Service(**fields))
             except TypeError as exc:

@@ -374,7 +374,8 @@ class ClientCount:
     """How many client connections the server holds, and how many it allows.
 
     The cheap figure :func:`dbconnmgr.connection_monitor` reads on each side of a block:
-    no per-connection rows, one short statement.
+    no per-connection rows, one short statement. ``client_connections`` excludes the
+    connection that read it.
     """
 
     client_connections: int
