@@ -271,7 +271,9 @@ def test_audit_log_says_what_why_and_who(
     assert data["os_user"]
     assert data["user"] == "t_ci_app"
     message = records[0].getMessage()
-    assert "close-idle" in message and "t-ci-audit" in message and "unchanged for more" in message
+    assert (
+        "close-idle" in message and "t-ci-audit" in message and "unchanged for at least" in message
+    )
 
 
 def test_permission_denied_is_reported_not_raised(make_role, sessions: Sessions) -> None:

@@ -137,18 +137,18 @@ def test_demand_exactly_at_capacity_fits() -> None:
 def test_nothing_fits_is_zero_never_negative() -> None:
     # headroom larger than the server: no capacity at all
     budget = compute_budget([parse_service("web=4x8:10")], 10, headroom=20)
-    assert budget.capacity == 0 and budget.max_safe_pool_size == 0
+    assert budget.capacity == 0 and budget.safe_pool_max_size == 0
     assert budget.spare == -40
     # the other services already take everything: this one may have no pool at all
     web, batch = parse_service("web=2x1:6"), parse_service("batch=1x1:persistent")
     budget = compute_budget([web, batch], 10, safety=1)
-    assert [s.max_safe_pool_size for s in budget.services] == [4, 0]
+    assert [s.safe_pool_max_size for s in budget.services] == [4, 0]
 
 
 def test_no_services_leave_the_whole_capacity() -> None:
     budget = compute_budget([], 100, headroom=10)
     assert budget.demand == 0 and budget.fits
-    assert budget.max_safe_pool_size == budget.capacity == 85
+    assert budget.safe_pool_max_size == budget.capacity == 85
 
 
 def test_connector_share_refuses_bad_input() -> None:
@@ -159,11 +159,11 @@ def test_connector_share_refuses_bad_input() -> None:
         connector_share(200, 4, safety=0)
 
 
-def test_pool_size_from_settings_follows_psycopg_pool_defaults() -> None:
-    assert pool_size_from_settings({"OPTIONS": {"pool": {"min_size": 6}}}) == 6
-    assert pool_size_from_settings({"OPTIONS": {"pool": {}}}) is None  # Django: no pool
-    assert pool_size_from_settings({"OPTIONS": {"pool": False}}) is None
-    assert pool_size_from_settings({}) is None
+def test_pool_max_size_from_settings_follows_psycopg_pool_defaults() -> None:
+    assert pool_max_size_from_settings({"OPTIONS": {"pool": {"min_size": 6}}}) == 6
+    assert pool_max_size_from_settings({"OPTIONS": {"pool": {}}}) is None  # Django: no pool
+    assert pool_max_size_from_settings({"OPTIONS": {"pool": False}}) is None
+    assert pool_max_size_from_settings({}) is None
 
 
 # -- the command, on a server of the docs' size --------------------------------------------

@@ -407,8 +407,8 @@ def test_criteria_describe_every_filter() -> None:
         application_name="web", user="app", database_name="shop", include_superusers=True,
     )  # fmt: skip
     assert criteria.describe() == (
-        "state 'idle in transaction' or 'idle in transaction (aborted)', unchanged for more "
-        "than 0.5 s, application 'web', user 'app', database 'shop', superusers included"
+        "state 'idle in transaction' or 'idle in transaction (aborted)', unchanged for at "
+        "least 0.5 s, application 'web', user 'app', database 'shop', superusers included"
     )
     force = Criteria(action="force-close", current_user_only=True, current_database_only=True)
     assert force.describe() == (
@@ -419,7 +419,7 @@ def test_criteria_describe_every_filter() -> None:
 def test_zero_age_is_a_filter_not_any_age() -> None:
     """--idle-for=0 is given, so it is described and sent (0 is not None)."""
     criteria = Criteria(action="close-idle", states=("idle",), older_than=0.0)
-    assert "unchanged for more than 0 s" in criteria.describe()
+    assert "unchanged for at least 0 s" in criteria.describe()
     assert criteria.as_dict()["older_than_seconds"] == 0.0
     assert "unchanged" not in Criteria(action="close-idle").describe()
 
@@ -484,7 +484,7 @@ def test_audit_line_per_selected_backend_says_what_why_and_who(
     assert record.getMessage() == (
         f"close-idle: terminated backend pid={victim.pid} user=app application='web' "
         "database=shop client=10.0.0.7 state='idle' for 400.0s (signalled, exited) "
-        "[why: state 'idle', unchanged for more than 300 s, superusers spared] "
+        "[why: state 'idle', unchanged for at least 300 s, superusers spared] "
         "[by: OS user alice, role ops]"
     )
     assert record.dbconnmgr == {  # type: ignore[attr-defined]
@@ -527,6 +527,6 @@ def test_audit_intent_line_before_signalling(caplog: pytest.LogCaptureFixture) -
         _log_intent(plan, selection)
     assert [r.getMessage() for r in caplog.records] == [
         "close-idle on database 'default' (shop) by OS user alice, role ops: signalling up to "
-        "1 of 2 selected backend(s) [state 'idle', unchanged for more than 300 s, superusers "
+        "1 of 2 selected backend(s) [state 'idle', unchanged for at least 300 s, superusers "
         "spared]"
     ]

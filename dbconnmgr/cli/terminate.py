@@ -97,7 +97,7 @@ class CloseIdleAction(_TerminatingAction):
 
     name = "close-idle"
     help = (
-        "terminate client backends idle longer than --idle-for seconds "
+        "terminate client backends idle for at least --idle-for seconds "
         "(default DBCONNMGR['IDLE_TIMEOUT'], 300) that match the filters"
     )
     options = ("idle_for", "state", "application", "user", "db_name", *_SHARED)

@@ -49,7 +49,7 @@ _SERVICE_RE: Final = re.compile(
 MAX_SERVICE_COUNT: Final = 1_000_000
 #: psycopg_pool's default min_size (and max_size, which defaults to it).
 PSYCOPG_POOL_MIN_SIZE: Final = 4
-SERVICE_SYNTAX: Final = "NAME=[INSTANCESx]PROCESSESxTHREADS[:POOL_SIZE|:persistent]"
+SERVICE_SYNTAX: Final = "NAME=[INSTANCESx]PROCESSESxTHREADS[:POOL_MAX_SIZE|:persistent]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +249,7 @@ def unique_services(services: Iterable[Service]) -> tuple[Service, ...]:
 
 
 def parse_service(text: str, *, pool_max_size: int | None = None) -> Service:
-    """A service from ``NAME=[INSTANCESx]PROCESSESxTHREADS[:POOL_SIZE|:persistent]``.
+    """A service from ``NAME=[INSTANCESx]PROCESSESxTHREADS[:POOL_MAX_SIZE|:persistent]``.
 
     ``web=4x8`` is 4 processes of 8 threads; ``web=3x4x8:10`` is 3 instances of that with a
     pool of 10 per process. Without a suffix the service gets ``pool_max_size`` (the project's

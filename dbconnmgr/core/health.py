@@ -34,7 +34,7 @@ DEFAULT_THRESHOLDS: dict[str, Any] = {
     # ...and as usable slots remaining (warning when <= N free).
     "FREE_SLOTS_WARNING": None,
     "FREE_SLOTS_CRITICAL": None,
-    # Percentage of the other connections that are plain idle, judged only from
+    # Percentage of the connections that are plain idle, judged only from
     # IDLE_RATIO_MIN_CONNECTIONS connections up (a dev server's 2 idle sessions are fine).
     "IDLE_RATIO_WARNING": 50,
     "IDLE_RATIO_CRITICAL": None,
@@ -526,14 +526,14 @@ def _idle_ratio(snapshot: Snapshot, t: Mapping[str, Any]) -> Finding:
         return Finding(
             "idle_ratio",
             Severity.OK,
-            f"{idle} of {total} other connections idle; not judged below {minimum} connections",
+            f"{idle} of {total} connections idle; not judged below {minimum} connections",
             data,
         )
     severity = _level(percent, warn, crit)
     return Finding(
         "idle_ratio",
         severity,
-        f"{idle} of {total} other connections idle ({percent}%); "
+        f"{idle} of {total} connections idle ({percent}%); "
         + _limits_text("above", warn, crit, "%"),
         data,
     )

@@ -77,7 +77,7 @@ class Criteria:
         else:
             parts.append("any state")
         if self.older_than is not None:
-            parts.append(f"unchanged for more than {self.older_than:g} s")
+            parts.append(f"unchanged for at least {self.older_than:g} s")
         if self.application_name is not None:
             parts.append(f"application {self.application_name!r}")
         if self.user is not None:
