@@ -75,5 +75,5 @@ which_postgres() {
     fi
     local line
     line="$(DBCONNMGR_PG="$(stack_pg "$1")" "$2" -m devtools.pgserver --which)" || return 1
-    echo "==> PostgreSQL: $line"
+    echo "==> $line"
 }
