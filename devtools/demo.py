@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import psycopg
 from psycopg import conninfo
 
-from devtools.pgserver import PgServer
+from devtools.pgserver import PgServer, PgServerError, describe_bindir
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "demo-password"
@@ -44,8 +44,9 @@ def server() -> Iterator[str]:
     if os.environ.get("DATABASE_URL"):
         yield os.environ["DATABASE_URL"]
         return
-    print("Starting a throwaway PostgreSQL server (max_connections=40)...", flush=True)
-    pg = PgServer(max_connections=40).start()
+    pg = PgServer(max_connections=40)
+    print(f"Starting a throwaway server: {describe_bindir(pg.bindir)}", flush=True)
+    pg.start()
     try:
         yield pg.url
     finally:
@@ -140,7 +141,16 @@ def manage(url: str, *args: str) -> int:
 
 
 def main() -> int:
-    """Run the demo; returns the exit code."""
+    """Run the demo; returns the exit code (a server that cannot start: one line, 1)."""
+    try:
+        return run()
+    except PgServerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def run() -> int:
+    """The demo itself."""
     with server() as url:
         services = Services(url)
         services.setup()

