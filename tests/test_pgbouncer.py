@@ -1,0 +1,204 @@
+"""PgBouncer: both sides of a pooler, read from a real PgBouncer in front of a real server.
+
+The suite starts PgBouncer (transaction mode, default_pool_size 2) in front of a PostgreSQL
+with 17 usable slots (tests/conftest.py). Clients hold transactions through it so that
+servers are in use and further clients wait, as in production.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from dbconnmgr.backends.pgbouncer import PgBouncerConsole, read_console
+from dbconnmgr.core.pooler import PoolerSnapshot, PoolerUnavailable
+from devtools.pgbouncerserver import ADMIN_USER, NOBODY_USER, PgBouncerServer
+from devtools.pgserver import PgServer, free_port
+from tests.conftest import manage
+
+
+@contextlib.contextmanager
+def busy_pool(bouncer: PgBouncerServer, holders: int, waiters: int) -> Iterator[None]:
+    """``holders`` clients inside a transaction (each holds a server connection) and
+    ``waiters`` clients blocked waiting for one, released at exit."""
+    conns = []
+    threads = []
+    try:
+        for i in range(holders):
+            conn = psycopg.connect(bouncer.url(), application_name=f"holder-{i}")
+            conn.execute("SELECT 1")  # BEGIN ... SELECT: the transaction keeps its server
+            conns.append(conn)
+        for _ in range(waiters):
+            conn = psycopg.connect(bouncer.url(), application_name="waiter", autocommit=True)
+            conns.append(conn)
+
+            def wait(c: psycopg.Connection[Any] = conn) -> None:
+                with contextlib.suppress(psycopg.Error):
+                    c.execute("SELECT 1")
+
+            thread = threading.Thread(target=wait, daemon=True)
+            thread.start()
+            threads.append(thread)
+        console = PgBouncerConsole("default", bouncer.console_url())
+        deadline = time.monotonic() + 10
+        while console.read().waiting_clients < waiters:
+            assert time.monotonic() < deadline, "clients never started waiting"
+            time.sleep(0.05)
+        yield
+    finally:
+        for conn in conns[:holders]:
+            conn.rollback()  # frees the server connection: the waiters get theirs
+        for thread in threads:
+            thread.join(timeout=10)
+        for conn in conns:
+            conn.close()
+
+
+def run(
+    action: str, bouncer: PgBouncerServer, pgbouncer: Any, *args: str, url: str | None = None
+) -> Any:
+    return manage(
+        "db_connections",
+        f"--action={action}",
+        *args,
+        database_url=url or bouncer.url(),
+        settings_module="tests.settings_cli",
+        extra_env={"DBCONNMGR_JSON": json.dumps({"PGBOUNCER": {"default": pgbouncer}})},
+    )
+
+
+def configured(bouncer: PgBouncerServer, upstream: PgServer) -> dict[str, str]:
+    return {"CONSOLE": bouncer.console_url(), "SERVER": upstream.url}
+
+
+def test_console_reads_pools_clients_and_settings(bouncer: PgBouncerServer) -> None:
+    with busy_pool(bouncer, holders=2, waiters=1):
+        pooler = PgBouncerConsole("default", bouncer.console_url()).read()
+    assert pooler.version.startswith("PgBouncer 1.")
+    assert pooler.pool_mode == "transaction"
+    assert pooler.setting("default_pool_size") == 2
+    (pool,) = [p for p in pooler.pools if p.user == "postgres"]
+    assert (pool.database, pool.pool_mode, pool.pool_size) == ("postgres", "transaction", 2)
+    assert pool.active_servers == 2
+    assert pool.waiting_clients == 1
+    assert pool.saturation_percent == 100.0
+    assert all(p.database != "pgbouncer" for p in pooler.pools), "the console's own pool"
+    apps = {name: count for name, count, _ in pooler.by_application()}
+    assert apps["waiter"] == 1 and apps["holder-0"] == 1
+    assert pooler.max_server_connections() == 2
+
+
+def test_status_shows_pgbouncer_beside_the_server(
+    bouncer: PgBouncerServer, bouncer_upstream: PgServer
+) -> None:
+    setting = configured(bouncer, bouncer_upstream)
+    with busy_pool(bouncer, holders=2, waiters=1):
+        result = run("status", bouncer, setting, "--format=json")
+        table = run("status", bouncer, setting)
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["server"]["usable_connections"] == 17  # read on the server directly
+    part = doc["pgbouncer"]
+    assert part["reachable"] is True and part["error"] is None
+    assert part["waiting_client_connections"] == 1
+    (pool,) = [p for p in part["pools"] if p["user"] == "postgres"]
+    assert pool["active_server_connections"] == 2 and pool["pool_size"] == 2
+    # the two server connections PgBouncer holds are PostgreSQL client backends too
+    assert doc["total_connections"] >= 2
+    assert table.returncode == 0, table.stderr
+    assert "PgBouncer pools" in table.stdout and "transaction" in table.stdout
+
+
+def test_health_finds_waiting_clients_and_a_saturated_pool(
+    bouncer: PgBouncerServer, bouncer_upstream: PgServer
+) -> None:
+    setting = configured(bouncer, bouncer_upstream)
+    with busy_pool(bouncer, holders=2, waiters=1):
+        result = run("health", bouncer, setting, "--format=json")
+    doc = json.loads(result.stdout)
+    findings = {f["code"]: f for f in doc["findings"]}
+    assert findings["pgbouncer_waiting"]["severity"] == "warning"
+    assert findings["pgbouncer_waiting"]["data"]["waiting_clients"] == 1
+    assert findings["pgbouncer_saturation"]["severity"] == "critical"
+    assert findings["pgbouncer_saturation"]["subject"] == "postgres/postgres"
+    assert findings["pgbouncer_server_connections"]["severity"] == "ok"
+    assert findings["utilization"]["severity"] == "ok"  # the server part still reports
+    assert result.returncode == 2
+    assert doc["pgbouncer"]["reachable"] is True
+
+    quiet = run("health", bouncer, setting, "--format=json")
+    codes = {f["code"]: f["severity"] for f in json.loads(quiet.stdout)["findings"]}
+    assert codes["pgbouncer_waiting"] == "ok" and codes["pgbouncer_saturation"] == "ok"
+
+
+def test_health_flags_pool_sizes_beyond_the_servers_slots(bouncer_upstream: PgServer) -> None:
+    """Pool sizes 30 against 17 usable slots: PgBouncer could exhaust the server."""
+    with PgBouncerServer(bouncer_upstream, default_pool_size=30, reserve_pool_size=2) as big:
+        with psycopg.connect(big.url(), autocommit=True) as client:
+            client.execute("SELECT 1")
+            result = run("health", big, configured(big, bouncer_upstream), "--format=json")
+        capped = PgBouncerServer(bouncer_upstream, default_pool_size=30, max_db_connections=10)
+        with capped, psycopg.connect(capped.url(), autocommit=True) as client:
+            client.execute("SELECT 1")
+            pooler = PgBouncerConsole("default", capped.console_url()).read()
+    finding = next(
+        f for f in json.loads(result.stdout)["findings"]
+        if f["code"] == "pgbouncer_server_connections"
+    )  # fmt: skip
+    assert finding["severity"] == "critical"
+    assert finding["data"]["max_server_connections"] == 32
+    assert finding["data"]["usable_connections"] == 17
+    assert pooler.max_server_connections() == 10  # max_db_connections caps the pool
+
+
+@pytest.mark.parametrize(
+    ("console", "kind", "words"),
+    [
+        ("unreachable", "unreachable", "PgBouncer console 127.0.0.1:"),
+        ("nobody", "auth", "stats_users"),
+        ("server", "not_console", "not PgBouncer's console"),
+        ("database", "not_console", "not PgBouncer's console"),
+    ],
+)
+def test_a_console_that_cannot_be_read_is_one_line_and_unknown(
+    bouncer: PgBouncerServer, bouncer_upstream: PgServer, console: str, kind: str, words: str
+) -> None:
+    url = {
+        "unreachable": f"postgres://pgb_stats:x@127.0.0.1:{free_port()}/pgbouncer",
+        "nobody": bouncer.console_url(NOBODY_USER),
+        "server": bouncer_upstream.url,
+        "database": bouncer.url(),  # PgBouncer's port, a real database
+    }[console]
+    problem = read_console("default", url)
+    assert isinstance(problem, PoolerUnavailable), problem
+    assert problem.kind == kind
+    assert words in problem.message
+    assert "\n" not in problem.message
+
+    setting = {"CONSOLE": url, "SERVER": bouncer_upstream.url}
+    health = run("health", bouncer, setting, "--format=json")
+    doc = json.loads(health.stdout)
+    codes = {f["code"]: f["severity"] for f in doc["findings"]}
+    assert codes["pgbouncer_unavailable"] == "unknown"
+    assert codes["utilization"] == "ok"  # the server part still reports
+    assert doc["status"] == "unknown" and health.returncode == 3
+    assert doc["pgbouncer"]["reachable"] is False
+    assert "Traceback" not in health.stderr
+
+    status = run("status", bouncer, setting)
+    assert status.returncode == 3
+    assert "Slots" in status.stdout  # the server part was shown
+    (line,) = status.stderr.strip().splitlines()
+    assert line.startswith("error: PgBouncer console") and words in line
+
+
+def test_admin_user_reads_the_console_too(bouncer: PgBouncerServer) -> None:
+    pooler = read_console("default", bouncer.console_url(ADMIN_USER))
+    assert isinstance(pooler, PoolerSnapshot)
