@@ -258,10 +258,12 @@ def _validate_services(value: Any) -> list[Problem]:
     return []
 
 
-_PGBOUNCER_KEYS = ["CONSOLE", "SERVER"]
+_PGBOUNCER_KEYS = ["CONSOLE", "SERVER", "POOL_MODE"]
+_POOL_MODES = ("session", "transaction", "statement")
 _PGBOUNCER_HINT = (
     'PGBOUNCER = {"default": {"CONSOLE": "postgres://stats@127.0.0.1:6432/pgbouncer", '
-    '"SERVER": "postgres://app@db:5432/app"}} (or the console URL alone)'
+    '"SERVER": "postgres://app@db:5432/app", "POOL_MODE": "transaction"}} '
+    "(or the console URL alone)"
 )
 
 
@@ -289,7 +291,16 @@ def _validate_pgbouncer(value: Any) -> list[Problem]:
         here = f"{where}[{alias!r}]"
         if isinstance(entry, Mapping):
             problems += unknown_keys(entry, _PGBOUNCER_KEYS, here, "dbconnmgr.E119")
-            urls = {key: entry.get(key) for key in _PGBOUNCER_KEYS}
+            mode = entry.get("POOL_MODE")
+            if mode is not None and mode not in _POOL_MODES:
+                problems.append(
+                    Problem(
+                        "dbconnmgr.E119",
+                        f"{here}['POOL_MODE'] must be one of {', '.join(_POOL_MODES)}, "
+                        f"got {mode!r}.",
+                    )
+                )
+            urls = {key: entry.get(key) for key in ("CONSOLE", "SERVER")}
             if urls["CONSOLE"] is None:
                 problems.append(Problem("dbconnmgr.E119", f"{here} has no 'CONSOLE' URL."))
                 urls.pop("CONSOLE")
@@ -460,10 +471,12 @@ def thresholds() -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class PgBouncerSetting:
-    """``DBCONNMGR["PGBOUNCER"][alias]``: the console URL and the direct server URL."""
+    """``DBCONNMGR["PGBOUNCER"][alias]``: the console URL, the direct server URL and the
+    pool_mode the alias's settings were made for (system check dbconnmgr.E018)."""
 
     console: str
     server: str | None
+    pool_mode: str | None = None
 
 
 def pgbouncer_setting(alias: str) -> PgBouncerSetting | None:
@@ -476,7 +489,9 @@ def pgbouncer_setting(alias: str) -> PgBouncerSetting | None:
     if entry is None:
         return None
     if isinstance(entry, Mapping):
-        return PgBouncerSetting(console=entry["CONSOLE"], server=entry.get("SERVER"))
+        return PgBouncerSetting(
+            console=entry["CONSOLE"], server=entry.get("SERVER"), pool_mode=entry.get("POOL_MODE")
+        )
     return PgBouncerSetting(console=entry, server=None)
 
 

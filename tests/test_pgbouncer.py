@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -16,12 +19,15 @@ from typing import Any
 
 import psycopg
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 
 from dbconnmgr.backends.pgbouncer import PgBouncerConsole, read_console
+from dbconnmgr.checks.databases import Context, check_database_settings
 from dbconnmgr.core.pooler import PoolerSnapshot, PoolerUnavailable
+from dbconnmgr.database_settings import database_config
 from devtools.pgbouncerserver import ADMIN_USER, NOBODY_USER, PgBouncerServer
 from devtools.pgserver import PgServer, free_port
-from tests.conftest import manage
+from tests.conftest import ROOT, manage
 
 
 @contextlib.contextmanager
@@ -202,3 +208,69 @@ def test_a_console_that_cannot_be_read_is_one_line_and_unknown(
 def test_admin_user_reads_the_console_too(bouncer: PgBouncerServer) -> None:
     pooler = read_console("default", bouncer.console_url(ADMIN_USER))
     assert isinstance(pooler, PoolerSnapshot)
+
+
+# -- settings for an alias behind PgBouncer -----------------------------------------------------
+def test_database_config_behind_a_transaction_pooler() -> None:
+    env = {"DATABASE_URL": "postgres://app:pw@pgbouncer:6432/app", "DB_PGBOUNCER": "transaction"}
+    config = database_config(env=env, service="web")
+    assert config["DISABLE_SERVER_SIDE_CURSORS"] is True
+    assert config["OPTIONS"]["prepare_threshold"] is None
+    assert "pool" not in config["OPTIONS"]  # PgBouncer is the pool
+    session = database_config(env={**env, "DB_PGBOUNCER": "session"})
+    assert "pool" not in session["OPTIONS"] and "DISABLE_SERVER_SIDE_CURSORS" not in session
+    with pytest.raises(ImproperlyConfigured, match="DB_POOL with DB_PGBOUNCER=transaction"):
+        database_config(env={**env, "DB_POOL": "true"})
+    with pytest.raises(ImproperlyConfigured, match="DB_PGBOUNCER must be a PgBouncer pool_mode"):
+        database_config(env={**env, "DB_PGBOUNCER": "transactions"})
+
+
+def test_unsafe_settings_behind_a_transaction_pooler_are_errors() -> None:
+    pooled = database_config(
+        env={"DATABASE_URL": "postgres://app:pw@pgbouncer:6432/app"}, pool=True,
+        OPTIONS={"prepare_threshold": 5},
+    )  # fmt: skip
+    ctx = Context(pooler_modes={"default": "transaction"})
+    messages = check_database_settings({"default": pooled}, context=ctx)
+    texts = [m.msg for m in messages if m.id == "dbconnmgr.E018"]
+    assert len(texts) == 3
+    assert any("native pool" in t for t in texts)
+    assert any("server-side cursors" in t for t in texts)
+    assert any("prepare_threshold" in t for t in texts)
+    safe = database_config(
+        env={"DATABASE_URL": "postgres://app:pw@pgbouncer:6432/app", "DB_PGBOUNCER": "transaction"}
+    )
+    assert check_database_settings({"default": safe}, context=ctx) == []
+    # session mode keeps the session: nothing to refuse
+    session = Context(pooler_modes={"default": "session"})
+    assert check_database_settings({"default": pooled}, context=session) == []
+
+
+def test_django_through_a_transaction_pooler_with_database_config(
+    bouncer: PgBouncerServer,
+) -> None:
+    """The settings database_config() makes work through PgBouncer in transaction mode:
+    queries, atomic blocks, and .iterator() (a client-side cursor)."""
+    script = (
+        "import json, django; django.setup()\n"
+        "from django.db import connection, transaction\n"
+        "with connection.cursor() as c:\n"
+        "    c.execute('SELECT count(*) FROM generate_series(1, 10)'); n = c.fetchone()[0]\n"
+        "with transaction.atomic():\n"
+        "    with connection.cursor() as c:\n"
+        "        c.execute('SELECT 1')\n"
+        "with connection.chunked_cursor() as c:\n"  # what QuerySet.iterator() uses
+        "    c.execute('SELECT generate_series(1, 5)')\n"
+        "    rows = [r[0] for r in c.fetchmany(2) + c.fetchmany(3)]\n"
+        "print(json.dumps({'n': n, 'rows': rows}))\n"
+    )
+    env = dict(
+        os.environ, DJANGO_SETTINGS_MODULE="example_project.settings",
+        DATABASE_URL=bouncer.url(), DB_PGBOUNCER="transaction",
+    )  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60,
+        cwd=ROOT, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"n": 10, "rows": [1, 2, 3, 4, 5]}
