@@ -274,3 +274,26 @@ def test_django_through_a_transaction_pooler_with_database_config(
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"n": 10, "rows": [1, 2, 3, 4, 5]}
+
+
+def test_budget_counts_pgbouncer_pool_sizes_not_the_services_threads(
+    bouncer: PgBouncerServer, bouncer_upstream: PgServer
+) -> None:
+    """4 processes x 32 threads through PgBouncer: the server sees at most its 2 + 0."""
+    with psycopg.connect(bouncer.url(), autocommit=True) as client:
+        client.execute("SELECT 1")  # the postgres/postgres pool exists
+        result = run(
+            "budget", bouncer, configured(bouncer, bouncer_upstream),
+            "--service", "web=4x32", "--format=json", "--headroom=0",
+        )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["through_pgbouncer"] == ["web"]
+    assert [(s["name"], s["connections"]) for s in doc["services"]] == [("pgbouncer", 2)]
+    assert doc["demand"] == 2 and doc["fits"] is True
+    # without PgBouncer the same service asks for 128 connections of 17
+    direct = manage(
+        "db_connections", "--action=budget", "--service", "web=4x32", "--format=json",
+        database_url=bouncer_upstream.url, settings_module="tests.settings_cli",
+    )  # fmt: skip
+    assert json.loads(direct.stdout)["demand"] == 128 and direct.returncode == 1

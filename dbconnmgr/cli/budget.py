@@ -21,8 +21,10 @@ from dbconnmgr.core.budget import (
     unique_services,
 )
 from dbconnmgr.core.documents import SCHEMAS, BudgetDoc
+from dbconnmgr.core.pooler import PoolerUnavailable, pooler_service
 from dbconnmgr.core.snapshot import Snapshot
 from dbconnmgr.exceptions import InvalidSetting
+from dbconnmgr.pooler import read_pooler
 
 
 def service_spec(value: str) -> str:
@@ -126,11 +128,19 @@ class BudgetAction(Action):
         with working_backend(self.alias) as backend:
             snapshot = backend.snapshot()
         usable, source = effective_usable(snapshot, database.get("NAME"))
+        pooler = read_pooler(self.alias)
+        through: list[str] | None = None
+        if isinstance(pooler, PoolerUnavailable):
+            raise CommandError(pooler.message)
+        if pooler is not None:
+            # The server sees PgBouncer's pool sizes, not the services' threads.
+            through = [s.name for s in services]
+            services = [pooler_service(pooler)]
         try:
             budget = compute_budget(services, usable, headroom=headroom, safety=safety)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
-        payload = budget_payload(budget, snapshot, source, pool_size)
+        payload = budget_payload(budget, snapshot, source, pool_size, through)
         if self.format == "json":
             self.write_json(payload)
         else:
@@ -190,7 +200,11 @@ def _processes(service: Service) -> str:
 
 
 def budget_payload(
-    budget: Budget, snapshot: Snapshot, usable_source: str, settings_pool_max_size: int | None
+    budget: Budget,
+    snapshot: Snapshot,
+    usable_source: str,
+    settings_pool_max_size: int | None,
+    through_pgbouncer: list[str] | None = None,
 ) -> BudgetDoc:
     """The JSON document of ``--action=budget --format=json`` (see docs/json.md)."""
     limits = snapshot.limits
@@ -230,4 +244,5 @@ def budget_payload(
         "spare": budget.spare,
         "fits": budget.fits,
         "safe_pool_max_size": budget.max_safe_pool_size,
+        "through_pgbouncer": through_pgbouncer,
     }

@@ -289,6 +289,7 @@ class BudgetDoc(TypedDict):
     spare: int
     fits: bool
     safe_pool_max_size: int
+    through_pgbouncer: list[str] | None
 
 
 class ActorDoc(TypedDict):

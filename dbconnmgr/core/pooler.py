@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from dbconnmgr.core.budget import Service
 from dbconnmgr.core.health import Finding, Severity, _level, _limits_text
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "PoolerSnapshot",
     "PoolerUnavailable",
     "evaluate_pooler",
+    "pooler_service",
     "pooler_unavailable_finding",
 ]
 
@@ -311,6 +313,20 @@ def _server_connections(pooler: PoolerSnapshot, usable: int | None) -> Finding:
         f"PgBouncer may open {possible} server connections of PostgreSQL's {usable} usable slots",
         data,
     )
+
+
+def pooler_service(pooler: PoolerSnapshot) -> Service:
+    """The budget line of the services that connect through ``pooler``.
+
+    Behind PgBouncer, the server sees PgBouncer's server connections, not the services'
+    threads: the demand is what PgBouncer may open (:meth:`PoolerSnapshot.
+    max_server_connections`), or one default pool plus its reserve when no client has
+    connected yet.
+    """
+    possible = pooler.max_server_connections() or (
+        pooler.setting("default_pool_size") + pooler.setting("reserve_pool_size")
+    )
+    return Service("pgbouncer", processes=1, threads=1, pool_size=max(possible, 1))
 
 
 def maxwait_from(row: Mapping[str, Any]) -> float:
