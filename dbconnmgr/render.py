@@ -220,14 +220,15 @@ class Renderer:
         self.print(header)
         self.print()
         pools = self.table(
-            "PgBouncer pools", "database", "user", "mode", "cl_active", "cl_waiting",
-            "sv_active", "sv_idle", "sv_used", "pool_size", "reserve", "maxwait",
+            "PgBouncer pools (size: pool_size+reserve)", "pool", "mode", "cl_active",
+            "cl_waiting", "sv_active", "sv_idle", "sv_used", "size", "maxwait",
         )  # fmt: skip
         for p in pooler.pools:
             pools.add_row(
-                p.database, p.user, p.pool_mode, str(p.active_clients), str(p.waiting_clients),
-                str(p.active_servers), str(p.idle_servers), str(p.used_servers),
-                str(p.pool_size), str(p.reserve_pool_size), format_seconds(p.maxwait_seconds),
+                f"{p.database}/{p.user}", p.pool_mode, str(p.active_clients),
+                str(p.waiting_clients), str(p.active_servers), str(p.idle_servers),
+                str(p.used_servers), f"{p.pool_size}+{p.reserve_pool_size}",
+                format_seconds(p.maxwait_seconds),
             )  # fmt: skip
         self.print(pools)
         apps = self.table("PgBouncer clients by application", "application", "count", "states")
@@ -327,7 +328,7 @@ _OUTCOME_STYLES = {
 }
 
 _NUMERIC = {"count", "active", "idle", "idle in txn", "other", "pid", "age", "waiting", *STATES}
-_NUMERIC |= {"cl_active", "cl_waiting", "sv_active", "sv_idle", "sv_used", "pool_size", "reserve"}
+_NUMERIC |= {"cl_active", "cl_waiting", "sv_active", "sv_idle", "sv_used", "size"}
 _NUMERIC |= {"maxwait"}
 
 

@@ -182,8 +182,16 @@ class BudgetAction(Action):
             f"Capacity floor(({budget.usable_connections} - {budget.headroom}) x "
             f"{budget.safety:g}) = {budget.capacity}; demand {budget.demand} -> "
             + (f"fits, {budget.spare} spare" if budget.fits else f"OVER BUDGET by {-budget.spare}"),
-            f"Largest safe DB_MAX_CONNS per process: {budget.max_safe_pool_size}",
         ]
+        through = payload["through_pgbouncer"]
+        if through is None:
+            lines.append(f"Largest safe DB_MAX_CONNS per process: {budget.max_safe_pool_size}")
+        else:
+            lines.append(
+                f"Through PgBouncer ({', '.join(through) or 'no service given'}): the server "
+                "sees its pool sizes plus reserve, not the services' threads; the sum of "
+                f"pool sizes may reach {budget.max_safe_pool_size}"
+            )
         if not budget.services:
             lines.append(
                 "No services: describe them with --service NAME=PROCESSESxTHREADS or "
