@@ -170,6 +170,9 @@ def __getattr__(name: str) -> Any:
 def check_health(using: str = "default", thresholds: Mapping[str, Any] | None = None) -> Report:
     """Take a snapshot of ``using`` and evaluate it; an unreachable server is a finding.
 
+    With a PgBouncer configured for ``using`` (``DBCONNMGR["PGBOUNCER"]``), its checks are
+    added (``pgbouncer_*`` findings); a console that cannot be read is an UNKNOWN finding.
+
     A pooled alias (``OPTIONS["pool"]``) is read over a private, unpooled connection (the
     one ``--action=health`` uses), so the answer never waits for the application's pool.
 
@@ -183,6 +186,7 @@ def check_health(using: str = "default", thresholds: Mapping[str, Any] | None = 
         ValueError: invalid ``thresholds`` given.
     """
     from dbconnmgr.backends import working_backend
+    from dbconnmgr.pooler import with_pooler
 
     if thresholds is None:
         from dbconnmgr.app_settings import thresholds as configured_thresholds
@@ -194,8 +198,8 @@ def check_health(using: str = "default", thresholds: Mapping[str, Any] | None = 
         with working_backend(using) as backend:
             snapshot = backend.snapshot()
     except ServerUnavailable as exc:
-        return evaluate_unavailable(exc)
-    return evaluate(snapshot, thresholds)
+        return with_pooler(evaluate_unavailable(exc), thresholds)
+    return with_pooler(evaluate(snapshot, thresholds), thresholds)
 
 
 def check_connection_health(

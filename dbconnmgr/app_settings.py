@@ -23,10 +23,12 @@ from dbconnmgr.exceptions import InvalidSetting
 __all__ = [
     "DEFAULTS",
     "SCHEMA",
+    "PgBouncerSetting",
     "Problem",
     "Setting",
     "alert_settings",
     "get_setting",
+    "pgbouncer_setting",
     "thresholds",
     "user_settings",
 ]
@@ -256,6 +258,70 @@ def _validate_services(value: Any) -> list[Problem]:
     return []
 
 
+_PGBOUNCER_KEYS = ["CONSOLE", "SERVER", "POOL_MODE"]
+_POOL_MODES = ("session", "transaction", "statement")
+_PGBOUNCER_HINT = (
+    'PGBOUNCER = {"default": {"CONSOLE": "postgres://stats@127.0.0.1:6432/pgbouncer", '
+    '"SERVER": "postgres://app@db:5432/app", "POOL_MODE": "transaction"}} '
+    "(or the console URL alone)"
+)
+
+
+def _is_url(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith(("postgres://", "postgresql://"))
+
+
+def _validate_pgbouncer(value: Any) -> list[Problem]:
+    """PGBOUNCER: {alias: console URL} or {alias: {"CONSOLE": url, "SERVER": url}}.
+
+    URLs are never echoed (they may hold a password)."""
+    if value is None:  # the default
+        return []
+    where = _name("PGBOUNCER")
+    if not isinstance(value, Mapping):
+        return [
+            Problem(
+                "dbconnmgr.E119",
+                f"{where} must be a dict, got {type(value).__name__}.",
+                hint=_PGBOUNCER_HINT,
+            )
+        ]
+    problems: list[Problem] = []
+    for alias, entry in value.items():
+        here = f"{where}[{alias!r}]"
+        if isinstance(entry, Mapping):
+            problems += unknown_keys(entry, _PGBOUNCER_KEYS, here, "dbconnmgr.E119")
+            mode = entry.get("POOL_MODE")
+            if mode is not None and mode not in _POOL_MODES:
+                problems.append(
+                    Problem(
+                        "dbconnmgr.E119",
+                        f"{here}['POOL_MODE'] must be one of {', '.join(_POOL_MODES)}, "
+                        f"got {mode!r}.",
+                    )
+                )
+            urls = {key: entry.get(key) for key in ("CONSOLE", "SERVER")}
+            if urls["CONSOLE"] is None:
+                problems.append(Problem("dbconnmgr.E119", f"{here} has no 'CONSOLE' URL."))
+                urls.pop("CONSOLE")
+            if urls["SERVER"] is None:
+                urls.pop("SERVER")
+        else:
+            urls = {"CONSOLE": entry}
+        for key, url in urls.items():
+            if not _is_url(url):
+                problems.append(
+                    Problem(
+                        "dbconnmgr.E119",
+                        f"{here}[{key!r}] must be a postgres:// URL, got "
+                        f"{type(url).__name__}"
+                        + (" without the postgres:// scheme." if isinstance(url, str) else "."),
+                        hint=_PGBOUNCER_HINT,
+                    )
+                )
+    return problems
+
+
 def _seconds(
     key: str, check_id: str, *, high: float = MAX_SECONDS, above: bool = False
 ) -> Validator:
@@ -312,6 +378,12 @@ SCHEMA: dict[str, Setting] = {
         },
         _validate_alerts,
         "Alert handlers, cooldown (seconds, per process) and minimum severity.",
+    ),
+    "PGBOUNCER": Setting(
+        {},
+        _validate_pgbouncer,
+        "Per alias: PgBouncer's admin console URL, or {'CONSOLE': url, 'SERVER': url} when "
+        "the alias itself points at PgBouncer (SERVER: the direct PostgreSQL URL).",
     ),
     "HEALTH_TOKENS": Setting(
         [], _validate_tokens, "Bearer tokens accepted by the HTTP health endpoint."
@@ -395,6 +467,32 @@ def thresholds() -> dict[str, Any]:
         InvalidSetting: the project's THRESHOLDS are invalid.
     """
     return {**DEFAULT_THRESHOLDS, **(get_setting("THRESHOLDS") or {})}
+
+
+@dataclass(frozen=True)
+class PgBouncerSetting:
+    """``DBCONNMGR["PGBOUNCER"][alias]``: the console URL, the direct server URL and the
+    pool_mode the alias's settings were made for (system check dbconnmgr.E018)."""
+
+    console: str
+    server: str | None
+    pool_mode: str | None = None
+
+
+def pgbouncer_setting(alias: str) -> PgBouncerSetting | None:
+    """The PgBouncer in front of ``alias`` (None when none is configured).
+
+    Raises:
+        InvalidSetting: ``PGBOUNCER`` is malformed.
+    """
+    entry = (get_setting("PGBOUNCER") or {}).get(alias)
+    if entry is None:
+        return None
+    if isinstance(entry, Mapping):
+        return PgBouncerSetting(
+            console=entry["CONSOLE"], server=entry.get("SERVER"), pool_mode=entry.get("POOL_MODE")
+        )
+    return PgBouncerSetting(console=entry, server=None)
 
 
 def alert_settings() -> dict[str, Any]:

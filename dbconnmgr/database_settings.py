@@ -28,7 +28,9 @@ from django.core.exceptions import ImproperlyConfigured
 
 __all__ = [
     "DEFAULT_PROFILE",
+    "PGBOUNCER_POOL_MODES",
     "PROFILES",
+    "TRANSACTION_POOL_MODES",
     "Profile",
     "append_server_options",
     "database_config",
@@ -141,6 +143,7 @@ def database_config(
     statement_timeout: int | None = None,
     idle_in_transaction_session_timeout: int | None = None,
     keepalives: bool | None = None,
+    pgbouncer: str | None = None,
     **overrides: Any,
 ) -> dict[str, Any]:
     """One ``DATABASES`` entry from ``DATABASE_URL`` and related environment variables.
@@ -173,6 +176,12 @@ def database_config(
         idle_in_transaction_session_timeout: milliseconds
             (``$DB_IDLE_IN_TRANSACTION_TIMEOUT``, default: none).
         keepalives: TCP keepalives (``$DB_KEEPALIVES``, default on).
+        pgbouncer: the URL points at PgBouncer in this ``pool_mode`` (``$DB_PGBOUNCER``:
+            ``session``, ``transaction`` or ``statement``). PgBouncer is then the pool:
+            Django's native pool is off. In ``transaction`` and ``statement`` mode a session
+            is not kept between transactions, so server-side cursors are disabled
+            (``DISABLE_SERVER_SIDE_CURSORS``) and no prepared statement is kept
+            (``OPTIONS["prepare_threshold"] = None``).
         **overrides: upper-case ``DATABASES`` keys set last (``OPTIONS`` is merged key by
             key, ``pool`` in it included).
 
@@ -206,12 +215,19 @@ def database_config(
 
     is_postgres = config.get("ENGINE") in POSTGRES_ENGINES
     use_asgi = _first(reader.boolean("DB_ASGI", ("asgi", asgi)), False)
+    pooler_mode = _pooler_mode(*reader._pick("DB_PGBOUNCER", ("pgbouncer", pgbouncer)))
     url_pool = (config.get("OPTIONS") or {}).get("pool")
+    asked_pool = reader.boolean("DB_POOL", ("pool", pool))
+    if pooler_mode and asked_pool:
+        raise ImproperlyConfigured(
+            f"DB_POOL with DB_PGBOUNCER={pooler_mode}: PgBouncer is the pool; a pool per "
+            "process in front of it holds PgBouncer's clients idle (unset DB_POOL)"
+        )
     use_pool = bool(
         _first(
-            reader.boolean("DB_POOL", ("pool", pool)),
-            None if url_pool is None else bool(url_pool),
-            is_postgres and pooling_available(),
+            asked_pool,
+            None if url_pool is None or pooler_mode else bool(url_pool),
+            is_postgres and pooling_available() and not pooler_mode,
         )
     )
     if use_pool and not is_postgres:
@@ -305,6 +321,11 @@ def database_config(
         if merged:
             options["options"] = merged
 
+    if pooler_mode in TRANSACTION_POOL_MODES:
+        # The next transaction may run on another server connection: nothing that lives
+        # in a session (a WITH HOLD cursor, a prepared statement) may outlive one.
+        config["DISABLE_SERVER_SIDE_CURSORS"] = True
+        options["prepare_threshold"] = None
     config["OPTIONS"] = options
     for key, value in overrides.items():
         if key == "OPTIONS" and isinstance(value, Mapping):
@@ -312,6 +333,27 @@ def database_config(
         else:
             config[key] = value
     return config
+
+
+#: PgBouncer pool modes that hand a server connection to another client between
+#: transactions (or statements).
+TRANSACTION_POOL_MODES: Final = frozenset({"transaction", "statement"})
+PGBOUNCER_POOL_MODES: Final = ("session", "transaction", "statement")
+
+
+def _pooler_mode(name: str, value: Any) -> str | None:
+    """``DB_PGBOUNCER``: a PgBouncer pool_mode, or None (empty, ``none``, ``off``)."""
+    if value is None:
+        return None
+    text = str(value).strip().lower()
+    if text in {"", "none", "off", "false", "0", "no"}:
+        return None
+    if text not in PGBOUNCER_POOL_MODES:
+        raise ImproperlyConfigured(
+            f"{name} must be a PgBouncer pool_mode ({', '.join(PGBOUNCER_POOL_MODES)}) or "
+            f"empty, got {value!r}"
+        )
+    return text
 
 
 def normalize_database_settings(config: Mapping[str, Any]) -> dict[str, Any]:

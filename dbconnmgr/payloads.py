@@ -17,11 +17,13 @@ from dbconnmgr.core.documents import (
     HealthDoc,
     MonitorDoc,
     PeakDoc,
+    PgBouncerDoc,
     ServerInfoDoc,
     SessionDoc,
     StatusDoc,
 )
 from dbconnmgr.core.health import Report, session_brief
+from dbconnmgr.core.pooler import PoolerSnapshot, PoolerUnavailable
 from dbconnmgr.core.samples import PeakReport, Sample
 from dbconnmgr.core.snapshot import Connection, Group, Snapshot
 
@@ -39,13 +41,21 @@ def connection_brief(conn: Connection | None, seconds: float | None) -> SessionD
     return None if conn is None else cast(SessionDoc, session_brief(conn, seconds))
 
 
-def status_payload(snapshot: Snapshot, limit: int | None = None) -> StatusDoc:
-    """The JSON document of ``--action=status --format=json`` (see docs/json.md)."""
+def status_payload(
+    snapshot: Snapshot,
+    limit: int | None = None,
+    pooler: PoolerSnapshot | PoolerUnavailable | None = None,
+) -> StatusDoc:
+    """The JSON document of ``--action=status --format=json`` (see docs/json.md).
+
+    ``pooler``: the PgBouncer in front of the alias, as :func:`dbconnmgr.pooler.read_pooler`
+    read it (the ``pgbouncer`` key is present only when one is configured).
+    """
     limits = snapshot.limits
     oldest = snapshot.oldest_transaction()
     longest_iit = snapshot.longest_idle_in_transaction()
     longest_query = snapshot.longest_running_query()
-    return {
+    document: StatusDoc = {
         "schema": SCHEMAS["status"],
         "alias": snapshot.alias,
         "database": snapshot.database,
@@ -91,6 +101,77 @@ def status_payload(snapshot: Snapshot, limit: int | None = None) -> StatusDoc:
         "visibility": snapshot.visibility,
         "hidden_connections": snapshot.hidden_connections,
         "own_pid": snapshot.own_pid,
+    }
+    if pooler is not None:
+        document["pgbouncer"] = pgbouncer_payload(pooler, limit)
+    return document
+
+
+def pgbouncer_payload(
+    pooler: PoolerSnapshot | PoolerUnavailable, limit: int | None = None
+) -> PgBouncerDoc:
+    """The ``pgbouncer`` object of the status and health documents (see docs/json.md)."""
+    if isinstance(pooler, PoolerUnavailable):
+        return {
+            "reachable": False,
+            "console": pooler.console,
+            "error": pooler.message,
+            "version": None,
+            "taken_at": None,
+            "pool_mode": None,
+            "max_client_conn": None,
+            "default_pool_size": None,
+            "reserve_pool_size": None,
+            "max_db_connections": None,
+            "max_user_connections": None,
+            "client_connections": None,
+            "waiting_client_connections": None,
+            "maxwait_seconds": None,
+            "server_connections": None,
+            "max_server_connections": None,
+            "pools": [],
+            "by_application": [],
+        }
+    return {
+        "reachable": True,
+        "console": pooler.console,
+        "error": None,
+        "version": pooler.version,
+        "taken_at": pooler.taken_at.isoformat(),
+        "pool_mode": pooler.pool_mode,
+        "max_client_conn": pooler.setting("max_client_conn"),
+        "default_pool_size": pooler.setting("default_pool_size"),
+        "reserve_pool_size": pooler.setting("reserve_pool_size"),
+        "max_db_connections": pooler.setting("max_db_connections"),
+        "max_user_connections": pooler.setting("max_user_connections"),
+        "client_connections": pooler.client_connections,
+        "waiting_client_connections": pooler.waiting_clients,
+        "maxwait_seconds": pooler.maxwait_seconds,
+        "server_connections": pooler.server_connections,
+        "max_server_connections": pooler.max_server_connections(),
+        "pools": [
+            {
+                "database": p.database,
+                "user": p.user,
+                "pool_mode": p.pool_mode,
+                "pool_size": p.pool_size,
+                "reserve_pool_size": p.reserve_pool_size,
+                "active_client_connections": p.active_clients,
+                "waiting_client_connections": p.waiting_clients,
+                "active_server_connections": p.active_servers,
+                "idle_server_connections": p.idle_servers,
+                "used_server_connections": p.used_servers,
+                "server_connections": p.server_connections,
+                "max_server_connections": p.max_server_connections,
+                "saturation_percent": p.saturation_percent,
+                "maxwait_seconds": p.maxwait_seconds,
+            }
+            for p in pooler.pools
+        ],
+        "by_application": [
+            {"name": name, "connections": count, "by_state": states}
+            for name, count, states in pooler.by_application(limit)
+        ],
     }
 
 
@@ -179,6 +260,8 @@ def health_payload(report: Report, vendor: str | None = None) -> HealthDoc:
     }
     if vendor == "postgresql":
         document["postgresql_info"] = info
+    if report.pooler is not None:
+        document["pgbouncer"] = pgbouncer_payload(report.pooler)
     return document
 
 

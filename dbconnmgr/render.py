@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from dbconnmgr.core.health import DEFAULT_THRESHOLDS, Report, Severity
+from dbconnmgr.core.pooler import PoolerSnapshot
 from dbconnmgr.core.snapshot import STATES, Connection, Group, Snapshot
 from dbconnmgr.core.termination import TerminationReport
 
@@ -190,6 +191,51 @@ class Renderer:
         if snapshot.waiting_connections:
             self.print(self.lock_waits(snapshot, limit))
 
+    def pgbouncer(self, pooler: PoolerSnapshot, limit: int | None = None) -> None:
+        """The PgBouncer part of ``status``: its settings, pools and clients by application."""
+        self.print()
+        header = Table.grid(padding=(0, 2))
+        header.add_column(style="bold")
+        header.add_column()
+        header.add_row("PgBouncer", f"{pooler.version} at {pooler.console}")
+        header.add_row(
+            "Settings",
+            f"pool_mode {pooler.pool_mode}, default_pool_size "
+            f"{pooler.setting('default_pool_size')}, reserve_pool_size "
+            f"{pooler.setting('reserve_pool_size')}, max_client_conn "
+            f"{pooler.setting('max_client_conn')}, max_db_connections "
+            f"{pooler.setting('max_db_connections')}, max_user_connections "
+            f"{pooler.setting('max_user_connections')}",
+        )
+        header.add_row(
+            "Clients",
+            f"{pooler.client_connections} connected, {pooler.waiting_clients} waiting "
+            f"(longest wait {pooler.maxwait_seconds:g}s)",
+        )
+        header.add_row(
+            "Server connections",
+            f"{pooler.server_connections} open, at most {pooler.max_server_connections()} "
+            "(pool sizes plus reserve, capped by max_db/max_user_connections)",
+        )
+        self.print(header)
+        self.print()
+        pools = self.table(
+            "PgBouncer pools (size: pool_size+reserve)", "pool", "mode", "cl_active",
+            "cl_waiting", "sv_active", "sv_idle", "sv_used", "size", "maxwait",
+        )  # fmt: skip
+        for p in pooler.pools:
+            pools.add_row(
+                f"{p.database}/{p.user}", p.pool_mode, str(p.active_clients),
+                str(p.waiting_clients), str(p.active_servers), str(p.idle_servers),
+                str(p.used_servers), f"{p.pool_size}+{p.reserve_pool_size}",
+                format_seconds(p.maxwait_seconds),
+            )  # fmt: skip
+        self.print(pools)
+        apps = self.table("PgBouncer clients by application", "application", "count", "states")
+        for name, count, states in pooler.by_application(limit):
+            apps.add_row(name, str(count), ", ".join(f"{k} {v}" for k, v in sorted(states.items())))
+        self.print(apps)
+
     def lock_waits(self, snapshot: Snapshot, limit: int | None = None) -> Table:
         """Sessions waiting on a lock, longest first, with who blocks them."""
         by_pid = {c.pid: c for c in snapshot.connections}
@@ -282,6 +328,8 @@ _OUTCOME_STYLES = {
 }
 
 _NUMERIC = {"count", "active", "idle", "idle in txn", "other", "pid", "age", "waiting", *STATES}
+_NUMERIC |= {"cl_active", "cl_waiting", "sv_active", "sv_idle", "sv_used", "size"}
+_NUMERIC |= {"maxwait"}
 
 
 def _describe(conn: Connection | None, seconds: float | None) -> str:

@@ -22,6 +22,7 @@ import pytest
 from django.conf import settings
 from psycopg import conninfo as pg_conninfo
 
+from devtools.pgbouncerserver import PgBouncerServer
 from devtools.pgserver import PgServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -302,3 +303,26 @@ def django_db_setup(django_db_setup: None) -> Iterator[None]:
             "WHERE datname = %s AND pid <> pg_backend_pid()",
             (test_db,),
         )
+
+
+# -- PgBouncer ----------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def bouncer_upstream() -> Iterator[PgServer]:
+    """The PostgreSQL behind :func:`bouncer`: max_connections 20, 3 reserved -> 17 usable."""
+    server = PgServer(max_connections=20, superuser_reserved_connections=3).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def bouncer(bouncer_upstream: PgServer) -> Iterator[PgBouncerServer]:
+    """A throwaway PgBouncer (transaction mode, default_pool_size 2) in front of
+    :func:`bouncer_upstream`; installed from Debian's packages when missing."""
+    server = PgBouncerServer(bouncer_upstream, pool_mode="transaction", default_pool_size=2)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -149,6 +149,16 @@ BAD_VALUES: list[tuple[str, Any, str, str]] = [
     ("ALERTS", {"HANDLERS": "dbconnmgr.alerts.LoggingHandler"}, "dbconnmgr.E105", "a list"),
     ("HEALTH_TOKENS", "a-long-random-token-of-32-chars!", "dbconnmgr.E107", "list of strings"),
     ("THRESHOLDS", {"UTILIZATION_WARNING": "70"}, "dbconnmgr.E103", "number or None"),
+    ("THRESHOLDS", {"PGBOUNCER_MAXWAIT_WARNING": -1}, "dbconnmgr.E103", "in seconds"),
+    ("PGBOUNCER", "postgres://s@h:6432/pgbouncer", "dbconnmgr.E119", "must be a dict"),
+    ("PGBOUNCER", {"default": "h:6432"}, "dbconnmgr.E119", "must be a postgres:// URL"),
+    ("PGBOUNCER", {"default": {"SERVER": "postgres://a@h/d"}}, "dbconnmgr.E119", "no 'CONSOLE'"),
+    (
+        "PGBOUNCER",
+        {"default": {"CONSOLE": "postgres://s@h/pgbouncer", "SEVRER": ""}},
+        "dbconnmgr.E119",
+        "'SEVRER'",
+    ),
 ]
 
 
@@ -182,6 +192,12 @@ def test_health_token_is_never_echoed(settings) -> None:
     assert secret not in message
 
 
+def test_pgbouncer_url_is_never_echoed(settings) -> None:
+    secret = "mysql://stats:s3cret@h:6432/pgbouncer"
+    [(_, message)] = ids(settings, {"PGBOUNCER": {"default": {"CONSOLE": secret}}})
+    assert "s3cret" not in message
+
+
 def test_unknown_key_is_a_warning_with_a_hint(settings) -> None:
     settings.DBCONNMGR = {"IDLE_TIMOUT": 60}
     [message] = check_dbconnmgr_settings()
@@ -201,6 +217,10 @@ def test_valid_edge_values_pass(settings) -> None:
                 "ASGI": True,
                 "SERVICES": ["web=2x4x8", {"name": "worker", "processes": 1, "threads": 2}],
                 "THRESHOLDS": None,
+                "PGBOUNCER": {
+                    "default": "postgres://stats@127.0.0.1:6432/pgbouncer",
+                    "other": {"CONSOLE": "postgres://s@h/pgbouncer", "SERVER": "postgres://a@h/d"},
+                },
             },
         )
         == []

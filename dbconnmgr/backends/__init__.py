@@ -83,12 +83,35 @@ def private_backend(
     connection = backend.connection
     options = {k: v for k, v in (connection.settings_dict.get("OPTIONS") or {}).items()}
     options.pop("pool", None)
+    # Behind PgBouncer (transaction mode), pg_stat_activity is read on the server directly.
+    server_url = direct_server_url(using)
+    if server_url is not None:
+        options.pop("prepare_threshold", None)
     if time_limit is not None:
         bound = " ".join(f"-c {k}={v}" for k, v in time_limit_settings(time_limit).items())
         options["options"] = f"{options.get('options') or ''} {bound}".strip()
     clone = connection.copy()
     clone.settings_dict["OPTIONS"] = options
+    if server_url is not None:
+        clone.settings_dict.update(server_settings(server_url))
     return type(backend)(using, clone)
+
+
+def direct_server_url(using: str) -> str | None:
+    """``DBCONNMGR["PGBOUNCER"][using]["SERVER"]``: the server behind the alias's PgBouncer."""
+    from dbconnmgr.app_settings import pgbouncer_setting
+
+    setting = pgbouncer_setting(using)
+    return setting.server if setting is not None else None
+
+
+def server_settings(url: str) -> dict[str, object]:
+    """NAME, USER, PASSWORD, HOST and PORT of a postgres:// URL, for a settings dict."""
+    import environ
+
+    config = environ.Env.db_url_config(url)
+    keys = ("NAME", "USER", "PASSWORD", "HOST", "PORT")
+    return {key: config[key] for key in keys if key in config}
 
 
 @contextmanager
@@ -98,14 +121,15 @@ def working_backend(
     """The backend a one-shot command or an action should read and act through.
 
     A pooled alias (``OPTIONS["pool"]``), or any alias with ``separate``, gets a private,
-    unpooled copy of the connection, closed on exit: a command must neither wait for nor
-    occupy a slot of the application's pool (an unreachable server would otherwise cost
-    the pool's whole timeout), and an action must not reopen a pool whose connections it
-    may then select. Other aliases use Django's connection as it is.
+    unpooled copy of the connection, closed on exit (on the direct server URL when the
+    alias points at PgBouncer, ``DBCONNMGR["PGBOUNCER"][using]["SERVER"]``): a command
+    must neither wait for nor occupy a slot of the application's pool (an unreachable
+    server would otherwise cost the pool's whole timeout), and an action must not reopen
+    a pool whose connections it may then select. Other aliases use Django's connection as it is.
     """
     backend = get_backend(using)
     options = backend.connection.settings_dict.get("OPTIONS") or {}
-    if not separate and not options.get("pool"):
+    if not separate and not options.get("pool") and direct_server_url(using) is None:
         yield backend
         return
     private = private_backend(using)

@@ -16,6 +16,8 @@ accessors that read the key at run time. Ids (listed in docs/configuration.md):
   ``E111`` RETENTION_DAYS, ``E112`` BUDGET_HEADROOM, ``E113`` BUDGET_SAFETY, ``E114``
   SERVICES, ``E115`` MONITOR_INTERVAL, ``E116`` AAS_WINDOW, ``E117``
   MONITOR_SAMPLE_SERVER, ``E118`` ASGI: wrong type or out of range.
+- ``dbconnmgr.E119`` PGBOUNCER is malformed (not a dict of aliases, unknown key, a URL
+  that is not a postgres:// URL).
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 Errors are settings that fail at the first connection (or silently mean the opposite of
 what was written); they run with every management command. ``W010`` and ``W013`` need
 facts from DBCONNMGR and run always; ``W011`` and ``W012`` are advice for deployments and
-run with ``manage.py check --deploy``. Ids and hints are listed in docs/configuration.md.
+run with ``manage.py check --deploy``. ``E018`` reads the pool_mode of the PgBouncer an
+alias points at from ``DBCONNMGR["PGBOUNCER"][alias]["POOL_MODE"]``. Ids and hints are
+listed in docs/configuration.md.
 
 Every rule is a function of the ``DATABASES`` mapping, so it can be called with any dict.
 """
@@ -21,7 +23,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
 
 from dbconnmgr.core.budget import Service, services_from_setting
-from dbconnmgr.database_settings import POSTGRES_ENGINES
+from dbconnmgr.database_settings import POSTGRES_ENGINES, TRANSACTION_POOL_MODES
 
 __all__ = [
     "DEPLOY_RULES",
@@ -68,9 +70,12 @@ class Context:
         psycopg3: bool | None = None,
         psycopg_pool: bool | None = None,
         pool_accepts_check: bool | None = None,
+        pooler_modes: Mapping[str, str] | None = None,
     ) -> None:
         self.asgi = asgi
         self.services = services
+        #: alias -> pool_mode of the PgBouncer it points at (DBCONNMGR["PGBOUNCER"]).
+        self.pooler_modes = dict(pooler_modes or {})
         self.psycopg3 = _has_psycopg3() if psycopg3 is None else psycopg3
         self.psycopg_pool = (
             importlib.util.find_spec("psycopg_pool") is not None
@@ -316,6 +321,37 @@ def no_connect_timeout(alias: str, db: Mapping[str, Any], ctx: Context) -> Itera
         )
 
 
+def unsafe_behind_transaction_pooler(
+    alias: str, db: Mapping[str, Any], ctx: Context
+) -> Iterator[CheckMessage]:
+    """E018: behind PgBouncer in transaction (or statement) mode, a native pool,
+    server-side cursors or prepared statements kept across transactions."""
+    mode = ctx.pooler_modes.get(alias)
+    if mode not in TRANSACTION_POOL_MODES or not _is_postgres(db):
+        return
+    unsafe = []
+    if _pool(db):
+        unsafe.append("a native pool (OPTIONS['pool']): a pool in front of the pool")
+    if not db.get("DISABLE_SERVER_SIDE_CURSORS"):
+        unsafe.append(
+            "server-side cursors (DISABLE_SERVER_SIDE_CURSORS is off): .iterator() "
+            "breaks when the next transaction lands on another server connection"
+        )
+    threshold = _options(db).get("prepare_threshold")
+    if threshold is not None:
+        unsafe.append(
+            f"prepared statements (OPTIONS['prepare_threshold'] = {threshold!r}): a "
+            "statement prepared on one server connection is missing on the next"
+        )
+    for problem in unsafe:
+        yield Error(
+            f"{_where(alias)} points at PgBouncer in {mode} mode but uses {problem}.",
+            hint=f"database_config(pgbouncer='{mode}') (or DB_PGBOUNCER={mode}) sets "
+            "DISABLE_SERVER_SIDE_CURSORS, prepare_threshold None and no pool.",
+            id="dbconnmgr.E018",
+        )
+
+
 #: Rules run with every management command.
 RULES: tuple[Rule, ...] = (
     pool_with_persistent_connections,
@@ -327,6 +363,7 @@ RULES: tuple[Rule, ...] = (
     unknown_options,
     asgi_persistent,
     pool_smaller_than_threads,
+    unsafe_behind_transaction_pooler,
 )
 #: Rules run with ``manage.py check --deploy``.
 DEPLOY_RULES: tuple[Rule, ...] = (no_application_name, no_connect_timeout)
@@ -373,7 +410,23 @@ def _project_context() -> Context:
         services = tuple(services_from_setting(get_setting("SERVICES")))
     except ValueError:
         services = ()  # --action=budget reports the bad entry
-    return Context(asgi=bool(asgi), services=services)
+    pooler_modes = {
+        alias: mode
+        for alias, entry in (_pgbouncer_entries() or {}).items()
+        if isinstance(entry, Mapping) and isinstance(mode := entry.get("POOL_MODE"), str)
+    }
+    return Context(asgi=bool(asgi), services=services, pooler_modes=pooler_modes)
+
+
+def _pgbouncer_entries() -> Mapping[str, Any] | None:
+    from dbconnmgr.app_settings import get_setting
+    from dbconnmgr.exceptions import InvalidSetting
+
+    try:
+        value = get_setting("PGBOUNCER")
+    except InvalidSetting:
+        return None  # dbconnmgr.E119 reports it
+    return value if isinstance(value, Mapping) else None
 
 
 @register("dbconnmgr")

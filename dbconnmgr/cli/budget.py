@@ -21,8 +21,10 @@ from dbconnmgr.core.budget import (
     unique_services,
 )
 from dbconnmgr.core.documents import SCHEMAS, BudgetDoc
+from dbconnmgr.core.pooler import PoolerUnavailable, pooler_service
 from dbconnmgr.core.snapshot import Snapshot
 from dbconnmgr.exceptions import InvalidSetting
+from dbconnmgr.pooler import read_pooler
 
 
 def service_spec(value: str) -> str:
@@ -128,11 +130,19 @@ class BudgetAction(Action):
         with working_backend(self.alias) as backend:
             snapshot = backend.snapshot()
         usable, source = effective_usable(snapshot, database.get("NAME"))
+        pooler = read_pooler(self.alias)
+        through: list[str] | None = None
+        if isinstance(pooler, PoolerUnavailable):
+            raise CommandError(pooler.message)
+        if pooler is not None:
+            # The server sees PgBouncer's pool sizes, not the services' threads.
+            through = [s.name for s in services]
+            services = [pooler_service(pooler)]
         try:
             budget = compute_budget(services, usable, headroom=headroom, safety=safety)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
-        payload = budget_payload(budget, snapshot, source, pool_max_size)
+        payload = budget_payload(budget, snapshot, source, pool_max_size, through)
         if self.format == "json":
             self.write_json(payload)
         else:
@@ -174,8 +184,16 @@ class BudgetAction(Action):
             f"Capacity floor(({budget.usable_connections} - {budget.headroom}) x "
             f"{budget.safety:g}) = {budget.capacity}; demand {budget.demand} -> "
             + (f"fits, {budget.spare} spare" if budget.fits else f"OVER BUDGET by {-budget.spare}"),
-            f"Largest safe DB_MAX_CONNS per process: {budget.safe_pool_max_size}",
         ]
+        through = payload["through_pgbouncer"]
+        if through is None:
+            lines.append(f"Largest safe DB_MAX_CONNS per process: {budget.safe_pool_max_size}")
+        else:
+            lines.append(
+                f"Through PgBouncer ({', '.join(through) or 'no service given'}): the server "
+                "sees its pool sizes plus reserve, not the services' threads; the sum of "
+                f"pool sizes may reach {budget.safe_pool_max_size}"
+            )
         if not budget.services:
             lines.append(
                 "No services: describe them with --service NAME=PROCESSESxTHREADS or "
@@ -192,7 +210,11 @@ def _processes(service: Service) -> str:
 
 
 def budget_payload(
-    budget: Budget, snapshot: Snapshot, usable_source: str, settings_pool_max_size: int | None
+    budget: Budget,
+    snapshot: Snapshot,
+    usable_source: str,
+    settings_pool_max_size: int | None,
+    through_pgbouncer: list[str] | None = None,
 ) -> BudgetDoc:
     """The JSON document of ``--action=budget --format=json`` (see docs/json.md)."""
     limits = snapshot.limits
@@ -232,4 +254,5 @@ def budget_payload(
         "spare": budget.spare,
         "fits": budget.fits,
         "safe_pool_max_size": budget.safe_pool_max_size,
+        "through_pgbouncer": through_pgbouncer,
     }

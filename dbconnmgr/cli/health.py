@@ -12,6 +12,7 @@ from dbconnmgr.cli import Action, reader_left
 from dbconnmgr.core.health import Severity, evaluate, evaluate_unavailable, threshold_errors
 from dbconnmgr.exceptions import DbConnMgrError, ServerUnavailable
 from dbconnmgr.payloads import health_payload, nagios_perfdata
+from dbconnmgr.pooler import with_pooler
 
 _SPEC = re.compile(r"^(?:(?P<kind>count|free):)?(?P<number>[0-9]+(?:\.[0-9]+)?)(?P<pct>%)?$")
 #: The largest count:N / free:N: PostgreSQL's largest max_connections.
@@ -71,6 +72,7 @@ class HealthAction(Action):
                     report = evaluate(backend.snapshot(), thresholds)
                 except ServerUnavailable as exc:
                     report = evaluate_unavailable(exc)
+            report = with_pooler(report, thresholds)
         except (DbConnMgrError, ValueError) as exc:
             # Nagios reads exit 1 as WARNING and 2 as CRITICAL: a check that cannot run is
             # UNKNOWN (3).

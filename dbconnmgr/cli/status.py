@@ -1,4 +1,5 @@
-"""``--action=status``: connections by state, application, user, database and client."""
+"""``--action=status``: connections by state, application, user, database and client; the
+pools of the PgBouncer in front of the alias when ``DBCONNMGR["PGBOUNCER"]`` names one."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import argparse
 from dbconnmgr.app_settings import get_setting, thresholds
 from dbconnmgr.backends import working_backend
 from dbconnmgr.cli import Action, whole_number
+from dbconnmgr.core.pooler import PoolerSnapshot, PoolerUnavailable
+from dbconnmgr.exceptions import EXIT_UNKNOWN
+from dbconnmgr.pooler import read_pooler
 
 #: The most rows per breakdown --limit takes.
 MAX_LIMIT = 100_000
@@ -34,10 +38,17 @@ class StatusAction(Action):
         colours = thresholds() if self.format == "table" else None
         with working_backend(self.alias) as backend:
             snapshot = backend.snapshot()
+        pooler = read_pooler(self.alias)
         if self.format == "json":
             from dbconnmgr.payloads import status_payload
 
-            self.write_json(status_payload(snapshot, limit))
+            self.write_json(status_payload(snapshot, limit, pooler))
         else:
             self.renderer.status(snapshot, limit, thresholds=colours)
+            if isinstance(pooler, PoolerSnapshot):
+                self.renderer.pgbouncer(pooler, limit)
+        if isinstance(pooler, PoolerUnavailable):
+            # The server part was shown; the PgBouncer part could not be looked at.
+            self.command.stderr.write(f"error: {pooler.message}")
+            return EXIT_UNKNOWN
         return 0

@@ -84,6 +84,7 @@ class StatusDoc(TypedDict):
     visibility: Literal["full", "restricted"]
     hidden_connections: int
     own_pid: int
+    pgbouncer: NotRequired[PgBouncerDoc]
 
 
 class ServerInfoDoc(TypedDict):
@@ -122,6 +123,48 @@ class FindingDoc(TypedDict):
     data: dict[str, Any]
 
 
+class PgBouncerPoolDoc(TypedDict):
+    """One PgBouncer pool: a (database, user) pair."""
+
+    database: str
+    user: str
+    pool_mode: str
+    pool_size: int
+    reserve_pool_size: int
+    active_client_connections: int
+    waiting_client_connections: int
+    active_server_connections: int
+    idle_server_connections: int
+    used_server_connections: int
+    server_connections: int
+    max_server_connections: int
+    saturation_percent: float
+    maxwait_seconds: float
+
+
+class PgBouncerDoc(TypedDict):
+    """PgBouncer in front of the alias: its console's figures (null when not read)."""
+
+    reachable: bool
+    console: str
+    error: str | None
+    version: str | None
+    taken_at: str | None
+    pool_mode: str | None
+    max_client_conn: int | None
+    default_pool_size: int | None
+    reserve_pool_size: int | None
+    max_db_connections: int | None
+    max_user_connections: int | None
+    client_connections: int | None
+    waiting_client_connections: int | None
+    maxwait_seconds: float | None
+    server_connections: int | None
+    max_server_connections: int | None
+    pools: list[PgBouncerPoolDoc]
+    by_application: list[GroupDoc]
+
+
 class HealthDoc(TypedDict):
     """``check_connection_health()``, ``--action=health --format=json``, the endpoint."""
 
@@ -136,6 +179,7 @@ class HealthDoc(TypedDict):
     findings: list[FindingDoc]
     server_info: ServerInfoDoc
     postgresql_info: NotRequired[ServerInfoDoc]
+    pgbouncer: NotRequired[PgBouncerDoc]
 
 
 class ChangeDoc(TypedDict):
@@ -245,6 +289,7 @@ class BudgetDoc(TypedDict):
     spare: int
     fits: bool
     safe_pool_max_size: int
+    through_pgbouncer: list[str] | None
 
 
 class ActorDoc(TypedDict):

@@ -50,6 +50,15 @@ DEFAULT_THRESHOLDS: dict[str, Any] = {
     "LOCK_WAIT_CRITICAL": 60,
     # application_name patterns (fnmatch) exempt from the three age checks above.
     "EXEMPT_APPLICATIONS": ["pg_dump", "pg_dumpall", "pg_restore", "pg_basebackup"],
+    # PgBouncer (DBCONNMGR["PGBOUNCER"]): clients waiting for a server connection, every
+    # pool together; seconds the oldest has waited; a pool's active servers as a % of its
+    # pool_size.
+    "PGBOUNCER_WAITING_WARNING": 1,
+    "PGBOUNCER_WAITING_CRITICAL": None,
+    "PGBOUNCER_MAXWAIT_WARNING": 1,
+    "PGBOUNCER_MAXWAIT_CRITICAL": 5,
+    "PGBOUNCER_SATURATION_WARNING": 80,
+    "PGBOUNCER_SATURATION_CRITICAL": 100,
 }
 
 
@@ -151,12 +160,17 @@ class Report:
         status: the worst finding's severity (ranked by :attr:`Severity.rank`).
         findings: every check that ran, ``ok`` ones included, worst first.
         snapshot: what was evaluated; None when the server could not be read.
+        pooler: what PgBouncer's console said in front of the alias
+            (:class:`dbconnmgr.core.pooler.PoolerSnapshot`), why it could not be read
+            (:class:`~dbconnmgr.core.pooler.PoolerUnavailable`), or None when no PgBouncer is
+            configured.
     """
 
     alias: str
     status: Severity
     findings: tuple[Finding, ...]
     snapshot: Snapshot | None
+    pooler: Any = None
 
     @property
     def problems(self) -> tuple[Finding, ...]:
@@ -171,9 +185,10 @@ class Report:
         ``server_*`` problems are over); one without vouches only for ``server_*``: the
         other checks were not run, so their last result stands.
         """
+        pooler = frozenset(f.code for f in self.findings if f.code.startswith("pgbouncer_"))
         if self.snapshot is None:
-            return _UNAVAILABLE_CODES
-        return _SNAPSHOT_CODES | _UNAVAILABLE_CODES
+            return _UNAVAILABLE_CODES | pooler
+        return _SNAPSHOT_CODES | _UNAVAILABLE_CODES | pooler
 
     def summary(self) -> str:
         """One line: the status and the worst problem (or that all is well)."""
@@ -210,6 +225,12 @@ THRESHOLD_KINDS: dict[str, str] = {
     "LOCK_WAIT_WARNING": "seconds",
     "LOCK_WAIT_CRITICAL": "seconds",
     "EXEMPT_APPLICATIONS": "names",
+    "PGBOUNCER_WAITING_WARNING": "count",
+    "PGBOUNCER_WAITING_CRITICAL": "count",
+    "PGBOUNCER_MAXWAIT_WARNING": "seconds",
+    "PGBOUNCER_MAXWAIT_CRITICAL": "seconds",
+    "PGBOUNCER_SATURATION_WARNING": "percent",
+    "PGBOUNCER_SATURATION_CRITICAL": "percent",
 }
 
 # (warning key, critical key, True when a higher value is worse)
@@ -222,6 +243,9 @@ _PAIRS: tuple[tuple[str, str, bool], ...] = (
     ("TRANSACTION_AGE_WARNING", "TRANSACTION_AGE_CRITICAL", True),
     ("QUERY_AGE_WARNING", "QUERY_AGE_CRITICAL", True),
     ("LOCK_WAIT_WARNING", "LOCK_WAIT_CRITICAL", True),
+    ("PGBOUNCER_WAITING_WARNING", "PGBOUNCER_WAITING_CRITICAL", True),
+    ("PGBOUNCER_MAXWAIT_WARNING", "PGBOUNCER_MAXWAIT_CRITICAL", True),
+    ("PGBOUNCER_SATURATION_WARNING", "PGBOUNCER_SATURATION_CRITICAL", True),
 )
 
 
