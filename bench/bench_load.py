@@ -268,18 +268,27 @@ def rounds_and_seconds() -> tuple[int, float]:
     )
 
 
+def print_setup(usable: int, budget: str, rounds: int, seconds: float) -> None:
+    """The run's first line: clients, gunicorn, server, how the pools were sized, rounds."""
+    print(
+        f"{CLIENTS} clients -> gunicorn gthread {PROCESSES} x {THREADS} -> PostgreSQL "
+        f"max_connections {MAX_CONNECTIONS} ({usable} usable); budget: {budget}; "
+        f"{rounds} rounds x {seconds:g} s",
+        flush=True,
+    )
+
+
 def main() -> None:
     rounds, seconds = rounds_and_seconds()
     with bench_server(max_connections=MAX_CONNECTIONS) as server:
         usable = MAX_CONNECTIONS - 3  # superuser_reserved_connections defaults to 3
         pool_max_size = budgeted_pool_size(usable)
         configs = [Config(name, env) for name, env in configurations(pool_max_size).items()]
-        print(
-            f"{CLIENTS} clients -> gunicorn gthread {PROCESSES} x {THREADS} -> PostgreSQL "
-            f"max_connections {MAX_CONNECTIONS} ({usable} usable); budget: "
-            f"floor(({usable} - {HEADROOM}) x 0.95 / {PROCESSES}) = {pool_max_size} per process; "
-            f"{rounds} rounds x {seconds:g} s",
-            flush=True,
+        print_setup(
+            usable,
+            f"floor(({usable} - {HEADROOM}) x 0.95 / {PROCESSES}) = {pool_max_size} per process",
+            rounds,
+            seconds,
         )
         results = run_rounds(server, configs, rounds, seconds)
     print_summary(results, "CONN_MAX_AGE=0")

@@ -22,14 +22,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from bench.bench_load import (
-    CLIENTS,
     HEADROOM,
     MAX_CONNECTIONS,
     PROCESSES,
-    THREADS,
     Config,
     budgeted_pool_size,
     configurations,
+    print_setup,
     print_summary,
     rounds_and_seconds,
     run_rounds,
@@ -84,13 +83,13 @@ def main() -> None:
             through_pgbouncer(bouncer_pool, conn_max_age=600),
             Config("CONN_MAX_AGE=0", direct["CONN_MAX_AGE=0"]),
         ]
-        print(
-            f"{CLIENTS} clients -> gunicorn gthread {PROCESSES} x {THREADS} -> PostgreSQL "
-            f"max_connections {MAX_CONNECTIONS} ({usable} usable); budget: helpers "
-            f"floor(({usable} - {HEADROOM}) x 0.95 / {PROCESSES}) = {per_process} per process, "
-            f"PgBouncer floor(({usable} - {HEADROOM}) x 0.95) = {bouncer_pool} server "
-            f"connections; {rounds} rounds x {seconds:g} s",
-            flush=True,
+        print_setup(
+            usable,
+            f"helpers floor(({usable} - {HEADROOM}) x 0.95 / {PROCESSES}) = {per_process} per "
+            f"process, PgBouncer floor(({usable} - {HEADROOM}) x 0.95) = {bouncer_pool} server "
+            "connections",
+            rounds,
+            seconds,
         )
         results = run_rounds(server, configs, rounds, seconds)
     print_summary(results, helpers)
