@@ -24,6 +24,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -180,45 +182,61 @@ def load(port: int, seconds: float, server: PgServer, application_name: str) -> 
     return result
 
 
-def main() -> None:
-    seconds = float(os.environ.get("BENCH_LOAD_SECONDS", "5"))
-    rounds = int(os.environ.get("BENCH_LOAD_ROUNDS", "3"))
-    with bench_server(max_connections=MAX_CONNECTIONS) as server:
-        usable = MAX_CONNECTIONS - 3  # superuser_reserved_connections defaults to 3
-        pool_max_size = budgeted_pool_size(usable)
-        configs = configurations(pool_max_size)
-        print(
-            f"{CLIENTS} clients -> gunicorn gthread {PROCESSES} x {THREADS} -> PostgreSQL "
-            f"max_connections {MAX_CONNECTIONS} ({usable} usable); budget: "
-            f"floor(({usable} - {HEADROOM}) x 0.95 / {PROCESSES}) = {pool_max_size} per process; "
-            f"{rounds} rounds x {seconds:g} s",
-            flush=True,
-        )
-        results: dict[str, list[Round]] = {name: [] for name in configs}
-        for round_no in range(rounds):
-            for index, (name, extra) in enumerate(configs.items()):
-                app = f"bench-load-{index}"
+#: A configuration's set-up around each of its rounds: given the server, it yields the
+#: environment to add (e.g. a DATABASE_URL through a pooler it started) and cleans up after.
+Setup = Callable[[PgServer], AbstractContextManager[dict[str, str]]]
+
+
+@contextmanager
+def no_setup(server: PgServer) -> Iterator[dict[str, str]]:
+    """Nothing around the round: gunicorn connects to ``server`` directly."""
+    yield {}
+
+
+@dataclass(frozen=True)
+class Config:
+    """One way to configure Django's connections: environment variables, and a set-up."""
+
+    name: str
+    env: dict[str, str]
+    setup: Setup = no_setup
+
+
+def run_rounds(
+    server: PgServer, configs: list[Config], rounds: int, seconds: float
+) -> dict[str, list[Round]]:
+    """``rounds`` rounds of every configuration, interleaved, each behind its own gunicorn."""
+    results: dict[str, list[Round]] = {config.name: [] for config in configs}
+    for round_no in range(rounds):
+        for index, config in enumerate(configs):
+            app = f"bench-load-{index}"
+            with config.setup(server) as extra:
                 env = {
                     **os.environ,
                     "DJANGO_SETTINGS_MODULE": "example_project.settings",
                     "DATABASE_URL": server.url,
                     "DB_APPLICATION_NAME": app,
+                    **config.env,
                     **extra,
                 }
                 port = free_port()
                 proc = start_gunicorn(port, env)
                 try:
                     wait_until_serving(port)
-                    results[name].append(load(port, seconds, server, app))
+                    results[config.name].append(load(port, seconds, server, app))
                 finally:
                     stop(proc)
-                print(
-                    f"  round {round_no + 1} {name}: {results[name][-1].rps:.0f} req/s, "
-                    f"{results[name][-1].failed} failed",
-                    flush=True,
-                )
+            print(
+                f"  round {round_no + 1} {config.name}: {results[config.name][-1].rps:.0f} req/s, "
+                f"{results[config.name][-1].failed} failed",
+                flush=True,
+            )
+    return results
 
-    baseline = statistics.median(r.rps for r in results["CONN_MAX_AGE=0"])
+
+def print_summary(results: dict[str, list[Round]], baseline_name: str) -> None:
+    """Medians over the rounds, throughput as a ratio to ``baseline_name``'s."""
+    baseline = statistics.median(r.rps for r in results[baseline_name])
     rows: list[tuple[str, ...]] = []
     for name, measured in results.items():
         rps = statistics.median(r.rps for r in measured)
@@ -238,6 +256,39 @@ def main() -> None:
     print_table(
         "Load: successful requests/s (median of rounds) and errors per round (median)",
         rows,
-        ("settings", "ok req/s", "vs CONN_MAX_AGE=0", "5xx/round", "refused/round",
+        ("settings", "ok req/s", f"vs {baseline_name}", "5xx/round", "refused/round",
          "peak conns", "p50 ms"),
     )  # fmt: skip
+
+
+def rounds_and_seconds() -> tuple[int, float]:
+    """``BENCH_LOAD_ROUNDS`` and ``BENCH_LOAD_SECONDS``."""
+    return int(os.environ.get("BENCH_LOAD_ROUNDS", "3")), float(
+        os.environ.get("BENCH_LOAD_SECONDS", "5")
+    )
+
+
+def print_setup(usable: int, budget: str, rounds: int, seconds: float) -> None:
+    """The run's first line: clients, gunicorn, server, how the pools were sized, rounds."""
+    print(
+        f"{CLIENTS} clients -> gunicorn gthread {PROCESSES} x {THREADS} -> PostgreSQL "
+        f"max_connections {MAX_CONNECTIONS} ({usable} usable); budget: {budget}; "
+        f"{rounds} rounds x {seconds:g} s",
+        flush=True,
+    )
+
+
+def main() -> None:
+    rounds, seconds = rounds_and_seconds()
+    with bench_server(max_connections=MAX_CONNECTIONS) as server:
+        usable = MAX_CONNECTIONS - 3  # superuser_reserved_connections defaults to 3
+        pool_max_size = budgeted_pool_size(usable)
+        configs = [Config(name, env) for name, env in configurations(pool_max_size).items()]
+        print_setup(
+            usable,
+            f"floor(({usable} - {HEADROOM}) x 0.95 / {PROCESSES}) = {pool_max_size} per process",
+            rounds,
+            seconds,
+        )
+        results = run_rounds(server, configs, rounds, seconds)
+    print_summary(results, "CONN_MAX_AGE=0")

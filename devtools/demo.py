@@ -1,7 +1,10 @@
 """The demo: several "services" open a realistic mix of connections, then dbconnmgr looks.
 
 It runs, as a user would: status, health (Nagios exit codes), budget, close-idle as a dry
-run and for real on the web service's idle sessions, and one monitor sample.
+run and for real on the web service's idle sessions, and one monitor sample. Then a
+throwaway PgBouncer in front of the server, with a client waiting: status and health show
+its pools beside the server (skipped with one line when PgBouncer is missing and cannot be
+installed, e.g. not root, or with ``DATABASE_URL``).
 
 Run with ``scripts/demo``. Without ``DATABASE_URL`` a throwaway PostgreSQL server is started
 (max_connections=40) and removed at the end; with it, the demo uses that server (the role
@@ -24,7 +27,9 @@ from urllib.parse import urlsplit
 import psycopg
 from psycopg import conninfo
 
+from devtools.pgbouncerserver import PgBouncerServer
 from devtools.pgserver import PgServer, PgServerError, describe_bindir
+from devtools.system_packages import MissingPackages
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "demo-password"
@@ -39,16 +44,16 @@ SERVICES = [
 
 
 @contextlib.contextmanager
-def server() -> Iterator[str]:
-    """Yield a superuser DATABASE_URL: $DATABASE_URL or a throwaway server's."""
+def server() -> Iterator[tuple[str, PgServer | None]]:
+    """Yield a superuser DATABASE_URL and the throwaway server (None with $DATABASE_URL)."""
     if os.environ.get("DATABASE_URL"):
-        yield os.environ["DATABASE_URL"]
+        yield os.environ["DATABASE_URL"], None
         return
     pg = PgServer(max_connections=40)
     print(f"Starting a throwaway server: {describe_bindir(pg.bindir)}", flush=True)
     pg.start()
     try:
-        yield pg.url
+        yield pg.url, pg
     finally:
         pg.stop()
 
@@ -133,10 +138,11 @@ class Services:
             thread.join(5)
 
 
-def manage(url: str, *args: str) -> int:
+def manage(url: str, *args: str, extra_env: dict[str, str] | None = None) -> int:
     """Run manage.py as a user would, showing the command line first."""
     print(f"\n$ python manage.py {shlex.join(args)}", flush=True)
     env = dict(os.environ, DATABASE_URL=url, DJANGO_SETTINGS_MODULE="example_project.settings")
+    env.update(extra_env or {})
     return subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], env=env).returncode
 
 
@@ -149,9 +155,63 @@ def main() -> int:
         return 1
 
 
+#: PgBouncer's pool in the demo: two server connections, so a third client waits.
+DEMO_POOL_SIZE = 2
+
+
+def pgbouncer_part(pg: PgServer | None) -> None:
+    """A throwaway PgBouncer (transaction mode) in front of the demo's server: two clients
+    hold a transaction (so both server connections), a third waits; status and health then
+    show PgBouncer's pools beside the server. Skipped with one line when it cannot run."""
+    if pg is None:
+        print(
+            "\nPgBouncer part skipped: it needs the demo's throwaway server (DATABASE_URL is set)"
+        )
+        return
+    try:
+        bouncer = PgBouncerServer(pg, pool_mode="transaction", default_pool_size=DEMO_POOL_SIZE)
+    except MissingPackages as exc:
+        print(f"\nPgBouncer part skipped: {exc}", flush=True)
+        return
+    with bouncer.start():
+        print(
+            f"\nPgBouncer on 127.0.0.1:{bouncer.port} in transaction mode (pool of "
+            f"{DEMO_POOL_SIZE} server connections) in front of the server: 2 shop-web clients "
+            "hold a transaction, 1 celery-worker client waits for a server connection.",
+            flush=True,
+        )
+        holders = [
+            psycopg.connect(bouncer.url(), application_name="shop-web", prepare_threshold=None)
+            for _ in range(DEMO_POOL_SIZE)
+        ]
+        waiter = psycopg.connect(
+            bouncer.url(), application_name="celery-worker", autocommit=True,
+            prepare_threshold=None,
+        )  # fmt: skip
+        waiting = threading.Thread(target=lambda: waiter.execute("SELECT 1"), daemon=True)
+        try:
+            for conn in holders:
+                conn.execute("SELECT 1")  # a transaction stays open: its server connection too
+            waiting.start()
+            time.sleep(1.5)  # the waiter's maxwait grows past the 1 s warning
+            env = {
+                "DB_PGBOUNCER": "transaction",
+                "DBCONNMGR_PGBOUNCER_CONSOLE": bouncer.console_url(),
+                "DBCONNMGR_PGBOUNCER_SERVER": pg.url,
+            }
+            manage(bouncer.url(), "db_connections", "--action=status", "--limit=3", extra_env=env)
+            manage(bouncer.url(), "db_connections", "--action=health", extra_env=env)
+        finally:
+            for conn in holders:
+                conn.rollback()  # frees a server connection: the waiter gets it
+            waiting.join(10)
+            for conn in (*holders, waiter):
+                conn.close()
+
+
 def run() -> int:
     """The demo itself."""
-    with server() as url:
+    with server() as (url, pg):
         services = Services(url)
         services.setup()
         try:
@@ -179,6 +239,7 @@ def run() -> int:
             manage(django_url, "db_connections", "--action=monitor", "--format=json")
         finally:
             services.close()
+        pgbouncer_part(pg)
     return code
 
 

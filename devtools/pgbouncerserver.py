@@ -197,9 +197,11 @@ def main() -> None:
     """Start a PostgreSQL and a PgBouncer in front of it; print their URLs until interrupted."""
     server = PgServer(max_connections=50).start()
     bouncer = PgBouncerServer(server).start()
+    # example_project's variables (docs/pgbouncer.md): paste them before manage.py
     print(f"DATABASE_URL={bouncer.url()}", flush=True)
-    print(f"SERVER_URL={server.url}", flush=True)
-    print(f"PGBOUNCER_CONSOLE_URL={bouncer.console_url()}", flush=True)
+    print("DB_PGBOUNCER=transaction", flush=True)
+    print(f"DBCONNMGR_PGBOUNCER_CONSOLE={bouncer.console_url()}", flush=True)
+    print(f"DBCONNMGR_PGBOUNCER_SERVER={server.url}", flush=True)
     try:
         while True:
             time.sleep(3600)

@@ -3,7 +3,9 @@
 ``DATABASE_URL`` (django-environ syntax) selects the database, e.g.
 ``postgres://app:secret@127.0.0.1:5432/shop``; ``DB_APPLICATION_NAME``, ``DB_POOL``,
 ``DB_MAX_CONNS``, ``CONN_MAX_AGE`` and the other variables of docs/configuration.md tune
-the connections.
+the connections. Behind PgBouncer: ``DB_PGBOUNCER`` (its pool_mode),
+``DBCONNMGR_PGBOUNCER_CONSOLE`` (its admin console's URL) and ``DBCONNMGR_PGBOUNCER_SERVER``
+(the PostgreSQL server's own URL).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from dbconnmgr.database_settings import database_config
+from dbconnmgr.database_settings import PGBOUNCER_POOL_MODES, database_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -84,10 +86,24 @@ TIME_ZONE = "UTC"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 STATIC_URL = "static/"
 
-DBCONNMGR = {
+DBCONNMGR: dict[str, object] = {
     # Bearer tokens for /dbconnmgr/health/ (comma-separated in the environment).
     "HEALTH_TOKENS": env.list("DBCONNMGR_HEALTH_TOKENS", default=[]),
 }
+if env.str("DBCONNMGR_PGBOUNCER_CONSOLE", default=""):
+    # DATABASE_URL points at PgBouncer: its admin console, the server behind it (optional)
+    # and the pool_mode the settings above were made for (DB_PGBOUNCER); docs/pgbouncer.md.
+    DBCONNMGR["PGBOUNCER"] = {
+        "default": {
+            "CONSOLE": env.str("DBCONNMGR_PGBOUNCER_CONSOLE"),
+            **({"SERVER": url} if (url := env.str("DBCONNMGR_PGBOUNCER_SERVER", "")) else {}),
+            **(
+                {"POOL_MODE": mode}
+                if (mode := env.str("DB_PGBOUNCER", "").lower()) in PGBOUNCER_POOL_MODES
+                else {}
+            ),
+        }
+    }
 
 LOGGING = {
     "version": 1,

@@ -21,12 +21,14 @@ import psycopg
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
+import devtools.demo
 from dbconnmgr.backends.pgbouncer import PgBouncerConsole, read_console
 from dbconnmgr.checks.databases import Context, check_database_settings
 from dbconnmgr.core.pooler import PoolerSnapshot, PoolerUnavailable
 from dbconnmgr.database_settings import database_config
 from devtools.pgbouncerserver import ADMIN_USER, NOBODY_USER, PgBouncerServer
 from devtools.pgserver import PgServer, free_port
+from devtools.system_packages import MissingPackages
 from tests.conftest import ROOT, manage
 
 
@@ -297,3 +299,39 @@ def test_budget_counts_pgbouncer_pool_sizes_not_the_services_threads(
         database_url=bouncer_upstream.url, settings_module="tests.settings_cli",
     )  # fmt: skip
     assert json.loads(direct.stdout)["demand"] == 128 and direct.returncode == 1
+
+
+# -- the demo's PgBouncer part -------------------------------------------------------------------
+def test_demo_shows_pgbouncer_beside_the_server(
+    bouncer_upstream: PgServer, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The demo's part, through example_project's settings: a client waits, status shows the
+    pools and the waiting client's application, health flags the saturated pool."""
+    devtools.demo.pgbouncer_part(bouncer_upstream)
+    out = capfd.readouterr().out
+    assert "$ python manage.py db_connections --action=status" in out
+    assert "PgBouncer pools" in out and "1 waiting" in out
+    assert "celery-worker" in out.split("PgBouncer clients by application")[1]
+    health = out.split("--action=health")[1]
+    assert health.startswith("\nCRITICAL: default:")
+    assert "pgbouncer_saturation:postgres/postgres" in health
+    assert "pgbouncer_waiting" in health
+
+
+def test_demo_skips_pgbouncer_with_one_line_when_it_cannot_run(
+    bouncer_upstream: PgServer, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    devtools.demo.pgbouncer_part(None)  # DATABASE_URL given: no throwaway server to front
+    assert capfd.readouterr().out.strip().splitlines() == [
+        "PgBouncer part skipped: it needs the demo's throwaway server (DATABASE_URL is set)"
+    ]
+
+    def missing(*args: object, **kwargs: object) -> None:
+        raise MissingPackages("missing Debian packages pgbouncer: run as root: apt-get ...")
+
+    monkeypatch.setattr(devtools.demo, "PgBouncerServer", missing)  # as non-root, not installed
+    devtools.demo.pgbouncer_part(bouncer_upstream)
+    lines = capfd.readouterr().out.strip().splitlines()
+    assert lines == [
+        "PgBouncer part skipped: missing Debian packages pgbouncer: run as root: apt-get ..."
+    ]
