@@ -13,5 +13,10 @@ class DbConnMgrConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        """Register the system checks."""
+        """Register the system checks, and count new connections of unpooled aliases."""
+        from django.db.backends.signals import connection_created
+
         from dbconnmgr import checks  # noqa: F401
+        from dbconnmgr.process_stats import on_connection_created
+
+        connection_created.connect(on_connection_created, dispatch_uid="dbconnmgr.process_stats")

@@ -285,7 +285,7 @@ def test_pool_timeout_is_an_error_of_the_pool_not_of_the_server(dsn: str) -> Non
         late_thread = threading.Thread(target=late)
         late_thread.start()
         late_thread.join(10)
-        assert failure and "couldn't get a connection" in str(failure[0])
+        assert failure and "no pooled connection within 0.5 s" in str(failure[0])
         problem = classify_error(failure[0], alias)
         assert isinstance(problem, ServerUnavailable) and problem.kind == "timeout"
         assert _count(dsn, app) == 1
@@ -337,7 +337,7 @@ def test_importable_from_settings_py_before_django_is_set_up() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["False", "False", "False", "django.db.backends.postgresql"]
+    assert result.stdout.split() == ["False", "False", "False", "dbconnmgr.db.postgresql"]
 
 
 def test_pooled_alias_on_an_unreachable_server_is_one_line_not_a_traceback() -> None:
