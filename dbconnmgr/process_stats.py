@@ -192,7 +192,7 @@ def process_figures(pools: dict[str, Any], aliases: list[str]) -> list[AliasFigu
                     opened,
                     closed,
                     failures,
-                )  # fmt: skip
+                )
             )
             continue
         stats = pool.get_stats()
