@@ -14,6 +14,7 @@ environment variable (``DB_MAX_CONNS``...), the ``DATABASE_URL`` query string, t
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import os
 import re
@@ -460,7 +461,10 @@ def _pool_seeds(
     ]
     if unknown:
         known = ", ".join(f"{key} ({var})" for key, var in POOL_SEEDS.items())
-        raise ImproperlyConfigured(f"unknown pool setting {unknown[0]} (known: {known})")
+        typo = unknown[0].rsplit("?", 1)[-1]
+        close = difflib.get_close_matches(typo, [*POOL_SEEDS, *POOL_SEEDS.values()], n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise ImproperlyConfigured(f"unknown pool setting {unknown[0]} ({hint}known: {known})")
 
     names: dict[str, str] = {}
 
