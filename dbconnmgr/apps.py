@@ -14,9 +14,13 @@ class DbConnMgrConfig(AppConfig):
 
     def ready(self) -> None:
         """Register the system checks, and count new connections of unpooled aliases."""
+        from django.conf import settings
         from django.db.backends.signals import connection_created
 
         from dbconnmgr import checks  # noqa: F401
-        from dbconnmgr.process_stats import on_connection_created
+        from dbconnmgr.process_stats import needs_signal, on_connection_created
 
-        connection_created.connect(on_connection_created, dispatch_uid="dbconnmgr.process_stats")
+        if needs_signal(getattr(settings, "DATABASES", {})):
+            connection_created.connect(
+                on_connection_created, dispatch_uid="dbconnmgr.process_stats"
+            )

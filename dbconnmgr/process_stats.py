@@ -23,6 +23,7 @@ __all__ = [
     "count_failure",
     "count_opened",
     "failure_cause",
+    "needs_signal",
     "on_connection_created",
     "process_figures",
     "release_checkout",
@@ -227,12 +228,29 @@ def process_figures(pools: dict[str, Any], aliases: list[str]) -> list[AliasFigu
 def on_connection_created(sender: Any, connection: Any, **kwargs: Any) -> None:
     """``connection_created`` receiver: count a new connection of an unpooled alias.
 
-    A pooled alias sends the signal on every checkout; the pool counts its own connections.
+    A pooled alias sends the signal on every checkout (the pool counts its own
+    connections); the engine ``dbconnmgr.db.postgresql`` counts its connections itself.
     """
-    if connection.settings_dict.get("OPTIONS", {}).get("pool"):
+    if getattr(connection, "dbconnmgr_counts", False) or connection.settings_dict.get(
+        "OPTIONS", {}
+    ).get("pool"):
         return
     with contextlib.suppress(TypeError):  # a driver connection without weak references
         count_opened(connection.alias, connection.connection)
+
+
+def needs_signal(databases: dict[str, Any]) -> bool:
+    """Whether some alias is counted by the ``connection_created`` receiver only.
+
+    Connecting a receiver costs every ``connection_created`` (every pooled checkout) a
+    signal dispatch: it is connected only when an unpooled alias uses another ENGINE.
+    """
+    from dbconnmgr.database_settings import INSTRUMENTED_ENGINE
+
+    return any(
+        db.get("ENGINE") != INSTRUMENTED_ENGINE and not (db.get("OPTIONS") or {}).get("pool")
+        for db in databases.values()
+    )
 
 
 def collect(aliases: list[str] | None = None) -> list[AliasFigures]:

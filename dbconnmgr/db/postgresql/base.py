@@ -3,9 +3,10 @@
 Everything is Django's PostgreSQL backend (vendor, features, operations); these methods
 change:
 
-- ``pool``: the pool opens its connections through a ``psycopg.Connection`` subclass that
-  counts failures by cause for this alias (the pool connects in its own threads, where
-  Django never sees the error).
+- ``get_new_connection``: the pool opens its connections through a ``psycopg.Connection``
+  subclass that counts failures by cause for this alias (the pool connects in its own
+  threads, where Django never sees the error); unpooled connections and their failures
+  are counted here.
 - ``get_new_connection`` and ``_close``: the connector gate, which counts the pooled
   connections Django has checked out in this process. With ``POOL_ON_FULL = "reject"`` a request
   that finds every connection of the process in use fails at once; with ``"queue"`` (the
@@ -65,22 +66,23 @@ def _counting_connection_class(alias: str, parent: type[Any]) -> type[Any]:
 class DatabaseWrapper(base.DatabaseWrapper):
     """Django's PostgreSQL ``DatabaseWrapper`` with the connector gate and counted failures."""
 
-    @property
-    def pool(self) -> Any:
-        pool = super().pool
-        if pool is not None and getattr(pool.connection_class, "dbconnmgr_alias", None) is None:
-            # Django builds the pool unopened: its connections are not made yet.
-            pool.connection_class = _counting_connection_class(self.alias, pool.connection_class)
-        return pool
+    #: Counts its own connections: the ``connection_created`` receiver leaves it alone.
+    dbconnmgr_counts = True
 
     def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
         pool = self.pool
         if pool is None:
             try:
-                return super().get_new_connection(conn_params)
+                connection = super().get_new_connection(conn_params)
             except psycopg.Error as exc:
                 process_stats.count_failure(self.alias, exc)
                 raise
+            process_stats.count_opened(self.alias, connection)
+            return connection
+        if getattr(pool.connection_class, "dbconnmgr_alias", None) is None:
+            # Before the pool's first connection (Django builds it unopened, opens it in
+            # super().get_new_connection()): its own threads connect through this class.
+            pool.connection_class = _counting_connection_class(self.alias, pool.connection_class)
         reject = self.settings_dict.get(POOL_ON_FULL_KEY) == "reject"
         if not process_stats.reserve_checkout(self.alias, pool.max_size if reject else None):
             raise PoolRejected(
@@ -119,7 +121,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     def _close(self) -> Any:
         # Django returns a pooled connection here (and drops self.connection).
-        returning = self.connection is not None and self.pool is not None
+        returning = self.connection is not None and bool(self.settings_dict["OPTIONS"].get("pool"))
         try:
             return super()._close()  # type: ignore[misc]
         finally:
