@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from dbconnmgr import alerts
 from dbconnmgr.alerts import AlertDispatcher
 from dbconnmgr.core.health import Finding, Report, Severity
 from devtools.pgserver import free_port
 from devtools.redisserver import RedisServer
 from tests import alert_handlers
 from tests.conftest import ROOT
+from tests.test_alerts import _clean  # noqa: F401  (autouse: fresh handlers and state)
 
 RECORD = "tests.alert_handlers.record"
 
@@ -30,14 +30,6 @@ def report(severity: Severity, alias: str = "default") -> Report:
     """A report with one finding (no snapshot: the server was not read)."""
     finding = Finding("server_unreachable", severity, "cannot connect")
     return Report(alias=alias, status=severity, findings=(finding,), snapshot=None)
-
-
-@pytest.fixture(autouse=True)
-def _clean() -> Iterator[None]:
-    alert_handlers.RECEIVED.clear()
-    alerts.reset()
-    yield
-    alerts.reset()
 
 
 @pytest.fixture(scope="session")
