@@ -4,9 +4,11 @@
 monitor, a worker): it sends each problem once, again only after ``ALERTS["COOLDOWN"]``
 seconds (sooner if it got worse), and one ``resolved`` alert when the problem clears.
 
-The cooldown state lives in this process's memory: separate processes (cron runs, several
-web workers) do not share it, so each would send its own alerts. Run alerts from one
-long-running process.
+The cooldown state lives in this process's memory. With ``ALERTS["CACHE"]`` naming a
+Django cache shared by the processes (Redis, Memcached, the database cache), each alert is
+also claimed there with an atomic ``cache.add()`` before it is sent, so N monitors or web
+workers send it once. When that cache cannot be reached, each process decides alone (its
+alerts still go out, once per process) and logs why.
 
 Handlers come from ``DBCONNMGR["ALERTS"]["HANDLERS"]``: a dotted path to a callable taking
 an :class:`Alert` (a class is instantiated first), or ``{"HANDLER": path, "OPTIONS": {...}}``
@@ -286,7 +288,7 @@ class AlertDispatcher:
                     for severity, sent in state.sent_at.items()
                     if severity.rank >= finding.severity.rank
                 )
-                if not recent:
+                if not recent and self._claim(report.alias, finding, cooldown, settings):
                     state.sent_at[finding.severity] = now
                     state.announced = finding.severity
                     alerts.append(Alert(report.alias, finding))
@@ -301,13 +303,70 @@ class AlertDispatcher:
                 state.active = False
                 if state.announced is not None:
                     cleared = now_found or Finding(code, Severity.OK, "no longer reported")
-                    alerts.append(Alert(alias, cleared, resolved=True, previous=state.announced))
+                    resolved = Alert(alias, cleared, resolved=True, previous=state.announced)
+                    if self._claim_resolved(alias, fkey, state.announced, cooldown, settings):
+                        alerts.append(resolved)
                     state.announced = None
             # Forget cleared findings whose cooldown is over.
             for key, state in list(self._states.items()):
                 if not state.active and all(now - s >= cooldown for s in state.sent_at.values()):
                     del self._states[key]
         return alerts
+
+    # -- the state shared between processes (ALERTS["CACHE"]) ----------------------------------
+
+    def _shared(self, settings: Mapping[str, Any]) -> Any:
+        """The cache named by ``ALERTS["CACHE"]``, or None (per process)."""
+        alias = settings.get("CACHE")
+        if not alias:
+            return None
+        from django.core.cache import caches
+
+        return caches[alias]
+
+    def _claim(
+        self, alias: str, finding: Finding, cooldown: float, settings: Mapping[str, Any]
+    ) -> bool:
+        """True when this process is the one to send ``finding`` now.
+
+        Another process claimed it (at this severity or a worse one) within the cooldown:
+        False. The claim is ``cache.add()``, atomic in every shared Django cache.
+        """
+        cache = self._shared(settings)
+        if cache is None:
+            return True
+        base = f"dbconnmgr:alert:{alias}:{finding.key}"
+        worse = [f"{base}:{s.label}" for s in Severity if s.rank > finding.severity.rank]
+        try:
+            if worse and cache.get_many(worse):
+                return False
+            if not cache.add(f"{base}:{finding.severity.label}", 1, timeout=max(cooldown, 1)):
+                return False
+            cache.delete(f"{base}:resolved")  # firing again: its next recovery is news
+            return True
+        except Exception as exc:  # the cache is down: decide alone, say so
+            return _cache_down(settings, exc, alias)
+
+    def _claim_resolved(
+        self,
+        alias: str,
+        key: str,
+        announced: Severity,
+        cooldown: float,
+        settings: Mapping[str, Any],
+    ) -> bool:
+        """True when this process sends the resolved alert; frees the firing claims."""
+        cache = self._shared(settings)
+        if cache is None:
+            return True
+        base = f"dbconnmgr:alert:{alias}:{key}"
+        try:
+            if not cache.add(f"{base}:resolved", 1, timeout=max(cooldown, 1)):
+                return False
+            cache.delete_many([f"{base}:{s.label}" for s in Severity])
+            return True
+        except Exception as exc:
+            return _cache_down(settings, exc, alias)
 
     def dispatch(self, report: Report) -> list[Alert]:
         """Send the alerts ``report`` causes to every handler and the signal.
@@ -326,6 +385,15 @@ class AlertDispatcher:
         if alerts:
             deliver(alerts)
         return alerts
+
+
+def _cache_down(settings: Mapping[str, Any], exc: Exception, alias: str) -> bool:
+    """Log that the shared cache failed; this process then decides alone (True)."""
+    logger.warning(
+        "dbconnmgr alerts: cache %r unavailable (%s): %s decided by this process only",
+        settings.get("CACHE"), exc, alias,
+    )  # fmt: skip
+    return True
 
 
 def deliver(alerts: list[Alert], handlers: list[tuple[str, AlertHandler]] | None = None) -> None:

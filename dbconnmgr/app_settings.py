@@ -172,7 +172,7 @@ def _validate_thresholds(value: Any) -> list[Problem]:
     return problems
 
 
-_ALERT_KEYS = ["HANDLERS", "COOLDOWN", "MIN_SEVERITY"]
+_ALERT_KEYS = ["HANDLERS", "COOLDOWN", "MIN_SEVERITY", "CACHE"]
 
 
 def _validate_alerts(value: Any) -> list[Problem]:
@@ -195,6 +195,15 @@ def _validate_alerts(value: Any) -> list[Problem]:
         Severity.from_label(str(value.get("MIN_SEVERITY", "warning")))
     except ValueError as exc:
         problems.append(Problem("dbconnmgr.E105", f"{_name('ALERTS')}['MIN_SEVERITY']: {exc}."))
+    cache = value.get("CACHE")
+    if cache is not None and (not isinstance(cache, str) or not cache):
+        problems.append(
+            Problem(
+                "dbconnmgr.E105",
+                f"{_name('ALERTS')}['CACHE'] must be the alias of a CACHES entry or None, "
+                f"got {cache!r}.",
+            )
+        )
     handlers = value.get("HANDLERS", [])
     if not _is_list(handlers):
         problems += _not_a_list(
@@ -375,9 +384,11 @@ SCHEMA: dict[str, Setting] = {
             "HANDLERS": ["dbconnmgr.alerts.LoggingHandler"],
             "COOLDOWN": 300,
             "MIN_SEVERITY": "warning",
+            "CACHE": None,
         },
         _validate_alerts,
-        "Alert handlers, cooldown (seconds, per process) and minimum severity.",
+        "Alert handlers, cooldown (seconds), minimum severity, and the cache alias that "
+        "shares the cooldown between processes (None: per process).",
     ),
     "PGBOUNCER": Setting(
         {},

@@ -14,6 +14,7 @@ environment variable (``DB_MAX_CONNS``...), the ``DATABASE_URL`` query string, t
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import os
 import re
@@ -28,9 +29,14 @@ from django.core.exceptions import ImproperlyConfigured
 
 __all__ = [
     "DEFAULT_PROFILE",
+    "INSTRUMENTED_ENGINE",
     "PGBOUNCER_POOL_MODES",
+    "POOL_ON_FULL_CHOICES",
+    "POOL_ON_FULL_KEY",
+    "POOL_SEEDS",
     "PROFILES",
     "TRANSACTION_POOL_MODES",
+    "PoolSeeds",
     "Profile",
     "append_server_options",
     "database_config",
@@ -82,7 +88,11 @@ DEFAULT_KEEPALIVES_COUNT: Final = 5
 MAX_CONNECTIONS: Final = 262_143
 
 POSTGRES_ENGINES: Final = frozenset(
-    {"django.db.backends.postgresql", "django.contrib.gis.db.backends.postgis"}
+    {
+        "django.db.backends.postgresql",
+        "django.contrib.gis.db.backends.postgis",
+        "dbconnmgr.db.postgresql",  # INSTRUMENTED_ENGINE: Django's, gated and counted
+    }
 )
 
 # Top-level keys django-environ leaves as strings when they come from the URL query.
@@ -144,6 +154,12 @@ def database_config(
     idle_in_transaction_session_timeout: int | None = None,
     keepalives: bool | None = None,
     pgbouncer: str | None = None,
+    pool_size: int | None = None,
+    max_overflow: int | None = None,
+    pool_recycle: int | None = None,
+    pool_pre_ping: bool | None = None,
+    pool_on_full: str | None = None,
+    pool_max_waiting: int | None = None,
     **overrides: Any,
 ) -> dict[str, Any]:
     """One ``DATABASES`` entry from ``DATABASE_URL`` and related environment variables.
@@ -182,6 +198,19 @@ def database_config(
             is not kept between transactions, so server-side cursors are disabled
             (``DISABLE_SERVER_SIDE_CURSORS``) and no prepared statement is kept
             (``OPTIONS["prepare_threshold"] = None``).
+        pool_size: SQLAlchemy's name: connections the pool keeps (``$DB_POOL_SIZE``,
+            ``?pool_size=``): the pool's ``min_size``.
+        max_overflow: connections above ``pool_size`` (``$DB_MAX_OVERFLOW``); the pool's
+            ``max_size`` is ``pool_size + max_overflow``.
+        pool_recycle: seconds a connection lives (``$DB_POOL_RECYCLE``): the pool's
+            ``max_lifetime`` (``CONN_MAX_AGE`` without a pool).
+        pool_pre_ping: check a connection before handing it out (``$DB_POOL_PRE_PING``):
+            ``CONN_HEALTH_CHECKS``, which makes Django pass
+            ``ConnectionPool.check_connection`` as the pool's ``check``.
+        pool_on_full: ``queue`` (wait up to the pool timeout) or ``reject`` (fail at once)
+            when every connection of the process is in use (``$DB_POOL_ON_FULL``).
+        pool_max_waiting: requests that may queue before new ones fail at once
+            (``$DB_POOL_MAX_WAITING``, psycopg_pool's ``max_waiting``; 0: no limit).
         **overrides: upper-case ``DATABASES`` keys set last (``OPTIONS`` is merged key by
             key, ``pool`` in it included).
 
@@ -206,6 +235,27 @@ def database_config(
         ) from None
     except ImproperlyConfigured as exc:  # a query parameter that does not parse
         raise ImproperlyConfigured(f"{env_var}: {exc}") from None
+
+    seeds = _pool_seeds(
+        reader,
+        config,
+        env_var,
+        keywords={
+            "pool_size": pool_size,
+            "max_overflow": max_overflow,
+            "pool_timeout": pool_timeout,
+            "pool_recycle": pool_recycle,
+            "pool_pre_ping": pool_pre_ping,
+            "pool_on_full": pool_on_full,
+            "pool_max_waiting": pool_max_waiting,
+        },
+        given={
+            "DB_MAX_CONNS": ("max_conns", max_conns),
+            "DB_MIN_CONNS": ("min_conns", min_conns),
+            "CONN_MAX_AGE": ("conn_max_age", conn_max_age),
+            "CONN_HEALTH_CHECKS": ("CONN_HEALTH_CHECKS", overrides.get("CONN_HEALTH_CHECKS")),
+        },
+    )
 
     chosen = profile or reader.text("DB_PROFILE") or DEFAULT_PROFILE
     if chosen not in PROFILES:
@@ -243,15 +293,20 @@ def database_config(
     url_has_age = "CONN_MAX_AGE" in config
     url_age: int | None = config.pop("CONN_MAX_AGE", None)
     age_given, given_age = reader.age("CONN_MAX_AGE", ("conn_max_age", conn_max_age))
-    if age_given:
-        age: int | None = given_age
+    if seeds.recycle is not None:
+        age: int | None = seeds.recycle
+    elif age_given:
+        age = given_age
     elif url_has_age:
         age = url_age
     else:
         age = prof.conn_max_age
 
     config["CONN_HEALTH_CHECKS"] = _first(
-        reader.boolean("CONN_HEALTH_CHECKS"), config.get("CONN_HEALTH_CHECKS"), True
+        seeds.pre_ping,
+        reader.boolean("CONN_HEALTH_CHECKS"),
+        config.get("CONN_HEALTH_CHECKS"),
+        True,
     )
     options: dict[str, Any] = dict(config.get("OPTIONS") or {})
     options.pop("pool", None)
@@ -259,26 +314,40 @@ def database_config(
     # Read (and so validated) whether or not the pool is on: a typo must not wait for the
     # day somebody turns pooling on.
     size = _first(
+        seeds.max_size,
         reader.whole("DB_MAX_CONNS", ("max_conns", max_conns), maximum=MAX_CONNECTIONS),
         prof.max_conns,
     )
     floor = _first(
+        seeds.min_size,
         reader.whole("DB_MIN_CONNS", ("min_conns", min_conns), minimum=0, maximum=MAX_CONNECTIONS),
         DEFAULT_MIN_CONNS,
     )
-    wait = _first(
-        reader.seconds("DB_POOL_TIMEOUT", ("pool_timeout", pool_timeout)), DEFAULT_POOL_TIMEOUT
-    )
+    wait = _first(seeds.timeout, DEFAULT_POOL_TIMEOUT)
     if use_pool:
         pool_options: dict[str, Any] = dict(url_pool) if isinstance(url_pool, dict) else {}
         pool_options.update(min_size=min(floor, size), max_size=size, timeout=wait)
         if age:  # None (forever) and 0 leave psycopg_pool's own max_lifetime (3600 s)
             pool_options["max_lifetime"] = float(age)
+        if seeds.max_waiting is not None:
+            pool_options["max_waiting"] = seeds.max_waiting
         options["pool"] = pool_options
         config["CONN_MAX_AGE"] = 0  # Django refuses a pool with persistent connections
+        config[POOL_ON_FULL_KEY] = seeds.on_full or "queue"
     else:
+        for name, value in (
+            (seeds.names.get("pool_on_full"), seeds.on_full),
+            (seeds.names.get("pool_max_waiting"), seeds.max_waiting),
+        ):
+            if value is not None:
+                raise ImproperlyConfigured(f"{name} needs the pool (DB_POOL is off)")
         config["CONN_MAX_AGE"] = 0 if use_asgi else age
 
+    if config.get("ENGINE") == _DJANGO_POSTGRESQL:
+        # The same backend plus the connector gate, pool errors that explain themselves and
+        # failures counted by cause (dbconnmgr/db/postgresql); vendor and features are
+        # Django's. ENGINE= in the keywords puts Django's back.
+        config["ENGINE"] = INSTRUMENTED_ENGINE
     if is_postgres:
         # keyword > environment variable > URL query > default
         name = application_name or reader.text("DB_APPLICATION_NAME")
@@ -354,6 +423,185 @@ def _pooler_mode(name: str, value: Any) -> str | None:
             f"empty, got {value!r}"
         )
     return text
+
+
+# -- pool settings in SQLAlchemy's names (issue 13) ----------------------------------------
+# SQLAlchemy's create_engine() arguments are what most people know a pool by; each is also
+# an environment variable and a URL query key, mapped onto psycopg_pool in one place here.
+
+#: URL query key -> environment variable, for every pool setting in SQLAlchemy's names
+#: (plus the connector gate). ``pool_timeout`` is the pre-existing ``DB_POOL_TIMEOUT``.
+POOL_SEEDS: Final = {
+    "pool_size": "DB_POOL_SIZE",
+    "max_overflow": "DB_MAX_OVERFLOW",
+    "pool_timeout": "DB_POOL_TIMEOUT",
+    "pool_recycle": "DB_POOL_RECYCLE",
+    "pool_pre_ping": "DB_POOL_PRE_PING",
+    "pool_on_full": "DB_POOL_ON_FULL",
+    "pool_max_waiting": "DB_POOL_MAX_WAITING",
+}
+#: What a full pool does with one more request: wait up to the timeout, or fail at once.
+POOL_ON_FULL_CHOICES: Final = ("queue", "reject")
+#: The top-level ``DATABASES`` key the instrumented engine reads the gate from (Django
+#: ignores top-level keys it does not know; ``OPTIONS`` would reach libpq).
+POOL_ON_FULL_KEY: Final = "POOL_ON_FULL"
+#: Django's PostgreSQL backend plus the connector gate and explained pool errors.
+INSTRUMENTED_ENGINE: Final = "dbconnmgr.db.postgresql"
+_DJANGO_POSTGRESQL: Final = "django.db.backends.postgresql"
+# Other environment variables that start with DB_POOL_ (a typo check must know them).
+_OTHER_POOL_VARIABLES: Final[frozenset[str]] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSeeds:
+    """The pool settings read in SQLAlchemy's names, None when not given.
+
+    Attributes:
+        min_size: ``pool_size``.
+        max_size: ``pool_size + max_overflow``.
+        timeout: ``pool_timeout`` (seconds).
+        recycle: ``pool_recycle`` (seconds), the pool's ``max_lifetime``.
+        pre_ping: ``pool_pre_ping``, Django's ``CONN_HEALTH_CHECKS``.
+        on_full: ``queue`` or ``reject``.
+        max_waiting: ``pool_max_waiting``.
+        names: for each URL key read, the name it was read under (for error messages).
+    """
+
+    min_size: int | None
+    max_size: int | None
+    timeout: float | None
+    recycle: int | None
+    pre_ping: bool | None
+    on_full: str | None
+    max_waiting: int | None
+    names: dict[str, str]
+
+
+def _pool_seeds(
+    reader: _Reader,
+    config: dict[str, Any],
+    env_var: str,
+    *,
+    keywords: Mapping[str, Any],
+    given: Mapping[str, tuple[str, Any]],
+) -> PoolSeeds:
+    """Read the SQLAlchemy-named pool settings (keyword > variable > URL query).
+
+    Pops them from ``config["OPTIONS"]`` (libpq would reject them). ``given`` names the
+    settings they conflict with: variable -> (keyword, value).
+    """
+    options = config.setdefault("OPTIONS", {})
+    url = {key: options.pop(key) for key in POOL_SEEDS if key in options}
+    unknown = [
+        f"{env_var} ?{key}" for key in options if key.startswith("pool_") or key == "max_overflow"
+    ] + [
+        var
+        for var in reader.environment
+        if var.startswith("DB_POOL_")
+        and var not in POOL_SEEDS.values()
+        and var not in _OTHER_POOL_VARIABLES
+    ]
+    if unknown:
+        known = ", ".join(f"{key} ({var})" for key, var in POOL_SEEDS.items())
+        typo = unknown[0].rsplit("?", 1)[-1]
+        close = difflib.get_close_matches(typo, [*POOL_SEEDS, *POOL_SEEDS.values()], n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise ImproperlyConfigured(f"unknown pool setting {unknown[0]} ({hint}known: {known})")
+
+    names: dict[str, str] = {}
+
+    def pick(key: str) -> tuple[str, Any]:
+        var = POOL_SEEDS[key]
+        if keywords.get(key) is not None:
+            found = (key, keywords[key])
+        elif reader.text(var) is not None:
+            found = (var, reader.text(var))
+        elif url.get(key) is not None:
+            found = (f"{env_var} ?{key}", url[key])
+        else:
+            return var, None
+        names[key] = found[0]
+        return found
+
+    def whole(key: str, minimum: int) -> int | None:
+        name, value = pick(key)
+        if value is None:
+            return None
+        return _parse_whole(name, value, minimum=minimum, maximum=MAX_CONNECTIONS)
+
+    floor = whole("pool_size", 0)
+    overflow = whole("max_overflow", 0)
+    name, value = pick("pool_timeout")
+    timeout = None if value is None else _parse_seconds(name, value)
+    name, value = pick("pool_recycle")
+    recycle = None if value is None else _parse_whole(name, value, minimum=1)
+    name, value = pick("pool_pre_ping")
+    pre_ping = None if value is None else _parse_bool(name, value)
+    name, value = pick("pool_on_full")
+    on_full = None if value is None else str(value).strip().lower()
+    if on_full is not None and on_full not in POOL_ON_FULL_CHOICES:
+        raise ImproperlyConfigured(f"{name} must be queue or reject, got {value!r}")
+    max_waiting = whole("pool_max_waiting", 0)
+
+    ceiling = None
+    if overflow is not None and floor is None:
+        raise ImproperlyConfigured(
+            f"{names['max_overflow']} needs {POOL_SEEDS['pool_size']} "
+            "(the pool's max_size is pool_size + max_overflow)"
+        )
+    if floor is not None:
+        ceiling = floor + (overflow or 0)
+        what = names["pool_size"] + (f" + {names['max_overflow']}" if overflow else "")
+        if ceiling < 1:
+            raise ImproperlyConfigured(f"{what} must be at least 1, got {ceiling}")
+        if ceiling > MAX_CONNECTIONS:
+            raise ImproperlyConfigured(f"{what} must be <= {MAX_CONNECTIONS}, got {ceiling}")
+        _refuse_conflict(reader, given, "DB_MAX_CONNS", what, ceiling, parse=int)
+        _refuse_conflict(reader, given, "DB_MIN_CONNS", names["pool_size"], floor, parse=int)
+    if recycle is not None:
+        _refuse_conflict(reader, given, "CONN_MAX_AGE", names["pool_recycle"], recycle, parse=int)
+        if "CONN_MAX_AGE" in config and config["CONN_MAX_AGE"] != recycle:
+            raise ImproperlyConfigured(
+                f"{names['pool_recycle']}={recycle} conflicts with {env_var} ?conn_max_age="
+                f"{config['CONN_MAX_AGE']}: set one of them"
+            )
+    if pre_ping is not None:
+        _refuse_conflict(
+            reader, given, "CONN_HEALTH_CHECKS", names["pool_pre_ping"], pre_ping,
+            parse=lambda v: _parse_bool("CONN_HEALTH_CHECKS", v),
+        )  # fmt: skip
+        url_checks = config.get("CONN_HEALTH_CHECKS")
+        if url_checks is not None and url_checks != pre_ping:
+            raise ImproperlyConfigured(
+                f"{names['pool_pre_ping']}={pre_ping} conflicts with {env_var} "
+                f"?conn_health_checks={url_checks}: set one of them"
+            )
+    return PoolSeeds(floor, ceiling, timeout, recycle, pre_ping, on_full, max_waiting, names)
+
+
+def _refuse_conflict(
+    reader: _Reader,
+    given: Mapping[str, tuple[str, Any]],
+    var: str,
+    what: str,
+    value: Any,
+    *,
+    parse: Any,
+) -> None:
+    """ImproperlyConfigured naming both when ``var`` (or its keyword) disagrees with ``what``."""
+    keyword, kw_value = given.get(var, (var, None))
+    name, other = (keyword, kw_value) if kw_value is not None else (var, reader.text(var))
+    if other is None:
+        return
+    try:
+        theirs = parse(other)
+    except (TypeError, ValueError):
+        theirs = other
+    if theirs != value:
+        raise ImproperlyConfigured(
+            f"{what}={value} conflicts with {name}={other}: set one of them "
+            "(docs/configuration.md, SQLAlchemy names)"
+        )
 
 
 def normalize_database_settings(config: Mapping[str, Any]) -> dict[str, Any]:

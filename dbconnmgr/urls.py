@@ -2,7 +2,8 @@
 
     path("dbconnmgr/", include("dbconnmgr.urls")),
 
-gives ``/dbconnmgr/health/`` (the ``default`` alias) and ``/dbconnmgr/health/<alias>/``.
+gives ``/dbconnmgr/health/`` (the ``default`` alias), ``/dbconnmgr/health/<alias>/`` and
+``/dbconnmgr/metrics`` (Prometheus, with ``dbconnmgr[prometheus]``).
 """
 
 from __future__ import annotations
@@ -16,4 +17,5 @@ app_name = "dbconnmgr"
 urlpatterns = [
     path("health/", views.health, name="health"),
     path("health/<str:alias>/", views.health, name="health-alias"),
+    path("metrics", views.metrics, name="metrics"),
 ]

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.contrib.auth.decorators import login_not_required
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
@@ -29,7 +29,7 @@ from dbconnmgr.core.health import Finding, Report, Severity
 from dbconnmgr.exceptions import InvalidSetting, UnknownDatabaseAlias, UnsupportedDatabase
 from dbconnmgr.payloads import health_payload
 
-__all__ = ["health"]
+__all__ = ["health", "metrics"]
 
 logger = logging.getLogger("dbconnmgr")
 
@@ -58,11 +58,11 @@ def _denied(status: int, error: str) -> JsonResponse:
     return response
 
 
-def _safe_methods_only(view: Callable[..., JsonResponse]) -> Callable[..., JsonResponse]:
+def _safe_methods_only(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """405 JSON with an ``Allow`` header for anything but GET and HEAD."""
 
     @functools.wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if request.method not in _ALLOWED:
             response = JsonResponse(
                 {"error": f"method {request.method} not allowed: use GET or HEAD"}, status=405
@@ -81,12 +81,8 @@ def _unknown(alias: str, exc: InvalidSetting) -> JsonResponse:
     return JsonResponse(health_payload(report), status=503)
 
 
-@csrf_exempt  # read-only, token or session authenticated; POST gets a 405, not a CSRF page
-@login_not_required
-@never_cache
-@_safe_methods_only
-def health(request: HttpRequest, alias: str = "default") -> JsonResponse:
-    """Evaluate database ``alias`` and answer with the health document."""
+def _authorize(request: HttpRequest) -> JsonResponse | None:
+    """None when the caller may read (a health token, or a staff session), else the answer."""
     try:
         tokens = get_setting("HEALTH_TOKENS") or ()
     except InvalidSetting as exc:
@@ -102,6 +98,18 @@ def health(request: HttpRequest, alias: str = "default") -> JsonResponse:
             return _denied(401, "authentication required: log in as staff or send a token")
         if not user.is_staff:
             return _denied(403, "staff only")
+    return None
+
+
+@csrf_exempt  # read-only, token or session authenticated; POST gets a 405, not a CSRF page
+@login_not_required
+@never_cache
+@_safe_methods_only
+def health(request: HttpRequest, alias: str = "default") -> JsonResponse:
+    """Evaluate database ``alias`` and answer with the health document."""
+    denied = _authorize(request)
+    if denied is not None:
+        return denied
     try:
         payload = check_connection_health(alias)
     except (UnknownDatabaseAlias, UnsupportedDatabase) as exc:
@@ -111,3 +119,44 @@ def health(request: HttpRequest, alias: str = "default") -> JsonResponse:
         return _unknown(alias, exc)
     status = 503 if payload["status"] in _UNHEALTHY else 200
     return JsonResponse(payload, status=status)
+
+
+@csrf_exempt
+@login_not_required
+@never_cache
+@_safe_methods_only
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus text: the server's connections and this process's figures.
+
+    Same authentication as :func:`health`. Every alias dbconnmgr can read, or those named
+    by ``?alias=`` (repeatable); each is read once per scrape.
+    """
+    denied = _authorize(request)
+    if denied is not None:
+        return denied
+    try:
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+    except ImportError:
+        return JsonResponse(
+            {"error": "prometheus_client is not installed: pip install 'dbconnmgr[prometheus]'"},
+            status=501,
+        )
+    from django.db import connections
+
+    from dbconnmgr.backends import BACKENDS
+    from dbconnmgr.metrics import DatabaseCollector
+
+    aliases = request.GET.getlist("alias") or [
+        alias for alias in connections if connections[alias].vendor in BACKENDS
+    ]
+    unknown = [alias for alias in aliases if alias not in connections.settings]
+    if unknown:
+        return JsonResponse({"error": f"unknown database alias {unknown[0]!r}"}, status=404)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(DatabaseCollector(aliases))
+    try:
+        body = generate_latest(registry)
+    except InvalidSetting as exc:
+        logger.error("dbconnmgr metrics endpoint cannot evaluate: %s", exc)
+        return JsonResponse({"error": str(exc)}, status=503)
+    return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)

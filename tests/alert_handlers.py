@@ -25,3 +25,11 @@ class Tagged:
 
     def __call__(self, alert: Alert) -> None:
         RECEIVED.append(alert)
+
+
+def to_file(alert: Alert) -> None:
+    """Append one line per alert to ``$DBCONNMGR_TEST_ALERT_FILE`` (tests across processes)."""
+    import os
+
+    with open(os.environ["DBCONNMGR_TEST_ALERT_FILE"], "a") as out:
+        out.write(f"{os.getpid()} {alert.status} {alert.finding.key} {alert.severity.label}\n")

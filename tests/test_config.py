@@ -285,7 +285,7 @@ def test_pool_timeout_is_an_error_of_the_pool_not_of_the_server(dsn: str) -> Non
         late_thread = threading.Thread(target=late)
         late_thread.start()
         late_thread.join(10)
-        assert failure and "couldn't get a connection" in str(failure[0])
+        assert failure and "no pooled connection within 0.5 s" in str(failure[0])
         problem = classify_error(failure[0], alias)
         assert isinstance(problem, ServerUnavailable) and problem.kind == "timeout"
         assert _count(dsn, app) == 1
@@ -337,7 +337,7 @@ def test_importable_from_settings_py_before_django_is_set_up() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["False", "False", "False", "django.db.backends.postgresql"]
+    assert result.stdout.split() == ["False", "False", "False", "dbconnmgr.db.postgresql"]
 
 
 def test_pooled_alias_on_an_unreachable_server_is_one_line_not_a_traceback() -> None:
@@ -447,3 +447,94 @@ def test_a_bad_database_url_is_one_line_from_manage_py(url: str, fragment: str) 
     with pytest.raises(ImproperlyConfigured) as info:
         database_config(env={"DATABASE_URL": url})
     assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+# -- pool settings in SQLAlchemy's names (issue 13) -----------------------------------------
+
+
+def test_sqlalchemy_names_map_onto_psycopg_pool() -> None:
+    db = config(
+        DB_POOL_SIZE="4", DB_MAX_OVERFLOW="6", DB_POOL_TIMEOUT="3", DB_POOL_RECYCLE="900",
+        DB_POOL_PRE_PING="false", DB_POOL_ON_FULL="reject", DB_POOL_MAX_WAITING="8",
+    )  # fmt: skip
+    assert db["OPTIONS"]["pool"] == {
+        "min_size": 4, "max_size": 10, "timeout": 3.0, "max_lifetime": 900.0, "max_waiting": 8,
+    }  # fmt: skip
+    assert db["CONN_HEALTH_CHECKS"] is False  # Django then passes check=None to the pool
+    assert db["POOL_ON_FULL"] == "reject"
+    assert db["ENGINE"] == "dbconnmgr.db.postgresql"
+    assert ids_of(db) == []
+
+
+def ids_of(db: dict[str, object]) -> list[str]:
+    return [m.id for m in check_database_settings({"default": db}) if m.id]
+
+
+def test_url_query_keys_and_precedence() -> None:
+    url = URL + "?pool_size=2&max_overflow=1&pool_pre_ping=true&pool_recycle=60&pool_timeout=9"
+    db = database_config(env={"DATABASE_URL": url})
+    assert db["OPTIONS"]["pool"]["min_size"] == 2 and db["OPTIONS"]["pool"]["max_size"] == 3
+    assert db["OPTIONS"]["pool"]["timeout"] == 9.0
+    assert db["OPTIONS"]["pool"]["max_lifetime"] == 60.0
+    assert db["CONN_HEALTH_CHECKS"] is True
+    assert not any(key.startswith(("pool_", "max_overflow")) for key in db["OPTIONS"])
+    # keyword > environment variable > URL query
+    db = database_config(env={"DATABASE_URL": url, "DB_POOL_SIZE": "5"}, max_overflow=0)
+    assert (db["OPTIONS"]["pool"]["min_size"], db["OPTIONS"]["pool"]["max_size"]) == (5, 5)
+    db = database_config(env={"DATABASE_URL": url}, pool_size=7)
+    assert db["OPTIONS"]["pool"]["max_size"] == 8
+
+
+def test_pool_size_without_overflow_is_a_fixed_pool_and_agreeing_sizes_pass() -> None:
+    db = config(DB_POOL_SIZE="6")
+    assert (db["OPTIONS"]["pool"]["min_size"], db["OPTIONS"]["pool"]["max_size"]) == (6, 6)
+    db = config(DB_POOL_SIZE="6", DB_MAX_OVERFLOW="2", DB_MAX_CONNS="8", DB_MIN_CONNS="6")
+    assert db["OPTIONS"]["pool"]["max_size"] == 8
+
+
+@pytest.mark.parametrize(
+    ("env", "names"),
+    [
+        ({"DB_POOL_SIZE": "5", "DB_MAX_CONNS": "20"}, ("DB_POOL_SIZE", "DB_MAX_CONNS")),
+        ({"DB_POOL_SIZE": "5", "DB_MAX_OVERFLOW": "5", "DB_MAX_CONNS": "20"},
+         ("DB_POOL_SIZE + DB_MAX_OVERFLOW", "DB_MAX_CONNS")),
+        ({"DB_POOL_SIZE": "5", "DB_MIN_CONNS": "2"}, ("DB_POOL_SIZE", "DB_MIN_CONNS")),
+        ({"DB_POOL_RECYCLE": "60", "CONN_MAX_AGE": "600"}, ("DB_POOL_RECYCLE", "CONN_MAX_AGE")),
+        ({"DB_POOL_PRE_PING": "false", "CONN_HEALTH_CHECKS": "true"},
+         ("DB_POOL_PRE_PING", "CONN_HEALTH_CHECKS")),
+        ({"DB_MAX_OVERFLOW": "5"}, ("DB_MAX_OVERFLOW", "DB_POOL_SIZE")),
+    ],
+)  # fmt: skip
+def test_conflicting_sizes_name_both_settings(env: dict[str, str], names: tuple[str, ...]) -> None:
+    with pytest.raises(ImproperlyConfigured) as caught:
+        config(**env)
+    for name in names:
+        assert name in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("env", "url", "name"),
+    [
+        ({"DB_POOL_SIZE": "-1"}, "", "DB_POOL_SIZE"),
+        ({"DB_POOL_SIZE": "3", "DB_MAX_OVERFLOW": "-2"}, "", "DB_MAX_OVERFLOW"),
+        ({"DB_POOL_SIZE": "0"}, "", "DB_POOL_SIZE"),  # max_size 0
+        ({"DB_POOL_RECYCLE": "-1"}, "", "DB_POOL_RECYCLE"),
+        ({"DB_POOL_MAX_WAITING": "-3"}, "", "DB_POOL_MAX_WAITING"),
+        ({"DB_POOL_TIMEOUT": "-1"}, "", "DB_POOL_TIMEOUT"),
+        ({"DB_POOL_PRE_PING": "maybe"}, "", "DB_POOL_PRE_PING"),
+        ({"DB_POOL_ON_FULL": "drop"}, "", "DB_POOL_ON_FULL"),
+        ({"DB_POOL_SIZ": "3"}, "", "DB_POOL_SIZ"),
+        ({}, "?pool_sise=3", "?pool_sise"),
+        ({}, "?pool_size=-4", "?pool_size"),
+        ({"DB_POOL": "false", "DB_POOL_ON_FULL": "reject"}, "", "DB_POOL_ON_FULL"),
+    ],
+)
+def test_bad_pool_settings_name_the_key(env: dict[str, str], url: str, name: str) -> None:
+    with pytest.raises(ImproperlyConfigured) as caught:
+        database_config(env={"DATABASE_URL": URL + url, **env})
+    assert name in str(caught.value)
+
+
+def test_unknown_key_suggests_the_known_one() -> None:
+    with pytest.raises(ImproperlyConfigured, match=r"did you mean pool_timeout\?"):
+        database_config(env={"DATABASE_URL": URL + "?pool_timout=3"})

@@ -58,8 +58,11 @@ class Action:
 
     # -- helpers -----------------------------------------------------------------------------
     def write_json(self, payload: Any) -> None:
-        """Write one JSON document to stdout."""
-        self.command.stdout.write(json.dumps(payload, indent=2, default=str))
+        """Write one JSON document to stdout (one line each when several aliases are read)."""
+        if self.opts.get("several_aliases"):
+            self.command.stdout.write(json.dumps(payload, default=str))
+        else:
+            self.command.stdout.write(json.dumps(payload, indent=2, default=str))
 
     def confirm(self, question: str) -> bool:
         """Ask on a terminal; refuse without one unless --noinput was given."""
@@ -81,6 +84,44 @@ class Action:
             sys.stdout.write("\n")  # the prompt's line was left open
             return False
         return answer.strip().lower() in {"y", "yes"}
+
+
+#: Actions that take several aliases (``--database=a,b`` or ``all``): one document each.
+SEVERAL_ALIASES: Final = frozenset({"status", "health"})
+
+
+def resolve_aliases(spec: str) -> list[str]:
+    """``default``, ``a,b`` or ``all`` (every alias of a vendor dbconnmgr reads) -> aliases.
+
+    Raises:
+        CommandError: an empty name (``a,,b``).
+    """
+    from django.db import connections
+
+    from dbconnmgr.backends import BACKENDS
+
+    if spec.strip() == "all":
+        found = []
+        for alias in connections:
+            try:
+                vendor = connections[alias].vendor
+            except Exception:  # an unknown ENGINE: the action run on it says so
+                found.append(alias)
+                continue
+            if vendor in BACKENDS:
+                found.append(alias)
+        return found
+    names = [name.strip() for name in spec.split(",")]
+    if any(not name for name in names):
+        raise CommandError(f"--database: empty alias in {spec!r}")
+    return list(dict.fromkeys(names))
+
+
+def worst_exit_code(codes: list[int]) -> int:
+    """The worst of several health exit codes (critical 2 > unknown 3 > warning 1 > ok 0)."""
+    from dbconnmgr.core.health import Severity
+
+    return int(max((Severity(code) for code in codes), key=lambda s: s.rank, default=0))
 
 
 def reader_left() -> None:

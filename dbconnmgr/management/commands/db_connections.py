@@ -13,7 +13,13 @@ from typing import Any, NoReturn
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS
 
-from dbconnmgr.cli import reader_left, registry
+from dbconnmgr.cli import (
+    SEVERAL_ALIASES,
+    reader_left,
+    registry,
+    resolve_aliases,
+    worst_exit_code,
+)
 from dbconnmgr.exceptions import EXIT_UNKNOWN, DbConnMgrError, InvalidSetting, ServerUnavailable
 
 
@@ -51,7 +57,9 @@ class Command(BaseCommand):
         parser.add_argument(
             "--database",
             default=DEFAULT_DB_ALIAS,
-            help='the database alias to inspect (default: "default")',
+            help='the database alias to inspect (default: "default"); for status and health '
+            'also several, comma-separated, or "all" (one document per alias; health exits '
+            "with the worst code)",
         )
         parser.add_argument(
             "--format",
@@ -67,7 +75,27 @@ class Command(BaseCommand):
         action_cls = actions[options["action"]]
         try:
             self._refuse_foreign_options(action_cls.name, options)
-            code = action_cls(self, options).run()
+            aliases = resolve_aliases(options["database"])
+            if len(aliases) == 1:
+                code = action_cls(self, {**options, "database": aliases[0]}).run()
+            elif action_cls.name not in SEVERAL_ALIASES:
+                raise CommandError(
+                    f"--action={action_cls.name} takes one --database alias, got "
+                    f"{options['database']!r} (several: {', '.join(sorted(SEVERAL_ALIASES))})"
+                )
+            elif not aliases:
+                raise CommandError("--database=all: no alias of a database dbconnmgr reads")
+            else:
+                codes = []
+                for alias in aliases:
+                    codes.append(
+                        action_cls(
+                            self, {**options, "database": alias, "several_aliases": True}
+                        ).run()
+                    )
+                    if options["format"] != "json":  # JSON: one document per line
+                        self.stdout.write("")
+                code = worst_exit_code(codes)
             self.stdout.flush()  # here, not at exit, where a closed pipe would cost the code
         except InvalidSetting as exc:
             # One line naming the key, exit 3 (UNKNOWN): `manage.py check` says the same.

@@ -1,0 +1,1 @@
+"""Optional Django database engines (``ENGINE = "dbconnmgr.db.postgresql"``)."""

@@ -1,0 +1,46 @@
+"""``--database`` with several aliases or ``all``: one document per alias; health's worst code."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import Sessions, manage
+
+SETTINGS = "tests.settings_pool"  # aliases default and pooled (PostgreSQL), legacy (SQLite)
+
+
+def documents(stdout: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
+def test_status_all_is_one_json_line_per_postgresql_alias() -> None:
+    result = manage(
+        "db_connections", "--action=status", "--database=all", "--format=json",
+        settings_module=SETTINGS,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    docs = documents(result.stdout)
+    assert [d["alias"] for d in docs] == ["default", "pooled"]  # legacy is SQLite
+
+
+def test_health_exits_with_the_worst_code(sessions: Sessions) -> None:
+    sessions.open_many(2, "t-several")
+    # legacy (SQLite) cannot be checked: UNKNOWN (3); default is over count:2: CRITICAL (2).
+    result = manage(
+        "db_connections", "--action=health", "--database=legacy,default", "--format=json",
+        "--warning=count:1", "--critical=count:2", settings_module=SETTINGS,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr  # critical outranks unknown
+    [doc] = documents(result.stdout)
+    assert (doc["alias"], doc["status"]) == ("default", "critical")
+    assert result.stderr.startswith("UNKNOWN: ")
+
+
+def test_other_actions_take_one_alias() -> None:
+    result = manage(
+        "db_connections", "--action=close-idle", "--database=default,pooled", "--dry-run",
+        settings_module=SETTINGS,
+    )  # fmt: skip
+    assert result.returncode == 3
+    assert "--action=close-idle takes one --database alias" in result.stderr
+    assert "Traceback" not in result.stderr
