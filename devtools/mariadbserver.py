@@ -242,7 +242,8 @@ def session_server(**settings: object) -> MariaDBServer:
     """One server per process (started on first call, removed at exit)."""
     global _session_server
     if _session_server is None:
-        _session_server = MariaDBServer(**{"max_connections": 1100, **settings}).start()
+        _session_server = MariaDBServer(**{"max_connections": 1100, **settings})  # type: ignore[arg-type]
+        _session_server.start()
     return _session_server
 
 

@@ -140,6 +140,7 @@ class PostgreSQLBackend(ConnectionBackend):
         reports_lock_waits=True,
         reports_visibility=True,
         counts_refused_connections=False,
+        full_visibility_grant="pg_read_all_stats (or pg_monitor)",
     )
 
     def snapshot(self) -> Snapshot:

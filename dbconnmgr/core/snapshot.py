@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from operator import attrgetter
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 #: Every value PostgreSQL's ``pg_stat_activity.state`` takes, plus ``unknown`` for rows the
 #: reading role may not see (NULL state). Kept in this order for display.
@@ -154,6 +154,8 @@ class Snapshot:
             ``connections`` but no count, grouping, age or utilization includes it.
         visibility: ``full`` when the reading role may see every session's details,
             ``restricted`` otherwise (other roles' states and queries are hidden).
+        extras: figures only this vendor reports (MySQL's refused-connection counters...),
+            plain JSON values; the documents put them under the vendor's own key.
     """
 
     alias: str
@@ -163,6 +165,7 @@ class Snapshot:
     connections: tuple[Connection, ...]
     own_pid: int
     visibility: Visibility
+    extras: dict[str, Any] = field(default_factory=dict)
     _others: tuple[Connection, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
