@@ -86,6 +86,18 @@ LEFT JOIN information_schema.INNODB_TRX t ON t.trx_mysql_thread_id = p.ID
 WHERE p.COMMAND <> 'Daemon'
 """
 
+# Without the PROCESS privilege INNODB_TRX may not be read at all (error 1227) and the
+# processlist shows the reader's own threads only: the same columns, no transactions.
+RESTRICTED_ACTIVITY_SQL = """
+SELECT p.ID, p.DB, p.USER, p.HOST, p.COMMAND, p.TIME_MS / 1000, p.STATE,
+       LEFT(p.INFO, %(query_limit)s), NULL, NULL, NULL
+FROM information_schema.PROCESSLIST p
+WHERE p.COMMAND <> 'Daemon'
+"""
+
+#: MySQL's ER_SPECIFIC_ACCESS_DENIED_ERROR ("you need the PROCESS privilege").
+_NEEDS_PRIVILEGE = 1227
+
 CLIENT_COUNT_SQL = """
 SELECT VARIABLE_VALUE, @@GLOBAL.max_connections
 FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'THREADS_CONNECTED'
@@ -161,13 +173,18 @@ class MySQLBackend(ConnectionBackend):
             raise
 
     def _read(self) -> tuple[dict[str, Any], list[tuple[Any, ...]]]:
-        """The limits row and the thread rows, two statements sent in one round trip."""
+        """The limits row and the thread rows, two statements sent in one round trip (two
+        round trips for a reader without PROCESS, which may not read INNODB_TRX)."""
+        limit = str(QUERY_TEXT_LIMIT)
         with self._cursor() as cursor:
-            cursor.execute(
-                LIMITS_SQL + ";" + ACTIVITY_SQL.replace("%(query_limit)s", str(QUERY_TEXT_LIMIT))
-            )
+            cursor.execute(LIMITS_SQL + ";" + ACTIVITY_SQL.replace("%(query_limit)s", limit))
             (raw,) = cursor.fetchone()
-            cursor.nextset()
+            try:
+                cursor.nextset()
+            except Exception as exc:
+                if not (exc.args and exc.args[0] == _NEEDS_PRIVILEGE):
+                    raise
+                cursor.execute(RESTRICTED_ACTIVITY_SQL.replace("%(query_limit)s", limit))
             rows = list(cursor.fetchall())
             while cursor.nextset():
                 pass
@@ -261,6 +278,7 @@ class MySQLBackend(ConnectionBackend):
             own_pid=int(info["own_id"]),
             visibility="full" if sees_all else "restricted",
             extras=extras,
+            visibility_grant=self.capabilities.full_visibility_grant,
         )
 
     def count_client_connections(self) -> ClientCount:

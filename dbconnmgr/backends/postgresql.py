@@ -212,6 +212,7 @@ class PostgreSQLBackend(ConnectionBackend):
             connections=_connections(rows, db_names, role_names),
             own_pid=own_pid,
             visibility="full" if reader_sees_all else "restricted",
+            visibility_grant=self.capabilities.full_visibility_grant,
         )
 
     def count_client_connections(self) -> ClientCount:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
-from dbconnmgr.core.snapshot import Connection, Snapshot
+from dbconnmgr.core.snapshot import REFUSED_COUNTER, Connection, Snapshot
 from dbconnmgr.exceptions import ServerUnavailable
 
 #: The default of every threshold (``DBCONNMGR["THRESHOLDS"]`` overlays it). Utilization
@@ -299,6 +299,7 @@ _SNAPSHOT_CODES = frozenset(
         "long_query",
         "lock_waits",
         "visibility",
+        "refused_connections",
     }
 )
 _UNAVAILABLE_CODES = frozenset(
@@ -308,7 +309,11 @@ _UNAVAILABLE_CODES = frozenset(
 SESSIONS_LISTED = 10
 
 
-def evaluate(snapshot: Snapshot, thresholds: Mapping[str, Any] | None = None) -> Report:
+def evaluate(
+    snapshot: Snapshot,
+    thresholds: Mapping[str, Any] | None = None,
+    refused_connections: int | None = None,
+) -> Report:
     """Evaluate every check on ``snapshot``.
 
     Args:
@@ -316,6 +321,9 @@ def evaluate(snapshot: Snapshot, thresholds: Mapping[str, Any] | None = None) ->
         thresholds: THRESHOLDS keys overriding :data:`DEFAULT_THRESHOLDS` (None: the
             defaults). The core never reads settings: pass
             ``dbconnmgr.app_settings.thresholds()`` for the project's.
+        refused_connections: connections the server refused for want of a slot since the
+            previous sample (:attr:`Sample.refused_connections`), on engines that count
+            them; None when there is no previous sample.
 
     Raises:
         ValueError: invalid thresholds.
@@ -331,6 +339,8 @@ def evaluate(snapshot: Snapshot, thresholds: Mapping[str, Any] | None = None) ->
         _lock_waits(snapshot, t),
         _visibility(snapshot),
     ]
+    if REFUSED_COUNTER in snapshot.extras:
+        findings.append(_refused(snapshot, refused_connections))
     return _report(snapshot.alias, findings, snapshot)
 
 
@@ -698,6 +708,32 @@ def _lock_waits(snapshot: Snapshot, t: Mapping[str, Any]) -> Finding:
     )
 
 
+def _refused(snapshot: Snapshot, since_last: int | None) -> Finding:
+    """CRITICAL when the server refused connections for want of a slot since the last
+    sample: clients got "Too many connections" although a snapshot may look fine now."""
+    total = int(snapshot.extras[REFUSED_COUNTER] or 0)
+    data = {"refused_connections": since_last, "refused_since_start": total}
+    if since_last is None:
+        return Finding(
+            "refused_connections",
+            Severity.OK,
+            f"{total} connection(s) refused as the server was full since it started "
+            "(no earlier sample to compare)",
+            data,
+        )
+    if since_last > 0:
+        return Finding(
+            "refused_connections",
+            Severity.CRITICAL,
+            f"{since_last} connection(s) refused since the last sample: the server was full "
+            f"(max_connections), {total} since it started",
+            data,
+        )
+    return Finding(
+        "refused_connections", Severity.OK, "no connection refused since the last sample", data
+    )
+
+
 def _visibility(snapshot: Snapshot) -> Finding:
     data = {
         "visibility": snapshot.visibility,
@@ -706,11 +742,12 @@ def _visibility(snapshot: Snapshot) -> Finding:
     }
     if snapshot.visibility == "full":
         return Finding("visibility", Severity.OK, "every session is visible", data)
+    grant = snapshot.visibility_grant or "the privilege to read every session"
     return Finding(
         "visibility",
         Severity.UNKNOWN,
         f"restricted visibility: role {snapshot.limits.current_user} cannot see the state of "
         f"{snapshot.hidden_connections} session(s) of other roles, so idle, idle-in-transaction "
-        "and lock figures may be incomplete; grant it pg_read_all_stats (or pg_monitor)",
+        f"and lock figures may be incomplete; grant it {grant}",
         data,
     )

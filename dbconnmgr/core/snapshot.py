@@ -28,6 +28,12 @@ IDLE_IN_TRANSACTION_STATES = frozenset({"idle in transaction", "idle in transact
 
 Visibility = Literal["full", "restricted"]
 
+#: ``Snapshot.extras`` counters that only grow while the server runs (MySQL's status
+#: counters): samples report how much each grew since the previous sample.
+CUMULATIVE_COUNTERS: tuple[str, ...] = ("aborted_connects", "connection_errors_max_connections")
+#: The one of them that counts connections refused because the server was full.
+REFUSED_COUNTER = "connection_errors_max_connections"
+
 
 class Connection(NamedTuple):
     """One client backend: a session that holds one of the server's connection slots.
@@ -156,6 +162,8 @@ class Snapshot:
             ``restricted`` otherwise (other roles' states and queries are hidden).
         extras: figures only this vendor reports (MySQL's refused-connection counters...),
             plain JSON values; the documents put them under the vendor's own key.
+        visibility_grant: what to grant the reading role so that it sees every session
+            (the backend's words, for the ``visibility`` finding).
     """
 
     alias: str
@@ -166,6 +174,7 @@ class Snapshot:
     own_pid: int
     visibility: Visibility
     extras: dict[str, Any] = field(default_factory=dict)
+    visibility_grant: str = ""
     _others: tuple[Connection, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
