@@ -105,11 +105,14 @@ FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'THREADS_CONNECTED'
 
 #: The condition a thread must meet when it is signalled, re-checked per id just before
 #: ``KILL CONNECTION`` in the same compound statement (docs/mysql.md, "The race window").
+#: A reader without PROCESS may not read INNODB_TRX: {trx} is then a join to nothing.
 _RECHECK = """
 EXISTS (SELECT 1 FROM information_schema.PROCESSLIST p
-        LEFT JOIN information_schema.INNODB_TRX t ON t.trx_mysql_thread_id = p.ID
+        LEFT JOIN {trx} t ON t.trx_mysql_thread_id = p.ID
         WHERE p.ID = %s AND p.USER = %s AND ({state}) AND p.TIME_MS >= %s)
 """
+_TRX = "information_schema.INNODB_TRX"
+_NO_TRX = "(SELECT NULL AS trx_mysql_thread_id, NULL AS trx_id)"
 
 _STATE_SQL = {
     "idle": "p.COMMAND = 'Sleep' AND t.trx_id IS NULL",
@@ -157,6 +160,13 @@ class MySQLBackend(ConnectionBackend):
         full_visibility_grant="the PROCESS privilege",
     )
 
+    def __init__(self, alias: str, connection: Any) -> None:
+        super().__init__(alias, connection)
+        #: Server time (epoch seconds) at which terminate() killed each thread id.
+        self.signalled_at: dict[int, float] = {}
+        #: False once the server refused INNODB_TRX to this reader (no PROCESS privilege).
+        self.reads_transactions = True
+
     @contextmanager
     def _cursor(self) -> Iterator[Any]:
         """The driver's cursor under Django's wrapper (multi-statement), errors classified."""
@@ -184,6 +194,7 @@ class MySQLBackend(ConnectionBackend):
             except Exception as exc:
                 if not (exc.args and exc.args[0] == _NEEDS_PRIVILEGE):
                     raise
+                self.reads_transactions = False
                 cursor.execute(RESTRICTED_ACTIVITY_SQL.replace("%(query_limit)s", limit))
             rows = list(cursor.fetchall())
             while cursor.nextset():
@@ -350,14 +361,18 @@ class MySQLBackend(ConnectionBackend):
         if not eligible:
             return answers
         min_ms = round((criteria.older_than or 0.0) * 1000)
+        trx = _TRX if self.reads_transactions else _NO_TRX
         parts = ["BEGIN NOT ATOMIC", "DECLARE CONTINUE HANDLER FOR 1094 BEGIN END;",
                  "SET @dbconnmgr_killed = '';"]  # fmt: skip
         params: list[Any] = []
         for c in eligible:
             state_sql = _STATE_SQL.get(c.state, "FALSE")
             parts.append(
-                "IF " + _RECHECK.replace("{state}", state_sql) + " THEN KILL CONNECTION %s; "
-                "SET @dbconnmgr_killed = CONCAT(@dbconnmgr_killed, ',', %s); END IF;"
+                "IF "
+                + _RECHECK.replace("{state}", state_sql).replace("{trx}", trx)
+                + " THEN KILL CONNECTION %s; "
+                "SET @dbconnmgr_killed = CONCAT(@dbconnmgr_killed, ',', %s, ':', "
+                "UNIX_TIMESTAMP(SYSDATE(6))); END IF;"
             )
             params += [c.pid, c.user, min_ms, c.pid, c.pid]
         parts.append("END")
@@ -367,11 +382,15 @@ class MySQLBackend(ConnectionBackend):
                 pass
             cursor.execute("SELECT @dbconnmgr_killed")
             (killed_text,) = cursor.fetchone()
-            killed = {int(x) for x in (killed_text or "").split(",") if x}
+            killed = {
+                int(pid): float(at)
+                for pid, at in (x.split(":") for x in (killed_text or "").split(",") if x)
+            }
+            self.signalled_at.update(killed)
             ids = ",".join(str(int(c.pid)) for c in eligible)
             cursor.execute(
                 "SELECT p.ID, p.COMMAND, p.TIME_MS / 1000, t.trx_id IS NOT NULL "  # noqa: S608
-                "FROM information_schema.PROCESSLIST p LEFT JOIN information_schema.INNODB_TRX t"
+                f"FROM information_schema.PROCESSLIST p LEFT JOIN {trx} t"
                 f" ON t.trx_mysql_thread_id = p.ID WHERE p.ID IN ({ids})"
             )
             now = {int(r[0]): (_state(r[1], bool(r[3])), float(r[2])) for r in cursor.fetchall()}
