@@ -20,7 +20,11 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
-from dbconnmgr.core.snapshot import REFUSED_COUNTER, Connection, Snapshot
+from dbconnmgr.core.snapshot import (
+    REFUSED_COUNTER,
+    Connection,
+    Snapshot,
+)
 from dbconnmgr.exceptions import ServerUnavailable
 
 #: The default of every threshold (``DBCONNMGR["THRESHOLDS"]`` overlays it). Utilization
@@ -313,6 +317,7 @@ def evaluate(
     snapshot: Snapshot,
     thresholds: Mapping[str, Any] | None = None,
     refused_connections: int | None = None,
+    refused_full: int | None = None,
 ) -> Report:
     """Evaluate every check on ``snapshot``.
 
@@ -321,9 +326,11 @@ def evaluate(
         thresholds: THRESHOLDS keys overriding :data:`DEFAULT_THRESHOLDS` (None: the
             defaults). The core never reads settings: pass
             ``dbconnmgr.app_settings.thresholds()`` for the project's.
-        refused_connections: connections the server refused for want of a slot since the
-            previous sample (:attr:`Sample.refused_connections`), on engines that count
-            them; None when there is no previous sample.
+        refused_connections: connection attempts the server refused since the previous
+            sample (:attr:`Sample.refused_connections`), on engines that count them; None
+            when there is no previous sample.
+        refused_full: of those, the ones refused because the server was full, where the
+            engine counts them apart (:attr:`Sample.refused_full`).
 
     Raises:
         ValueError: invalid thresholds.
@@ -340,7 +347,7 @@ def evaluate(
         _visibility(snapshot),
     ]
     if REFUSED_COUNTER in snapshot.extras:
-        findings.append(_refused(snapshot, refused_connections))
+        findings.append(_refused(snapshot, refused_connections, refused_full))
     return _report(snapshot.alias, findings, snapshot)
 
 
@@ -708,25 +715,32 @@ def _lock_waits(snapshot: Snapshot, t: Mapping[str, Any]) -> Finding:
     )
 
 
-def _refused(snapshot: Snapshot, since_last: int | None) -> Finding:
-    """CRITICAL when the server refused connections for want of a slot since the last
-    sample: clients got "Too many connections" although a snapshot may look fine now."""
+def _refused(snapshot: Snapshot, since_last: int | None, full: int | None) -> Finding:
+    """WARNING when the server refused connection attempts since the last sample (clients
+    got errors although a snapshot may look fine now); CRITICAL when it says they were
+    refused because it was full, or when it is full now."""
     total = int(snapshot.extras[REFUSED_COUNTER] or 0)
-    data = {"refused_connections": since_last, "refused_since_start": total}
+    data = {"refused_connections": since_last, "refused_full": full, "refused_since_start": total}
     if since_last is None:
         return Finding(
             "refused_connections",
             Severity.OK,
-            f"{total} connection(s) refused as the server was full since it started "
+            f"{total} connection attempt(s) refused or aborted since the server started "
             "(no earlier sample to compare)",
             data,
         )
-    if since_last > 0:
+    if since_last > 0 or (full or 0) > 0:
+        is_full = (full or 0) > 0 or snapshot.free_connections == 0
         return Finding(
             "refused_connections",
-            Severity.CRITICAL,
-            f"{since_last} connection(s) refused since the last sample: the server was full "
-            f"(max_connections), {total} since it started",
+            Severity.CRITICAL if is_full else Severity.WARNING,
+            f"{max(since_last, full or 0)} connection attempt(s) refused since the last sample "
+            + (
+                "while the server was full (max_connections)"
+                if is_full
+                else "(server full, bad credentials or handshake timeouts)"
+            )
+            + f"; {total} since it started",
             data,
         )
     return Finding(

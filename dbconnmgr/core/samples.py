@@ -19,7 +19,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 from typing import Any
 
-from dbconnmgr.core.snapshot import CUMULATIVE_COUNTERS, REFUSED_COUNTER, Connection, Snapshot
+from dbconnmgr.core.snapshot import (
+    CUMULATIVE_COUNTERS,
+    FULL_REFUSED_COUNTER,
+    REFUSED_COUNTER,
+    Connection,
+    Snapshot,
+)
 from dbconnmgr.exceptions import ServerUnavailable
 
 #: Default length of the AAS window, in seconds.
@@ -76,8 +82,11 @@ class Sample:
         aas_samples: how many samples the AAS averages.
         waiting_connections: sessions waiting on a lock.
         longest_idle_in_transaction: the session idle in a transaction the longest.
-        refused_connections: connections the server refused because it was full since the
-            previous reachable sample (engines that count them: MySQL); None otherwise.
+        refused_connections: connection attempts the server refused (full, bad
+            credentials, handshake timeouts) since the previous reachable sample, on engines
+            that count them (MySQL's Aborted_connects); None otherwise.
+        refused_full: of those, the ones refused because the server was full where the
+            engine counts them apart (MySQL's Connection_errors_max_connections).
         extras: the snapshot's vendor figures, each cumulative counter with its growth since
             the previous sample (``<counter>_since_last_sample``); None when the engine
             reports none.
@@ -107,6 +116,7 @@ class Sample:
     waiting_connections: int | None = None
     longest_idle_in_transaction: Connection | None = None
     refused_connections: int | None = None
+    refused_full: int | None = None
     extras: dict[str, Any] | None = None
     change: Change | None = None
     error: str | None = None
@@ -193,6 +203,9 @@ class SampleWindow:
             waiting_connections=len(snapshot.waiting_connections),
             longest_idle_in_transaction=snapshot.longest_idle_in_transaction(),
             refused_connections=refused,
+            refused_full=None
+            if extras is None
+            else extras.get(f"{FULL_REFUSED_COUNTER}_since_last_sample"),
             extras=extras,
             change=change,
             recovered_from=recovered_from,

@@ -31,8 +31,13 @@ Visibility = Literal["full", "restricted"]
 #: ``Snapshot.extras`` counters that only grow while the server runs (MySQL's status
 #: counters): samples report how much each grew since the previous sample.
 CUMULATIVE_COUNTERS: tuple[str, ...] = ("aborted_connects", "connection_errors_max_connections")
-#: The one of them that counts connections refused because the server was full.
-REFUSED_COUNTER = "connection_errors_max_connections"
+#: The one that counts every connection attempt the server refused or that failed (full,
+#: bad credentials, handshake timeout): MariaDB counts a "Too many connections" (1040)
+#: refusal only here (its Connection_errors_max_connections stays 0, measured on 10.11).
+REFUSED_COUNTER = "aborted_connects"
+#: The one that counts refusals because the server was full, where the server keeps it
+#: (MySQL); its growth makes a refusal critical.
+FULL_REFUSED_COUNTER = "connection_errors_max_connections"
 
 
 class Connection(NamedTuple):

@@ -176,10 +176,14 @@ def make_account(mariadb: MariaDBServer) -> Iterator[Callable[..., str]]:
 
 
 def manage(
-    *args: str, database_url: str, timeout: float = 60, extra_env: dict[str, str] | None = None
+    *args: str,
+    database_url: str,
+    timeout: float = 60,
+    extra_env: dict[str, str] | None = None,
+    settings_module: str = "example_project.settings",
 ) -> subprocess.CompletedProcess[str]:
     """Run ``python manage.py ARGS`` (example_project) with DATABASE_URL, no terminal."""
-    env = dict(os.environ, DJANGO_SETTINGS_MODULE="example_project.settings")
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE=settings_module)
     env["DATABASE_URL"] = database_url
     env.pop("NO_COLOR", None)
     env.update(extra_env or {})

@@ -126,7 +126,7 @@ def test_force_close_cli_on_a_mariadb_alias(
 
 
 def test_close_idle_cli_without_noinput_refuses_off_a_terminal(mariadb: MariaDBServer) -> None:
-    result = manage("db_connections", "--action=close-idle", "--older-than=0",
+    result = manage("db_connections", "--action=close-idle", "--idle-for=0",
                     database_url=mariadb.url)  # fmt: skip
     assert result.returncode == 3
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
