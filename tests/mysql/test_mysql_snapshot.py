@@ -90,3 +90,26 @@ def test_refused_connections_are_counted_between_snapshots(maria_alias: str) -> 
         MySQLdb.connect(**kwargs)
     after = backend.snapshot().extras["aborted_connects"]
     assert after == before + 1
+
+
+def test_database_config_settings_reach_the_server(mariadb: MariaDBServer) -> None:
+    from django.db import connections
+
+    from dbconnmgr.backends import private_backend
+    from dbconnmgr.database_settings import database_config
+
+    config = database_config(env={"DATABASE_URL": mariadb.url, "DB_STATEMENT_TIMEOUT": "30000"})
+    with database_alias("configured", mariadb.url, options=config["OPTIONS"]) as alias:
+        with connections[alias].cursor() as cursor:
+            cursor.execute("SELECT @@max_statement_time, @@sql_mode, @@character_set_client")
+            max_time, sql_mode, charset = cursor.fetchone()
+        assert float(max_time) == 30.0
+        assert "STRICT_TRANS_TABLES" in sql_mode and charset == "utf8mb4"
+        bounded = private_backend(alias, time_limit=2.0)  # what the monitor reads with
+        try:
+            with bounded.connection.cursor() as cursor:
+                cursor.execute("SELECT @@max_statement_time, @@sql_mode")
+                max_time, sql_mode = cursor.fetchone()
+            assert float(max_time) == 2.0 and "STRICT_TRANS_TABLES" in sql_mode
+        finally:
+            bounded.connection.close()
