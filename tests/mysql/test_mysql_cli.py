@@ -12,7 +12,8 @@ import pytest
 
 from devtools.mariadbserver import MariaDBServer
 from devtools.pgserver import free_port
-from tests.mysql.conftest import ROOT, MySessions, manage
+from tests.conftest import ROOT
+from tests.mysql.conftest import MySessions, manage
 
 pytestmark = pytest.mark.mysql
 
