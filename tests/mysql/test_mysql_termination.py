@@ -25,6 +25,12 @@ from tests.mysql.conftest import MySessions, manage, state_of
 pytestmark = pytest.mark.mysql
 
 
+def one_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    return lines[0]
+
+
 def gone(server: MariaDBServer, thread_id: int) -> bool:
     return state_of(server, thread_id) is None
 
@@ -125,11 +131,16 @@ def test_force_close_cli_on_a_mariadb_alias(
     assert state_of(mariadb, other.id) == "idle"
 
 
-def test_close_idle_cli_without_noinput_refuses_off_a_terminal(mariadb: MariaDBServer) -> None:
+def test_close_idle_cli_without_noinput_refuses_off_a_terminal(
+    mariadb: MariaDBServer, make_account: Callable[..., str], mysessions: MySessions
+) -> None:
+    make_account("t_confirm", "pw")
+    idle = mysessions.open("idle", user="t_confirm", password="pw")
     result = manage("db_connections", "--action=close-idle", "--idle-for=0",
-                    database_url=mariadb.url)  # fmt: skip
+                    "--user=t_confirm", database_url=mariadb.url)  # fmt: skip
     assert result.returncode == 3
-    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "--noinput" in one_line(result.stderr)
+    assert state_of(mariadb, idle.id) == "idle"
 
 
 def test_race_sessions_flipping_every_50ms_are_never_killed_mid_query(
@@ -142,7 +153,7 @@ def test_race_sessions_flipping_every_50ms_are_never_killed_mid_query(
     would be wrong) is a kill mid-query: there must be none. Kills of a query sent within
     2 ms of the KILL (still in flight, unseen by the server) are the race window: counted."""
     make_account("t_race", "pw")
-    sessions = 16
+    sessions = 40  # four re-check chunks
     stop = threading.Event()
     records: dict[int, tuple[float, float] | None] = {}  # id -> (sent, failed) of last call
 
