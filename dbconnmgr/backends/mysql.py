@@ -30,7 +30,12 @@ from dbconnmgr.backends.base import ConnectionBackend, setup_error
 from dbconnmgr.core.capabilities import Capabilities
 from dbconnmgr.core.snapshot import ClientCount, Connection, ServerLimits, Snapshot
 from dbconnmgr.core.termination import Candidate, Criteria, Selection, ServerAnswer
-from dbconnmgr.exceptions import ActionNotPossible, ProblemKind, ServerUnavailable
+from dbconnmgr.exceptions import (
+    ActionNotPossible,
+    InsufficientPrivilege,
+    ProblemKind,
+    ServerUnavailable,
+)
 
 #: Characters of query text kept per connection.
 QUERY_TEXT_LIMIT = 500
@@ -119,18 +124,19 @@ FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'THREADS_CONNECTED'
 #: compound statement (docs/mysql.md, "The race window"): reading it costs about 1 ms at
 #: 1,000 threads, so once per id would cost a second per 1,000. A reader without PROCESS
 #: may not read INNODB_TRX: {trx} is then a join to nothing.
-RECHECK_CHUNK = 10
+RECHECK_CHUNK = 4
 _RECHECK = """
 SET @dbconnmgr_match = (
     SELECT GROUP_CONCAT(p.ID) FROM information_schema.PROCESSLIST p
     LEFT JOIN {trx} t ON t.trx_mysql_thread_id = p.ID
     WHERE {conditions});
+SET @dbconnmgr_checked = UNIX_TIMESTAMP(SYSDATE(6));
 """
 _ONE_CANDIDATE = "(p.ID = %s AND p.USER = %s AND ({state}) AND p.TIME_MS >= %s)"
 _KILL = (
     "IF FIND_IN_SET(%s, @dbconnmgr_match) THEN KILL CONNECTION %s; "
-    "SET @dbconnmgr_killed = CONCAT(@dbconnmgr_killed, ',', %s, ':', "
-    "UNIX_TIMESTAMP(SYSDATE(6))); END IF;"
+    "SET @dbconnmgr_killed = CONCAT(@dbconnmgr_killed, ',', %s, ':', @dbconnmgr_checked, "
+    "':', UNIX_TIMESTAMP(SYSDATE(6))); END IF;"
 )
 _TRX = "information_schema.INNODB_TRX"
 _NO_TRX = "(SELECT NULL AS trx_mysql_thread_id, NULL AS trx_id)"
@@ -183,8 +189,9 @@ class MySQLBackend(ConnectionBackend):
 
     def __init__(self, alias: str, connection: Any) -> None:
         super().__init__(alias, connection)
-        #: Server time (epoch seconds) at which terminate() killed each thread id.
-        self.signalled_at: dict[int, float] = {}
+        #: For each thread id terminate() killed, the server's time (epoch seconds) of the
+        #: processlist read that re-checked it and of the end of its KILL: the race window.
+        self.signalled_at: dict[int, tuple[float, float]] = {}
         #: False once the server refused INNODB_TRX to this reader (no PROCESS privilege).
         self.reads_transactions = True
 
@@ -313,6 +320,13 @@ class MySQLBackend(ConnectionBackend):
             )
         snapshot = self.snapshot()
         reader = snapshot.limits.current_user
+        if criteria.states is not None and not self.reads_transactions:
+            raise InsufficientPrivilege(
+                f"database {self.alias!r}: account {reader} lacks the PROCESS privilege, "
+                "without which MariaDB/MySQL hide whether a session is inside a transaction: "
+                "an idle session cannot be told from one idle in a transaction; grant PROCESS "
+                "(GRANT PROCESS ON *.* TO ...)"
+            )
         candidates = [
             Candidate(
                 pid=c.pid,
@@ -385,8 +399,10 @@ class MySQLBackend(ConnectionBackend):
             cursor.execute("SELECT @dbconnmgr_killed")
             (killed_text,) = cursor.fetchone()
             killed = {
-                int(pid): float(at)
-                for pid, at in (x.split(":") for x in (killed_text or "").split(",") if x)
+                int(pid): (float(checked), float(done))
+                for pid, checked, done in (
+                    x.split(":") for x in (killed_text or "").split(",") if x
+                )
             }
             self.signalled_at.update(killed)
             ids = ",".join(str(int(c.pid)) for c in eligible)
