@@ -113,3 +113,18 @@ def test_database_config_settings_reach_the_server(mariadb: MariaDBServer) -> No
             assert float(max_time) == 2.0 and "STRICT_TRANS_TABLES" in sql_mode
         finally:
             bounded.connection.close()
+
+
+def test_connection_monitor_counts_a_block_on_a_mariadb_alias(maria_alias: str) -> None:
+    from django.db import connections
+
+    from dbconnmgr import connection_monitor
+
+    monitor = connection_monitor("t-maria-block", using=maria_alias, log=False)
+    with monitor as stats, connections[maria_alias].cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.execute("SELECT 2")
+    figures = stats.by_alias[maria_alias]
+    assert figures.queries == 2
+    assert figures.server_before is not None and figures.server_after is not None
+    assert stats.utilization_percent is not None
