@@ -25,12 +25,11 @@ import pwd
 import secrets
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from devtools.pgserver import free_port
+from devtools.pgserver import free_port, serve_until_interrupted
 from devtools.system_packages import ensure_debian_packages, find_binary
 
 #: Binaries the server needs -> the Debian package that carries them.
@@ -249,16 +248,7 @@ def session_server(**settings: object) -> MariaDBServer:
 
 def main() -> None:
     """Start a server and print its DATABASE_URL until interrupted."""
-    server = MariaDBServer().start()
-    print(f"DATABASE_URL={server.url}", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
-    sys.exit(0)
+    serve_until_interrupted(MariaDBServer().start())
 
 
 if __name__ == "__main__":

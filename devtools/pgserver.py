@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Protocol
 
 
 class PgServerError(RuntimeError):
@@ -261,9 +262,15 @@ class PgServer:
         self.stop()
 
 
-def main() -> None:
-    """Start a server and print its DATABASE_URL until interrupted."""
-    server = PgServer().start()
+class _Throwaway(Protocol):
+    @property
+    def url(self) -> str: ...
+
+    def stop(self) -> None: ...
+
+
+def serve_until_interrupted(server: _Throwaway) -> None:
+    """Print a started server's DATABASE_URL, wait for Ctrl-C, stop it and exit 0."""
     print(f"DATABASE_URL={server.url}", flush=True)
     try:
         while True:
@@ -273,6 +280,11 @@ def main() -> None:
     finally:
         server.stop()
     sys.exit(0)
+
+
+def main() -> None:
+    """Start a server and print its DATABASE_URL until interrupted."""
+    serve_until_interrupted(PgServer().start())
 
 
 _session_server: PgServer | None = None

@@ -175,6 +175,13 @@ def make_account(mariadb: MariaDBServer) -> Iterator[Callable[..., str]]:
         mariadb.sql(f"DROP USER IF EXISTS '{name}'@'%'")
 
 
+def one_line(stderr: str) -> str:
+    """The one non-empty line of ``stderr``; fails on more, or on a traceback."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    return lines[0]
+
+
 def manage(
     *args: str,
     database_url: str,

@@ -13,15 +13,9 @@ import pytest
 from devtools.mariadbserver import MariaDBServer
 from devtools.pgserver import free_port
 from tests.conftest import ROOT
-from tests.mysql.conftest import MySessions, manage
+from tests.mysql.conftest import MySessions, manage, one_line
 
 pytestmark = pytest.mark.mysql
-
-
-def one_line(stderr: str) -> str:
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in stderr, stderr
-    return lines[0]
 
 
 def test_health_json_has_the_mysql_figures_and_refused_finding(

@@ -20,15 +20,9 @@ from dbconnmgr.core.termination import Criteria
 from dbconnmgr.exceptions import ActionNotPossible
 from devtools.mariadbserver import MariaDBServer
 from tests.conftest import database_alias
-from tests.mysql.conftest import MySessions, manage, state_of
+from tests.mysql.conftest import MySessions, manage, one_line, state_of
 
 pytestmark = pytest.mark.mysql
-
-
-def one_line(stderr: str) -> str:
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in stderr, stderr
-    return lines[0]
 
 
 def gone(server: MariaDBServer, thread_id: int) -> bool:
