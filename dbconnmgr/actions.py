@@ -225,6 +225,9 @@ def _local_backend_pids(using: str) -> tuple[int, ...]:
     pids = []
     for raw in raws:
         pid = getattr(getattr(raw, "info", None), "backend_pid", None)
+        thread_id = getattr(raw, "thread_id", None)  # MySQLdb: the server's thread id
+        if pid is None and callable(thread_id):
+            pid = thread_id()
         if pid:
             pids.append(int(pid))
     return tuple(pids)

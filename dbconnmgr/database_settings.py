@@ -94,6 +94,14 @@ POSTGRES_ENGINES: Final = frozenset(
         "dbconnmgr.db.postgresql",  # INSTRUMENTED_ENGINE: Django's, gated and counted
     }
 )
+MYSQL_ENGINES: Final = frozenset(
+    {"django.db.backends.mysql", "django.contrib.gis.db.backends.mysql"}
+)
+#: MySQL's and MariaDB's default ``wait_timeout``: the server closes a connection idle longer.
+DEFAULT_WAIT_TIMEOUT: Final = 28_800
+#: A persistent MySQL connection is retired this many seconds before the server's
+#: ``wait_timeout`` would close it under Django ("MySQL server has gone away").
+WAIT_TIMEOUT_MARGIN: Final = 60
 
 # Top-level keys django-environ leaves as strings when they come from the URL query.
 _BOOLEAN_KEYS: Final = (
@@ -395,6 +403,10 @@ def database_config(
         # in a session (a WITH HOLD cursor, a prepared statement) may outlive one.
         config["DISABLE_SERVER_SIDE_CURSORS"] = True
         options["prepare_threshold"] = None
+
+    if config.get("ENGINE") in MYSQL_ENGINES:
+        _mysql_options(config, options, reader, connect_timeout, statement_timeout)
+
     config["OPTIONS"] = options
     for key, value in overrides.items():
         if key == "OPTIONS" and isinstance(value, Mapping):
@@ -604,6 +616,50 @@ def _refuse_conflict(
         )
 
 
+def _mysql_options(
+    config: dict[str, Any],
+    options: dict[str, Any],
+    reader: _Reader,
+    connect_timeout: int | None,
+    statement_timeout: int | None,
+) -> None:
+    """MySQL / MariaDB (mysqlclient): timeouts, charset, strict mode, and a CONN_MAX_AGE
+    below the server's ``wait_timeout``.
+
+    Django has no MySQL pool: every thread holds its own connection (docs/mysql.md). A
+    persistent connection older than the server's ``wait_timeout`` (``$DB_WAIT_TIMEOUT``,
+    default 28800) has been closed by the server, and Django's next query on it fails with
+    "MySQL server has gone away": CONN_MAX_AGE (forever included) is capped below it.
+    """
+    wait = _first(reader.whole("DB_WAIT_TIMEOUT"), DEFAULT_WAIT_TIMEOUT)
+    ceiling = max(0, wait - WAIT_TIMEOUT_MARGIN)
+    age = config.get("CONN_MAX_AGE")
+    if age is None or age > ceiling:
+        config["CONN_MAX_AGE"] = ceiling
+    _set_option(
+        options,
+        "connect_timeout",
+        reader.whole("DB_CONNECT_TIMEOUT", ("connect_timeout", connect_timeout)),
+        DEFAULT_CONNECT_TIMEOUT,
+    )
+    for key, var in (("read_timeout", "DB_READ_TIMEOUT"), ("write_timeout", "DB_WRITE_TIMEOUT")):
+        chosen = reader.whole(var)
+        if chosen is not None:
+            options[key] = chosen
+        elif isinstance(options.get(key), str):
+            options[key] = _parse_whole(f"OPTIONS[{key!r}]", options[key])
+    options.setdefault("charset", "utf8mb4")
+    existing = str(options.get("init_command") or "")
+    assignments = [] if "sql_mode" in existing else ["sql_mode='STRICT_TRANS_TABLES'"]
+    limit_ms = reader.whole(
+        "DB_STATEMENT_TIMEOUT", ("statement_timeout", statement_timeout), minimum=0
+    )
+    if limit_ms:  # MariaDB's max_statement_time is in seconds
+        assignments.append(f"SESSION max_statement_time={limit_ms / 1000:g}")
+    ours = "SET " + ", ".join(assignments) if assignments else ""
+    options["init_command"] = "; ".join(c for c in (existing, ours) if c)
+
+
 def normalize_database_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     """Fix what URL parsers (django-environ, dj-database-url) leave as strings.
 
@@ -650,7 +706,8 @@ def normalize_database_settings(config: Mapping[str, Any]) -> dict[str, Any]:
             # connection (and every health check), so it is refused like DB_CONNECT_TIMEOUT=0.
             minimum = 1 if key == "connect_timeout" else 0
             options[key] = _parse_whole(f"OPTIONS[{key!r}]", value, minimum=minimum)
-    moved = {key: options.pop(key) for key in SERVER_SETTINGS_IN_URL if key in options}
+    is_postgres = result.get("ENGINE") in POSTGRES_ENGINES
+    moved = {k: options.pop(k) for k in SERVER_SETTINGS_IN_URL if k in options and is_postgres}
     if moved:
         options["options"] = append_server_options(options.get("options"), **moved)
     if "OPTIONS" in result or options:

@@ -18,6 +18,7 @@ from rich.text import Text
 
 from dbconnmgr import render
 from dbconnmgr.app_settings import thresholds
+from dbconnmgr.backends import capabilities_of
 from dbconnmgr.core.samples import PeakReport, Sample
 from dbconnmgr.core.snapshot import Connection
 from dbconnmgr.render import format_seconds
@@ -120,7 +121,8 @@ class MonitorView:
             limits = shown.snapshot.limits
             version = limits.version.split(" ", 1)[0]  # "15.18", not the packager's suffix
             server = (
-                f" - PostgreSQL {version} as {limits.current_user}, "
+                f" - {capabilities_of(shown.snapshot.vendor).display_name} {version} as "
+                f"{limits.current_user}, "
                 f"max_connections {limits.max_connections}"
             )
         return Text.assemble(
@@ -162,7 +164,8 @@ class MonitorView:
                 "Visibility",
                 Text(
                     f"restricted: {sample.snapshot.hidden_connections} session(s) hidden; "
-                    "grant pg_read_all_stats for full figures",
+                    f"grant {capabilities_of(sample.snapshot.vendor).full_visibility_grant} "
+                    "for full figures",
                     style="yellow",
                 ),
             )

@@ -41,6 +41,13 @@ def connection_brief(conn: Connection | None, seconds: float | None) -> SessionD
     return None if conn is None else cast(SessionDoc, session_brief(conn, seconds))
 
 
+def _add_vendor_figures(document: Any, vendor: str | None, figures: dict[str, Any] | None) -> None:
+    """Figures only one engine reports go under that engine's own key (``"mysql"``),
+    declared in :mod:`dbconnmgr.core.documents`; engines without any add no key."""
+    if vendor and figures:
+        document[vendor] = dict(figures)
+
+
 def status_payload(
     snapshot: Snapshot,
     limit: int | None = None,
@@ -102,6 +109,7 @@ def status_payload(
         "hidden_connections": snapshot.hidden_connections,
         "own_pid": snapshot.own_pid,
     }
+    _add_vendor_figures(document, snapshot.vendor, snapshot.extras)
     if pooler is not None:
         document["pgbouncer"] = pgbouncer_payload(pooler, limit)
     return document
@@ -260,6 +268,7 @@ def health_payload(report: Report, vendor: str | None = None) -> HealthDoc:
     }
     if vendor == "postgresql":
         document["postgresql_info"] = info
+    _add_vendor_figures(document, vendor, snapshot.extras if snapshot else None)
     if report.pooler is not None:
         document["pgbouncer"] = pgbouncer_payload(report.pooler)
     return document
@@ -302,7 +311,7 @@ def sample_payload(sample: Sample) -> MonitorDoc:
     """
     change = sample.change
     iit = sample.longest_idle_in_transaction
-    return {
+    document: MonitorDoc = {
         "schema": SCHEMAS["monitor"],
         "sequence": sample.sequence,
         "alias": sample.alias,
@@ -323,6 +332,7 @@ def sample_payload(sample: Sample) -> MonitorDoc:
         "aas_samples": sample.aas_samples,
         "waiting_connections": sample.waiting_connections,
         "longest_idle_in_transaction": connection_brief(iit, iit.state_seconds if iit else None),
+        "refused_connections": sample.refused_connections,
         "change": None
         if change is None
         else {
@@ -334,6 +344,9 @@ def sample_payload(sample: Sample) -> MonitorDoc:
         "unreachable_since": _iso(sample.unreachable_since),
         "recovered_from": _iso(sample.recovered_from),
     }
+    vendor = sample.snapshot.vendor if sample.snapshot is not None else None
+    _add_vendor_figures(document, vendor, sample.extras)
+    return document
 
 
 def peak_payload(report: PeakReport, alias: str, days: int) -> PeakDoc:

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from dbconnmgr.backends import capabilities_of
 from dbconnmgr.core.health import DEFAULT_THRESHOLDS, Report, Severity
 from dbconnmgr.core.pooler import PoolerSnapshot
 from dbconnmgr.core.snapshot import STATES, Connection, Group, Snapshot
@@ -136,7 +137,10 @@ class Renderer:
         header.add_column(style="bold")
         header.add_column()
         header.add_row("Database alias", f"{snapshot.alias} (database {snapshot.database})")
-        header.add_row("Server", f"PostgreSQL {limits.version} (as {limits.current_user})")
+        engine = capabilities_of(snapshot.vendor)
+        header.add_row(
+            "Server", f"{engine.display_name} {limits.version} (as {limits.current_user})"
+        )
         header.add_row(
             "Slots",
             f"max_connections {limits.max_connections}, "
@@ -155,6 +159,11 @@ class Renderer:
             caps = [f"database {k}: {v}" for k, v in sorted(limits.database_limits.items())]
             caps += [f"role {k}: {v}" for k, v in sorted(limits.role_limits.items())]
             header.add_row("Limits", ", ".join(caps))
+        if snapshot.extras:
+            header.add_row(
+                f"{engine.display_name} figures",
+                ", ".join(f"{k} {v}" for k, v in snapshot.extras.items() if v is not None),
+            )
         header.add_row("Waiting on locks", str(len(snapshot.waiting_connections)))
         oldest = snapshot.oldest_transaction()
         header.add_row(
@@ -167,7 +176,7 @@ class Renderer:
                 "Visibility",
                 Text(
                     f"restricted: {snapshot.hidden_connections} session(s) of other roles are "
-                    "hidden; grant pg_read_all_stats (or pg_monitor) for full figures",
+                    f"hidden; grant {engine.full_visibility_grant} for full figures",
                     style="bold yellow",
                 ),
             )

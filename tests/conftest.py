@@ -27,6 +27,25 @@ from devtools.pgserver import PgServer
 
 ROOT = Path(__file__).resolve().parent.parent
 
+#: The engine this run tests (scripts/test sets it per stack): ``postgresql`` runs every test
+#: but tests/mysql/; ``mariadb`` runs tests/mysql/ and the engine-neutral pure tests only.
+ENGINE = os.environ.get("DBCONNMGR_DB", "postgresql")
+collect_ignore = [] if ENGINE == "mariadb" else ["mysql"]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On the MariaDB stack, keep the ``mysql`` and ``engine_neutral`` tests only."""
+    if ENGINE != "mariadb":
+        return
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
+    for item in items:
+        wanted = item.get_closest_marker("mysql") or item.get_closest_marker("engine_neutral")
+        (keep if wanted else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
 
 @pytest.fixture(autouse=True)
 def _allow_database(django_db_blocker: object) -> Iterator[None]:
@@ -227,10 +246,11 @@ def small_server() -> Iterator[PgServer]:
 
 
 @contextlib.contextmanager
-def database_alias(alias: str, url: str) -> Iterator[str]:
+def database_alias(alias: str, url: str, options: dict[str, Any] | None = None) -> Iterator[str]:
     """Make ``url`` reachable as Django database alias ``alias`` for the block.
 
     An alias that already exists is put back afterwards, with its open connection.
+    ``options`` replace the PostgreSQL test OPTIONS (application_name, connect_timeout).
     """
     import environ
     from django.db import connections
@@ -241,7 +261,11 @@ def database_alias(alias: str, url: str) -> Iterator[str]:
     config = connections.configure_settings(
         {"default": {"ENGINE": "django.db.backends.dummy"}, alias: environ.Env.db_url_config(url)}
     )[alias]
-    config["OPTIONS"] = {"application_name": "dbconnmgr-tests", "connect_timeout": 5}
+    config["OPTIONS"] = (
+        {"application_name": "dbconnmgr-tests", "connect_timeout": 5}
+        if options is None
+        else options
+    )
     connections.settings[alias] = config
     if previous_conn is not None:
         delattr(local, alias)

@@ -5,6 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.engine_neutral
+
 CORE = (
     "dbconnmgr.core.snapshot",
     "dbconnmgr.core.health",

@@ -13,14 +13,20 @@ from django.db import connections
 from django.utils.connection import ConnectionDoesNotExist
 
 from dbconnmgr.backends.base import ConnectionBackend, setup_error
+from dbconnmgr.backends.mysql import MySQLBackend, time_limit_options
 from dbconnmgr.backends.postgresql import PostgreSQLBackend
+from dbconnmgr.core.capabilities import Capabilities
 from dbconnmgr.exceptions import UnknownDatabaseAlias, UnsupportedDatabase
 
-BACKENDS: dict[str, type[ConnectionBackend]] = {PostgreSQLBackend.vendor: PostgreSQLBackend}
+BACKENDS: dict[str, type[ConnectionBackend]] = {
+    PostgreSQLBackend.vendor: PostgreSQLBackend,
+    MySQLBackend.vendor: MySQLBackend,
+}
 
 __all__ = [
     "BACKENDS",
     "ConnectionBackend",
+    "capabilities_of",
     "get_backend",
     "private_backend",
     "time_limit_settings",
@@ -36,6 +42,12 @@ def time_limit_settings(seconds: float) -> dict[str, int]:
     """
     ms = max(2, round(seconds * 1000))
     return {"statement_timeout": ms, "lock_timeout": max(1, ms * 9 // 10)}
+
+
+def capabilities_of(vendor: str) -> Capabilities:
+    """The capabilities of ``vendor``'s backend (a bare declaration for an unknown one)."""
+    backend = BACKENDS.get(vendor)
+    return backend.capabilities if backend else Capabilities(display_name=vendor)
 
 
 def get_backend(alias: str = "default") -> ConnectionBackend:
@@ -87,7 +99,9 @@ def private_backend(
     server_url = direct_server_url(using)
     if server_url is not None:
         options.pop("prepare_threshold", None)
-    if time_limit is not None:
+    if time_limit is not None and backend.vendor == MySQLBackend.vendor:
+        options = time_limit_options(options, time_limit)
+    elif time_limit is not None:
         bound = " ".join(f"-c {k}={v}" for k, v in time_limit_settings(time_limit).items())
         options["options"] = f"{options.get('options') or ''} {bound}".strip()
     clone = connection.copy()

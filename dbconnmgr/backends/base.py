@@ -77,8 +77,10 @@ def setup_error(exc: BaseException, alias: str) -> ServerUnavailable:
     ENGINE, missing driver) as a ``setup`` :class:`ServerUnavailable`: UNKNOWN, one line."""
     text = str(exc).strip()
     first_line = text.splitlines()[0] if text else type(exc).__name__
+    # Django's "Error loading MySQLdb module." says what to install on its second line.
+    said = " ".join(line.strip() for line in text.splitlines()[:2]) or first_line
     return ServerUnavailable(
-        f"database {alias!r}: bad configuration ({first_line})",
+        f"database {alias!r}: bad configuration ({said})",
         kind="setup",
         alias=alias,
         detail=first_line,

@@ -141,6 +141,7 @@ class PostgreSQLBackend(ConnectionBackend):
         reports_lock_waits=True,
         reports_visibility=True,
         counts_refused_connections=False,
+        full_visibility_grant="pg_read_all_stats (or pg_monitor)",
     )
 
     def snapshot(self) -> Snapshot:
@@ -212,6 +213,7 @@ class PostgreSQLBackend(ConnectionBackend):
             connections=_connections(rows, db_names, role_names),
             own_pid=own_pid,
             visibility="full" if reader_sees_all else "restricted",
+            visibility_grant=self.capabilities.full_visibility_grant,
         )
 
     def count_client_connections(self) -> ClientCount:

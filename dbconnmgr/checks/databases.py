@@ -23,7 +23,12 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
 
 from dbconnmgr.core.budget import Service, services_from_setting
-from dbconnmgr.database_settings import POSTGRES_ENGINES, TRANSACTION_POOL_MODES
+from dbconnmgr.database_settings import (
+    DEFAULT_WAIT_TIMEOUT,
+    MYSQL_ENGINES,
+    POSTGRES_ENGINES,
+    TRANSACTION_POOL_MODES,
+)
 
 __all__ = [
     "DEPLOY_RULES",
@@ -120,6 +125,10 @@ def _pool_parameters() -> frozenset[str]:
 
 def _is_postgres(db: Mapping[str, Any]) -> bool:
     return db.get("ENGINE") in POSTGRES_ENGINES
+
+
+def _is_mysql(db: Mapping[str, Any]) -> bool:
+    return db.get("ENGINE") in MYSQL_ENGINES
 
 
 def _options(db: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -310,7 +319,7 @@ def no_application_name(alias: str, db: Mapping[str, Any], ctx: Context) -> Iter
 
 def no_connect_timeout(alias: str, db: Mapping[str, Any], ctx: Context) -> Iterator[CheckMessage]:
     """W012 (deploy): no connect_timeout, so an unreachable server hangs workers."""
-    if _is_postgres(db) and not _options(db).get("connect_timeout"):
+    if (_is_postgres(db) or _is_mysql(db)) and not _options(db).get("connect_timeout"):
         yield Warning(
             f"{_where(alias)} sets no connect_timeout: when the server does not answer, "
             "every worker blocks on connect for the operating system's TCP timeout "
@@ -352,6 +361,24 @@ def unsafe_behind_transaction_pooler(
         )
 
 
+def mysql_outlives_wait_timeout(
+    alias: str, db: Mapping[str, Any], ctx: Context
+) -> Iterator[CheckMessage]:
+    """W014: a MySQL connection kept longer than the server's wait_timeout."""
+    age = db.get("CONN_MAX_AGE", 0)
+    if not _is_mysql(db) or (isinstance(age, int) and age < DEFAULT_WAIT_TIMEOUT):
+        return
+    yield Warning(
+        f"{_where(alias)} keeps MySQL connections for CONN_MAX_AGE={age!r}, not less than "
+        f"the server's default wait_timeout ({DEFAULT_WAIT_TIMEOUT} s): the server closes an "
+        'idle connection first, and the next request on it fails with "MySQL server has '
+        'gone away" (CONN_HEALTH_CHECKS only hides it at the cost of a ping).',
+        hint="CONN_MAX_AGE below the server's wait_timeout (database_config() caps it; "
+        "DB_WAIT_TIMEOUT tells it a lower server value).",
+        id="dbconnmgr.W014",
+    )
+
+
 #: Rules run with every management command.
 RULES: tuple[Rule, ...] = (
     pool_with_persistent_connections,
@@ -364,6 +391,7 @@ RULES: tuple[Rule, ...] = (
     asgi_persistent,
     pool_smaller_than_threads,
     unsafe_behind_transaction_pooler,
+    mysql_outlives_wait_timeout,
 )
 #: Rules run with ``manage.py check --deploy``.
 DEPLOY_RULES: tuple[Rule, ...] = (no_application_name, no_connect_timeout)

@@ -173,7 +173,12 @@ class MonitorAction(Action):
         if sample.snapshot is not None:
             if self.thresholds is None:  # said once at the start; no findings, no alerts
                 return
-            report = health.evaluate(sample.snapshot, self.thresholds)
+            report = health.evaluate(
+                sample.snapshot,
+                self.thresholds,
+                refused_connections=sample.refused_connections,
+                refused_full=sample.refused_full,
+            )
         elif sample.problem is not None:
             report = health.evaluate_unavailable(sample.problem)
         else:

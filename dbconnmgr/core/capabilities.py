@@ -30,6 +30,11 @@ class Capabilities:
             (restricted rows are counted, not hidden).
         counts_refused_connections: the server counts connections it refused (full,
             aborted), so "refused since the last sample" can be reported.
+        reports_application_name: sessions carry an application name (PostgreSQL's
+            ``application_name``); where they do not, filtering by it is refused.
+        reports_session_start: each session's start time is known (ages since connect,
+            and a reused id told apart from the session that had it before).
+        full_visibility_grant: what to grant the reading role so it sees every session.
     """
 
     display_name: str
@@ -40,3 +45,6 @@ class Capabilities:
     reports_lock_waits: bool = False
     reports_visibility: bool = False
     counts_refused_connections: bool = False
+    reports_application_name: bool = True
+    reports_session_start: bool = True
+    full_visibility_grant: str = ""

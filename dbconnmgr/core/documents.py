@@ -55,6 +55,22 @@ class ServerDoc(TypedDict):
     current_user_is_superuser: bool
 
 
+class MySQLDoc(TypedDict):
+    """Figures only MariaDB / MySQL report, under the ``mysql`` key (docs/mysql.md)."""
+
+    max_connections_setting: int
+    extra_max_connections: int
+    max_user_connections: int
+    wait_timeout: int
+    threads_connected: int | None
+    threads_running: int | None
+    max_used_connections: int | None
+    aborted_connects: int | None
+    connection_errors_max_connections: int | None
+    aborted_connects_since_last_sample: NotRequired[int | None]
+    connection_errors_max_connections_since_last_sample: NotRequired[int | None]
+
+
 class StatusDoc(TypedDict):
     """``--action=status --format=json``."""
 
@@ -85,6 +101,7 @@ class StatusDoc(TypedDict):
     hidden_connections: int
     own_pid: int
     pgbouncer: NotRequired[PgBouncerDoc]
+    mysql: NotRequired[MySQLDoc]
 
 
 class ServerInfoDoc(TypedDict):
@@ -180,6 +197,7 @@ class HealthDoc(TypedDict):
     server_info: ServerInfoDoc
     postgresql_info: NotRequired[ServerInfoDoc]
     pgbouncer: NotRequired[PgBouncerDoc]
+    mysql: NotRequired[MySQLDoc]
 
 
 class ChangeDoc(TypedDict):
@@ -213,6 +231,8 @@ class MonitorDoc(TypedDict):
     aas_samples: int
     waiting_connections: int | None
     longest_idle_in_transaction: SessionDoc | None
+    refused_connections: int | None
+    mysql: NotRequired[MySQLDoc]
     change: ChangeDoc | None
     error: str | None
     unreachable_since: str | None

@@ -20,7 +20,11 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
-from dbconnmgr.core.snapshot import Connection, Snapshot
+from dbconnmgr.core.snapshot import (
+    REFUSED_COUNTER,
+    Connection,
+    Snapshot,
+)
 from dbconnmgr.exceptions import ServerUnavailable
 
 #: The default of every threshold (``DBCONNMGR["THRESHOLDS"]`` overlays it). Utilization
@@ -323,6 +327,7 @@ _SNAPSHOT_CODES = frozenset(
         "long_query",
         "lock_waits",
         "visibility",
+        "refused_connections",
     }
 )
 _UNAVAILABLE_CODES = frozenset(
@@ -332,7 +337,12 @@ _UNAVAILABLE_CODES = frozenset(
 SESSIONS_LISTED = 10
 
 
-def evaluate(snapshot: Snapshot, thresholds: Mapping[str, Any] | None = None) -> Report:
+def evaluate(
+    snapshot: Snapshot,
+    thresholds: Mapping[str, Any] | None = None,
+    refused_connections: int | None = None,
+    refused_full: int | None = None,
+) -> Report:
     """Evaluate every check on ``snapshot``.
 
     Args:
@@ -340,6 +350,11 @@ def evaluate(snapshot: Snapshot, thresholds: Mapping[str, Any] | None = None) ->
         thresholds: THRESHOLDS keys overriding :data:`DEFAULT_THRESHOLDS` (None: the
             defaults). The core never reads settings: pass
             ``dbconnmgr.app_settings.thresholds()`` for the project's.
+        refused_connections: connection attempts the server refused since the previous
+            sample (:attr:`Sample.refused_connections`), on engines that count them; None
+            when there is no previous sample.
+        refused_full: of those, the ones refused because the server was full, where the
+            engine counts them apart (:attr:`Sample.refused_full`).
 
     Raises:
         ValueError: invalid thresholds.
@@ -355,6 +370,8 @@ def evaluate(snapshot: Snapshot, thresholds: Mapping[str, Any] | None = None) ->
         _lock_waits(snapshot, t),
         _visibility(snapshot),
     ]
+    if REFUSED_COUNTER in snapshot.extras:
+        findings.append(_refused(snapshot, refused_connections, refused_full))
     return _report(snapshot.alias, findings, snapshot)
 
 
@@ -722,6 +739,39 @@ def _lock_waits(snapshot: Snapshot, t: Mapping[str, Any]) -> Finding:
     )
 
 
+def _refused(snapshot: Snapshot, since_last: int | None, full: int | None) -> Finding:
+    """WARNING when the server refused connection attempts since the last sample (clients
+    got errors although a snapshot may look fine now); CRITICAL when it says they were
+    refused because it was full, or when it is full now."""
+    total = int(snapshot.extras[REFUSED_COUNTER] or 0)
+    data = {"refused_connections": since_last, "refused_full": full, "refused_since_start": total}
+    if since_last is None:
+        return Finding(
+            "refused_connections",
+            Severity.OK,
+            f"{total} connection attempt(s) refused or aborted since the server started "
+            "(no earlier sample to compare)",
+            data,
+        )
+    if since_last > 0 or (full or 0) > 0:
+        is_full = (full or 0) > 0 or snapshot.free_connections == 0
+        return Finding(
+            "refused_connections",
+            Severity.CRITICAL if is_full else Severity.WARNING,
+            f"{max(since_last, full or 0)} connection attempt(s) refused since the last sample "
+            + (
+                "while the server was full (max_connections)"
+                if is_full
+                else "(server full, bad credentials or handshake timeouts)"
+            )
+            + f"; {total} since it started",
+            data,
+        )
+    return Finding(
+        "refused_connections", Severity.OK, "no connection refused since the last sample", data
+    )
+
+
 def _visibility(snapshot: Snapshot) -> Finding:
     data = {
         "visibility": snapshot.visibility,
@@ -730,11 +780,12 @@ def _visibility(snapshot: Snapshot) -> Finding:
     }
     if snapshot.visibility == "full":
         return Finding("visibility", Severity.OK, "every session is visible", data)
+    grant = snapshot.visibility_grant or "the privilege to read every session"
     return Finding(
         "visibility",
         Severity.UNKNOWN,
         f"restricted visibility: role {snapshot.limits.current_user} cannot see the state of "
         f"{snapshot.hidden_connections} session(s) of other roles, so idle, idle-in-transaction "
-        "and lock figures may be incomplete; grant it pg_read_all_stats (or pg_monitor)",
+        f"and lock figures may be incomplete; grant it {grant}",
         data,
     )

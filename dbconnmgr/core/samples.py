@@ -17,8 +17,15 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
+from typing import Any
 
-from dbconnmgr.core.snapshot import Connection, Snapshot
+from dbconnmgr.core.snapshot import (
+    CUMULATIVE_COUNTERS,
+    FULL_REFUSED_COUNTER,
+    REFUSED_COUNTER,
+    Connection,
+    Snapshot,
+)
 from dbconnmgr.exceptions import ServerUnavailable
 
 #: Default length of the AAS window, in seconds.
@@ -75,6 +82,14 @@ class Sample:
         aas_samples: how many samples the AAS averages.
         waiting_connections: sessions waiting on a lock.
         longest_idle_in_transaction: the session idle in a transaction the longest.
+        refused_connections: connection attempts the server refused (full, bad
+            credentials, handshake timeouts) since the previous reachable sample, on engines
+            that count them (MySQL's Aborted_connects); None otherwise.
+        refused_full: of those, the ones refused because the server was full where the
+            engine counts them apart (MySQL's Connection_errors_max_connections).
+        extras: the snapshot's vendor figures, each cumulative counter with its growth since
+            the previous sample (``<counter>_since_last_sample``); None when the engine
+            reports none.
         change: the change since the previous reachable sample (None for the first).
         error: why the server could not be read (unreachable samples only).
         unreachable_since: when the current outage started (unreachable samples only).
@@ -100,6 +115,9 @@ class Sample:
     aas_samples: int = 0
     waiting_connections: int | None = None
     longest_idle_in_transaction: Connection | None = None
+    refused_connections: int | None = None
+    refused_full: int | None = None
+    extras: dict[str, Any] | None = None
     change: Change | None = None
     error: str | None = None
     unreachable_since: datetime | None = None
@@ -132,6 +150,7 @@ class SampleWindow:
         self.sequence = 0
         self._active: deque[tuple[datetime, int]] = deque(maxlen=MAX_WINDOW_SAMPLES)
         self._previous: tuple[int, dict[str, int], dict[str, int]] | None = None
+        self._previous_extras: dict[str, Any] = {}
         self._unreachable_since: datetime | None = None
 
     def add(self, snapshot: Snapshot) -> Sample:
@@ -161,6 +180,7 @@ class SampleWindow:
                 by_application=_nonzero_difference(by_application, prev_apps),
             )
         self._previous = (total, by_state, by_application)
+        extras, refused = self._counters(snapshot.extras)
         recovered_from, self._unreachable_since = self._unreachable_since, None
         return Sample(
             sequence=self.sequence,
@@ -182,9 +202,30 @@ class SampleWindow:
             aas_samples=len(self._active),
             waiting_connections=len(snapshot.waiting_connections),
             longest_idle_in_transaction=snapshot.longest_idle_in_transaction(),
+            refused_connections=refused,
+            refused_full=None
+            if extras is None
+            else extras.get(f"{FULL_REFUSED_COUNTER}_since_last_sample"),
+            extras=extras,
             change=change,
             recovered_from=recovered_from,
         )
+
+    def _counters(self, current: dict[str, Any]) -> tuple[dict[str, Any] | None, int | None]:
+        """The vendor's figures with, for each cumulative counter, how much it grew since
+        the previous reachable sample (``<counter>_since_last_sample``; None on the first
+        sample or after a server restart reset it), and the refused-connections growth."""
+        if not current:
+            return None, None
+        previous, self._previous_extras = self._previous_extras, current
+        extras = dict(current)
+        for name in CUMULATIVE_COUNTERS:
+            if name not in current:
+                continue
+            before, now = previous.get(name), current[name]
+            grown = None if before is None or now is None or now < before else now - before
+            extras[f"{name}_since_last_sample"] = grown
+        return extras, extras.get(f"{REFUSED_COUNTER}_since_last_sample")
 
     def unreachable(
         self, now: datetime, error: str, problem: ServerUnavailable | None = None

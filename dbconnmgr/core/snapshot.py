@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from operator import attrgetter
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 #: Every value PostgreSQL's ``pg_stat_activity.state`` takes, plus ``unknown`` for rows the
 #: reading role may not see (NULL state). Kept in this order for display.
@@ -27,6 +27,17 @@ STATES: tuple[str, ...] = (
 IDLE_IN_TRANSACTION_STATES = frozenset({"idle in transaction", "idle in transaction (aborted)"})
 
 Visibility = Literal["full", "restricted"]
+
+#: ``Snapshot.extras`` counters that only grow while the server runs (MySQL's status
+#: counters): samples report how much each grew since the previous sample.
+CUMULATIVE_COUNTERS: tuple[str, ...] = ("aborted_connects", "connection_errors_max_connections")
+#: The one that counts every connection attempt the server refused or that failed (full,
+#: bad credentials, handshake timeout): MariaDB counts a "Too many connections" (1040)
+#: refusal only here (its Connection_errors_max_connections stays 0, measured on 10.11).
+REFUSED_COUNTER = "aborted_connects"
+#: The one that counts refusals because the server was full, where the server keeps it
+#: (MySQL); its growth makes a refusal critical.
+FULL_REFUSED_COUNTER = "connection_errors_max_connections"
 
 
 class Connection(NamedTuple):
@@ -154,6 +165,10 @@ class Snapshot:
             ``connections`` but no count, grouping, age or utilization includes it.
         visibility: ``full`` when the reading role may see every session's details,
             ``restricted`` otherwise (other roles' states and queries are hidden).
+        extras: figures only this vendor reports (MySQL's refused-connection counters...),
+            plain JSON values; the documents put them under the vendor's own key.
+        visibility_grant: what to grant the reading role so that it sees every session
+            (the backend's words, for the ``visibility`` finding).
     """
 
     alias: str
@@ -163,6 +178,8 @@ class Snapshot:
     connections: tuple[Connection, ...]
     own_pid: int
     visibility: Visibility
+    extras: dict[str, Any] = field(default_factory=dict)
+    visibility_grant: str = ""
     _others: tuple[Connection, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
