@@ -37,7 +37,8 @@ def test_unknown_stack_is_one_line() -> None:
     out = run(["scripts/test", "--stack", "py39-dj32-pg9"])
     assert out.returncode == 2
     assert out.stderr.strip() == (
-        "error: unknown stack 'py39-dj32-pg9' (known: py311-dj52-pg15 py312-dj6-pg18)"
+        "error: unknown stack 'py39-dj32-pg9' "
+        "(known: py311-dj52-pg15 py312-dj6-pg18 py312-dj6-mariadb)"
     )
 
 
@@ -45,6 +46,7 @@ def test_demo_without_any_supported_python_is_one_line() -> None:
     out = run(["scripts/demo"], **NO_PYTHON)
     assert out.returncode == 1
     assert out.stderr.strip() == (
-        "error: no supported Python found (stacks: py311-dj52-pg15 py312-dj6-pg18); "
+        "error: no supported Python found "
+        "(stacks: py311-dj52-pg15 py312-dj6-pg18 py312-dj6-mariadb); "
         "install Python 3.11 or 3.12"
     )
