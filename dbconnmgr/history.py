@@ -9,13 +9,27 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from django.db import router
+from django.db.models import Aggregate, FloatField
 from django.utils import timezone
 
 from dbconnmgr.app_settings import get_setting
+from dbconnmgr.core.charts import HeatCell, Heatmap, Series, SeriesPoint
 from dbconnmgr.core.samples import PeakReport, Sample, hourly_peaks
 
 if TYPE_CHECKING:
     from dbconnmgr.models import ConnectionSample
+
+
+class Percentile95(Aggregate):
+    """``percentile_cont(0.95) WITHIN GROUP (ORDER BY expr)``: an ordered-set aggregate,
+    used only where the samples' database declares ``ordered_set_aggregates``."""
+
+    function = "percentile_cont"
+    name = "Percentile95"
+    template = "%(function)s(0.95) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
 
 #: Rows fetched per round trip when reading samples for the peak report.
 _CHUNK = 5000
@@ -98,3 +112,151 @@ def peak_hours(using: str = "default", days: int = 7, *, now: datetime | None = 
         .iterator(chunk_size=_CHUNK)
     )
     return hourly_peaks(rows, timezone.get_current_timezone())
+
+
+# -- charts of the admin page: aggregated by the database, not in Python ---------------------
+def utilization_series(
+    using: str = "default",
+    *,
+    seconds: int = 86400,
+    bucket_seconds: int = 900,
+    now: datetime | None = None,
+) -> Series:
+    """Max and average utilization of ``using`` per time bucket over the last ``seconds``.
+
+    Grouped in SQL: one row per bucket comes back, whatever the number of samples.
+    ``bucket_seconds`` is 60 (minutes), 900 (quarter hours) or 3600 (hours); buckets are in
+    the current Django time zone.
+    """
+    from django.db.models import Avg, Count, F, FloatField, IntegerField, Max, Value
+    from django.db.models.functions import (
+        Cast,
+        ExtractMinute,
+        Floor,
+        TruncHour,
+        TruncMinute,
+    )
+
+    from dbconnmgr.app_settings import thresholds
+    from dbconnmgr.models import ConnectionSample
+
+    if bucket_seconds not in (60, 900, 3600):
+        raise ValueError(f"bucket_seconds must be 60, 900 or 3600, got {bucket_seconds}")
+    end = now or timezone.now()
+    start = end - timedelta(seconds=seconds)
+    rows = ConnectionSample.objects.filter(
+        alias=using, taken_at__gte=start, taken_at__lte=end
+    ).order_by()
+    if bucket_seconds == 60:
+        rows = rows.annotate(
+            bucket=TruncMinute("taken_at"), quarter=Value(0, output_field=IntegerField())
+        )
+    else:
+        rows = rows.annotate(bucket=TruncHour("taken_at"))
+        if bucket_seconds == 900:
+            rows = rows.annotate(
+                quarter=Cast(Floor(ExtractMinute("taken_at") / 15.0), IntegerField())
+            )
+        else:
+            rows = rows.annotate(quarter=Value(0, output_field=IntegerField()))
+    grouped = (
+        rows.values("bucket", "quarter")
+        .annotate(
+            max_utilization=Max("utilization_percent"),
+            avg_utilization=Avg(F("utilization_percent"), output_field=FloatField()),
+            max_connections=Max("total_connections"),
+            samples=Count("id"),
+        )
+        .order_by("bucket", "quarter")
+    )
+    points = tuple(
+        SeriesPoint(
+            start=row["bucket"] + timedelta(minutes=15 * row["quarter"]),
+            max_utilization_percent=float(row["max_utilization"]),
+            avg_utilization_percent=float(row["avg_utilization"]),
+            max_connections=int(row["max_connections"]),
+            samples=int(row["samples"]),
+        )
+        for row in grouped
+    )
+    limits = thresholds()
+    warning, critical = limits.get("UTILIZATION_WARNING"), limits.get("UTILIZATION_CRITICAL")
+    return Series(
+        start=start,
+        end=end,
+        bucket_seconds=bucket_seconds,
+        points=points,
+        warning_percent=None if warning is None else float(warning),
+        critical_percent=None if critical is None else float(critical),
+    )
+
+
+def hourly_heatmap(
+    using: str = "default", *, days: int = 30, now: datetime | None = None
+) -> Heatmap:
+    """Connections of ``using`` per (day of week, hour) over the last ``days`` days: the
+    maximum and the 95th percentile of ``total_connections``, in the current time zone.
+
+    The database stores the samples and groups them: where its backend declares
+    ``capabilities.ordered_set_aggregates`` (PostgreSQL: ``percentile_cont``) the percentile
+    is computed there too; elsewhere each cell's values are read and the percentile taken
+    here (the same nearest-rank-interpolated definition).
+    """
+    from django.db.models import Count, Max
+    from django.db.models.functions import ExtractHour, ExtractIsoWeekDay
+
+    from dbconnmgr.models import ConnectionSample
+
+    if days < 1:
+        raise ValueError(f"days must be >= 1, got {days}")
+    end = now or timezone.now()
+    rows = (
+        ConnectionSample.objects.filter(
+            alias=using, taken_at__gte=end - timedelta(days=days), taken_at__lte=end
+        )
+        .order_by()
+        .annotate(day=ExtractIsoWeekDay("taken_at"), hour=ExtractHour("taken_at"))
+        .values("day", "hour")
+    )
+    store = router.db_for_read(ConnectionSample)
+    if _store_has_percentiles(store):
+        grouped = rows.annotate(
+            max_connections=Max("total_connections"),
+            p95=Percentile95("total_connections"),
+            samples=Count("id"),
+        )
+        cells = {
+            (int(r["day"]), int(r["hour"])): HeatCell(
+                max_connections=int(r["max_connections"]),
+                p95_connections=float(r["p95"]),
+                samples=int(r["samples"]),
+            )
+            for r in grouped
+        }
+        return Heatmap(days=days, cells=cells)
+    values: dict[tuple[int, int], list[int]] = {}
+    for r in rows.values_list("day", "hour", "total_connections").iterator(chunk_size=_CHUNK):
+        values.setdefault((int(r[0]), int(r[1])), []).append(int(r[2]))
+    return Heatmap(
+        days=days,
+        cells={key: HeatCell(max(v), percentile(v, 0.95), len(v)) for key, v in values.items()},
+    )
+
+
+def percentile(values: list[int], fraction: float) -> float:
+    """``percentile_cont``: linear interpolation between the closest ranks."""
+    ordered = sorted(values)
+    position = fraction * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def _store_has_percentiles(store: str) -> bool:
+    from dbconnmgr.backends import get_backend
+    from dbconnmgr.exceptions import DbConnMgrError
+
+    try:
+        return get_backend(store).capabilities.ordered_set_aggregates
+    except DbConnMgrError:  # the samples live in a database dbconnmgr does not monitor
+        return False

@@ -12,6 +12,8 @@ CORE = (
     "dbconnmgr.core.samples",
     "dbconnmgr.core.budget",
     "dbconnmgr.core.capabilities",
+    "dbconnmgr.core.dashboard",
+    "dbconnmgr.core.charts",
 )
 
 
