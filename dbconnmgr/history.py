@@ -9,26 +9,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from django.db import router
-from django.db.models import Aggregate, FloatField
 from django.utils import timezone
 
 from dbconnmgr.app_settings import get_setting
 from dbconnmgr.core.charts import HeatCell, Heatmap, Series, SeriesPoint
-from dbconnmgr.core.samples import PeakReport, Sample, hourly_peaks
+from dbconnmgr.core.samples import PeakReport, Sample, histogram_percentile, hourly_peaks
 
 if TYPE_CHECKING:
     from dbconnmgr.models import ConnectionSample
-
-
-class Percentile95(Aggregate):
-    """``percentile_cont(0.95) WITHIN GROUP (ORDER BY expr)``: an ordered-set aggregate,
-    used only where the samples' database declares ``ordered_set_aggregates``."""
-
-    function = "percentile_cont"
-    name = "Percentile95"
-    template = "%(function)s(0.95) WITHIN GROUP (ORDER BY %(expressions)s)"
-    output_field = FloatField()
 
 
 #: Rows fetched per round trip when reading samples for the peak report.
@@ -197,12 +185,12 @@ def hourly_heatmap(
     """Connections of ``using`` per (day of week, hour) over the last ``days`` days: the
     maximum and the 95th percentile of ``total_connections``, in the current time zone.
 
-    The database stores the samples and groups them: where its backend declares
-    ``capabilities.ordered_set_aggregates`` (PostgreSQL: ``percentile_cont``) the percentile
-    is computed there too; elsewhere each cell's values are read and the percentile taken
-    here (the same nearest-rank-interpolated definition).
+    The database groups the samples into a histogram (how many samples saw each connection
+    count in each cell: a few thousand rows for any number of samples); the maximum and the
+    percentile (nearest rank, as ``--action=peak`` computes it) are read from it here.
+    Works on every database Django supports.
     """
-    from django.db.models import Count, Max
+    from django.db.models import Count
     from django.db.models.functions import ExtractHour, ExtractIsoWeekDay
 
     from dbconnmgr.models import ConnectionSample
@@ -210,53 +198,26 @@ def hourly_heatmap(
     if days < 1:
         raise ValueError(f"days must be >= 1, got {days}")
     end = now or timezone.now()
-    rows = (
+    histogram = (
         ConnectionSample.objects.filter(
             alias=using, taken_at__gte=end - timedelta(days=days), taken_at__lte=end
         )
         .order_by()
         .annotate(day=ExtractIsoWeekDay("taken_at"), hour=ExtractHour("taken_at"))
-        .values("day", "hour")
+        .values_list("day", "hour", "total_connections")
+        .annotate(samples=Count("pk"))
     )
-    store = router.db_for_read(ConnectionSample)
-    if _store_has_percentiles(store):
-        grouped = rows.annotate(
-            max_connections=Max("total_connections"),
-            p95=Percentile95("total_connections"),
-            samples=Count("id"),
-        )
-        cells = {
-            (int(r["day"]), int(r["hour"])): HeatCell(
-                max_connections=int(r["max_connections"]),
-                p95_connections=float(r["p95"]),
-                samples=int(r["samples"]),
-            )
-            for r in grouped
-        }
-        return Heatmap(days=days, cells=cells)
-    values: dict[tuple[int, int], list[int]] = {}
-    for r in rows.values_list("day", "hour", "total_connections").iterator(chunk_size=_CHUNK):
-        values.setdefault((int(r[0]), int(r[1])), []).append(int(r[2]))
+    cells: dict[tuple[int, int], dict[int, int]] = {}
+    for day, hour, connections, samples in histogram:
+        cells.setdefault((int(day), int(hour)), {})[int(connections)] = int(samples)
     return Heatmap(
         days=days,
-        cells={key: HeatCell(max(v), percentile(v, 0.95), len(v)) for key, v in values.items()},
+        cells={
+            key: HeatCell(
+                max_connections=max(counts),
+                p95_connections=histogram_percentile(counts, 0.95),
+                samples=sum(counts.values()),
+            )
+            for key, counts in cells.items()
+        },
     )
-
-
-def percentile(values: list[int], fraction: float) -> float:
-    """``percentile_cont``: linear interpolation between the closest ranks."""
-    ordered = sorted(values)
-    position = fraction * (len(ordered) - 1)
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
-def _store_has_percentiles(store: str) -> bool:
-    from dbconnmgr.backends import get_backend
-    from dbconnmgr.exceptions import DbConnMgrError
-
-    try:
-        return get_backend(store).capabilities.ordered_set_aggregates
-    except DbConnMgrError:  # the samples live in a database dbconnmgr does not monitor
-        return False

@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 from django.contrib.auth.models import Permission
+from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
 
@@ -165,6 +166,7 @@ def test_charts_have_one_point_per_bucket_with_samples(django_user_model: Any) -
                 total_connections=10 + minute,
             )
     ConnectionSampleFactory.create(taken_at=now - dt.timedelta(days=2), total_connections=50)
+    cache.clear()  # the heatmap is cached for a few minutes
     viewer = staff(django_user_model, "viewer4", "view_connections")
     hour = viewer.get(PAGE, {"period": "hour"}).content.decode()
     assert 'class="dbconnmgr-chart"' in hour

@@ -140,7 +140,6 @@ class PostgreSQLBackend(ConnectionBackend):
         reports_lock_waits=True,
         reports_visibility=True,
         counts_refused_connections=False,
-        ordered_set_aggregates=True,
     )
 
     def snapshot(self) -> Snapshot:

@@ -30,8 +30,6 @@ class Capabilities:
             (restricted rows are counted, not hidden).
         counts_refused_connections: the server counts connections it refused (full,
             aborted), so "refused since the last sample" can be reported.
-        ordered_set_aggregates: as the database that stores recorded samples, it computes
-            percentiles in SQL (``percentile_cont(...) WITHIN GROUP``).
     """
 
     display_name: str
@@ -42,4 +40,3 @@ class Capabilities:
     reports_lock_waits: bool = False
     reports_visibility: bool = False
     counts_refused_connections: bool = False
-    ordered_set_aggregates: bool = False
