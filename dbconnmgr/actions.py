@@ -102,9 +102,7 @@ def close_idle_connections(
         raise ValueError(f"states must be among {', '.join(IDLE_STATES)}; got {bad or 'none'}")
     # Every setting the action uses is read (and validated) before anything changes.
     wait = _terminate_timeout()
-    seconds = float(get_setting("IDLE_TIMEOUT") if older_than is None else older_than)
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"older_than must be a finite number >= 0, got {older_than}")
+    seconds = _seconds(get_setting("IDLE_TIMEOUT") if older_than is None else older_than)
     criteria = Criteria(
         action="close-idle",
         states=wanted,
@@ -114,8 +112,7 @@ def close_idle_connections(
         database_name=database_name,
         include_superusers=include_superusers,
     )
-    with working_backend(using, separate=False) as backend:
-        return _run(backend, using, criteria, wait=wait, dry_run=dry_run, confirm=confirm)
+    return _run_on(using, criteria, wait=wait, dry_run=dry_run, confirm=confirm)
 
 
 def cancel_long_queries(
@@ -147,21 +144,17 @@ def cancel_long_queries(
         UnsupportedDatabase, ServerUnavailable: as for :func:`close_idle_connections`.
     """
     wait = _terminate_timeout()
-    seconds = float(older_than)
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"older_than must be a finite number >= 0, got {older_than}")
     criteria = Criteria(
         action="cancel",
         signal="cancel",
         states=ACTIVE_STATES,
-        older_than=seconds,
+        older_than=_seconds(older_than),
         application_name=application,
         user=user,
         database_name=database_name,
         include_superusers=include_superusers,
     )
-    with working_backend(using, separate=False) as backend:
-        return _run(backend, using, criteria, wait=wait, dry_run=dry_run, confirm=confirm)
+    return _run_on(using, criteria, wait=wait, dry_run=dry_run, confirm=confirm)
 
 
 def signal_backends(
@@ -329,6 +322,22 @@ def _local_backend_pids(using: str) -> tuple[int, ...]:
 
 
 # -- the shared steps ------------------------------------------------------------------------
+def _seconds(value: float) -> float:
+    """An age threshold: a finite number of seconds >= 0 (ValueError otherwise)."""
+    seconds = float(value)
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"older_than must be a finite number >= 0, got {value}")
+    return seconds
+
+
+def _run_on(
+    using: str, criteria: Criteria, *, wait: float, dry_run: bool, confirm: Confirm | None
+) -> TerminationReport:
+    """:func:`_run` through the alias's own connection (a private one for a pooled alias)."""
+    with working_backend(using, separate=False) as backend:
+        return _run(backend, using, criteria, wait=wait, dry_run=dry_run, confirm=confirm)
+
+
 def _terminate_timeout() -> float:
     """``DBCONNMGR["TERMINATE_TIMEOUT"]``, validated (InvalidSetting names the key)."""
     return float(get_setting("TERMINATE_TIMEOUT"))

@@ -24,6 +24,7 @@ from django.core.cache import cache
 from django.utils import timezone
 from selenium import webdriver as selenium_webdriver
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from devtools.system_packages import MissingPackages, ensure_debian_packages
@@ -38,7 +39,7 @@ PAGE = "/admin/dbconnmgr/connections/default/"
 FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--window-size=1280,1500",
+    "--window-size=1400,1500",
 )  # fmt: skip
 
 
@@ -61,6 +62,7 @@ def browser() -> Iterator[Any]:
     )
     driver = selenium_webdriver.Chrome(options=options, service=service)
     driver.set_page_load_timeout(60)
+    driver.implicitly_wait(10)  # elements of a page still loading after a click
     try:
         yield driver
     finally:
@@ -79,7 +81,9 @@ def log_in(browser: Any, live_server: Any, username: str) -> None:
     browser.get(live_server.url + "/admin/login/")
     browser.find_element(By.NAME, "username").send_keys(username)
     browser.find_element(By.NAME, "password").send_keys("pw")
-    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    submit = browser.find_element(By.CSS_SELECTOR, "input[type=submit]")
+    submit.click()
+    WebDriverWait(browser, 20).until(expected_conditions.staleness_of(submit))
 
 
 def make_staff(django_user_model: Any, name: str, *perms: str, staff: bool = True) -> None:
@@ -148,11 +152,15 @@ def test_terminate_from_the_page_ends_the_session(
     log_in(browser, live_server, "carol")
     browser.get(live_server.url + PAGE + "?application=t-browser-victim")
     browser.find_element(By.CSS_SELECTOR, f'input[name=pid][value="{victim.pid}"]').click()
-    browser.find_element(By.CSS_SELECTOR, "button[value=terminate]").click()
+    button = browser.find_element(By.CSS_SELECTOR, "button[value=terminate]")
+    button.click()
+    WebDriverWait(browser, 20).until(expected_conditions.staleness_of(button))
     assert "Plan:" in browser.find_element(By.ID, "dbc-summary").text
     shot(browser, "dashboard-confirm.png")
     assert alive(dsn, victim.pid)  # nothing before the confirmation
-    browser.find_element(By.ID, "dbc-confirm").click()
+    confirm = browser.find_element(By.ID, "dbc-confirm")
+    confirm.click()
+    WebDriverWait(browser, 20).until(expected_conditions.staleness_of(confirm))
     row = browser.find_element(By.CSS_SELECTOR, f'tr[data-pid="{victim.pid}"]')
     assert row.get_attribute("data-outcome") == "terminated"
     shot(browser, "dashboard-result.png")

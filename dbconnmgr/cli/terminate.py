@@ -162,14 +162,20 @@ class CloseIdleAction(_TerminatingAction):
                 self.alias,
                 older_than=self.opts.get("idle_for"),
                 states=STATE_CHOICES[self.opts.get("state") or "idle"],
-                application=self.opts.get("application"),
-                user=self.opts.get("user"),
-                database_name=self.opts.get("db_name"),
-                dry_run=bool(self.opts.get("dry_run")),
-                include_superusers=bool(self.opts.get("include_superusers")),
-                confirm=self.ask,
+                **self.filters(),
             )
         )
+
+    def filters(self) -> dict[str, Any]:
+        """The filters and switches close-idle and cancel share, as keyword arguments."""
+        return {
+            "application": self.opts.get("application"),
+            "user": self.opts.get("user"),
+            "database_name": self.opts.get("db_name"),
+            "dry_run": bool(self.opts.get("dry_run")),
+            "include_superusers": bool(self.opts.get("include_superusers")),
+            "confirm": self.ask,
+        }
 
 
 class ForceCloseAction(_TerminatingAction):
@@ -231,14 +237,5 @@ class CancelAction(CloseIdleAction):
         if running_for is None:
             raise CommandError("--action=cancel needs --running-for SECONDS")
         return self.execute(
-            lambda: cancel_long_queries(
-                self.alias,
-                older_than=running_for,
-                application=self.opts.get("application"),
-                user=self.opts.get("user"),
-                database_name=self.opts.get("db_name"),
-                dry_run=bool(self.opts.get("dry_run")),
-                include_superusers=bool(self.opts.get("include_superusers")),
-                confirm=self.ask,
-            )
+            lambda: cancel_long_queries(self.alias, older_than=running_for, **self.filters())
         )
