@@ -15,7 +15,8 @@ import getpass
 import logging
 import math
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from django.db import connections
@@ -165,6 +166,7 @@ def signal_backends(
     requested_by: str,
     dry_run: bool = False,
     include_superusers: bool = False,
+    backend_starts: Mapping[int, datetime] | None = None,
 ) -> TerminationReport:
     """Terminate the sessions ``pids``, or cancel their running queries (the admin page).
 
@@ -181,6 +183,9 @@ def signal_backends(
         requested_by: who asked, for the report and the audit log.
         dry_run: select and predict only (the confirmation page).
         include_superusers: also superusers' sessions (needs a superuser role).
+        backend_starts: each pid's ``backend_start`` when it was shown (the confirmation
+            page): a pid the server has since given to a new session is not selected.
+            Pids missing from it are not selected either.
 
     Raises:
         ActionNotPossible: the backend cannot do it (``capabilities``).
@@ -189,11 +194,16 @@ def signal_backends(
     """
     wait = _terminate_timeout()
     chosen = tuple(dict.fromkeys(int(p) for p in pids))
+    starts = None
+    if backend_starts is not None:
+        chosen = tuple(p for p in chosen if p in backend_starts)
+        starts = tuple(backend_starts[p] for p in chosen)
     criteria = Criteria(
         action=f"admin-{signal}",
         signal=signal,
         states=ACTIVE_STATES if signal == "cancel" else None,
         only_pids=chosen,
+        only_backend_starts=starts,
         include_superusers=include_superusers,
     )
     with working_backend(using, separate=True) as backend:

@@ -12,6 +12,7 @@ Only what the alias's backend declares (``backend.capabilities``) is offered.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -23,6 +24,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils import timezone
 
 from dbconnmgr.core.capabilities import Capabilities
 from dbconnmgr.core.dashboard import (
@@ -34,7 +36,7 @@ from dbconnmgr.core.dashboard import (
     utilization_bar,
 )
 from dbconnmgr.core.health import Severity
-from dbconnmgr.core.termination import Signal
+from dbconnmgr.core.termination import WOULD, Signal
 from dbconnmgr.exceptions import DbConnMgrError, UnknownDatabaseAlias, UnsupportedDatabase
 from dbconnmgr.models import Connections
 
@@ -162,15 +164,24 @@ class ConnectionsAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             context["error"] = "No session was picked."
             return TemplateResponse(request, "admin/dbconnmgr/act.html", context, status=400)
         confirmed = request.POST.get("confirm") == "yes"
+        # The confirmation names each session by pid and start: a pid reused since is spared.
+        starts = _starts(request.POST, pids) if confirmed else None
         who = f"Django user {request.user.get_username()}"
         try:
             report = signal_backends(
-                alias, pids, signal=signal, requested_by=who, dry_run=not confirmed
+                alias,
+                pids,
+                signal=signal,
+                requested_by=who,
+                dry_run=not confirmed,
+                backend_starts=starts,
             )
         except DbConnMgrError as exc:
             context["error"] = str(exc)
             return TemplateResponse(request, "admin/dbconnmgr/act.html", context, status=503)
-        context.update(report=report, rows=_report_rows(report), confirmed=confirmed)
+        context.update(
+            report=report, rows=_report_rows(report), confirmed=confirmed, would=WOULD[signal]
+        )
         return TemplateResponse(request, "admin/dbconnmgr/act.html", context)
 
     # -- helpers -----------------------------------------------------------------------------
@@ -260,7 +271,7 @@ class ConnectionsAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         try:
             series = utilization_series(alias, seconds=seconds, bucket_seconds=bucket)
             heat = cache.get_or_set(
-                f"dbconnmgr:heatmap:{alias}:30",
+                f"dbconnmgr:heatmap:{alias}:30:{timezone.get_current_timezone_name()}",
                 lambda: hourly_heatmap(alias, days=30),
                 HEATMAP_CACHE_SECONDS,
             )
@@ -285,6 +296,17 @@ def _pids(values: list[str]) -> list[int]:
         if value.isascii() and value.isdigit() and len(value) < 10:
             pids.append(int(value))
     return pids
+
+
+def _starts(post: Any, pids: list[int]) -> dict[int, datetime]:
+    """``start_<pid>`` fields of the confirmation form (ISO 8601); bad ones are left out."""
+    starts = {}
+    for pid in pids:
+        try:
+            starts[pid] = datetime.fromisoformat(post.get(f"start_{pid}", ""))
+        except ValueError:
+            continue
+    return starts
 
 
 def _report_rows(report: Any) -> list[dict[str, Any]]:

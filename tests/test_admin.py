@@ -123,8 +123,20 @@ def test_terminate_from_the_page_asks_then_ends_the_session(
     assert 'id="dbc-confirm"' in plan.content.decode()
     assert state_of(dsn, victim.pid) == "idle"  # nothing happens before the confirmation
 
+    start = re.search(rf'name="start_{victim.pid}" value="([^"]+)"', plan.content.decode())
+    assert start is not None
+    # a pid the server gave to another session since the confirmation page is spared
+    reused = ops.post(ACT, {"pid": [victim.pid], "signal": "terminate", "confirm": "yes",
+                            f"start_{victim.pid}": "2001-01-01T00:00:00+00:00"})  # fmt: skip
+    assert "nothing matched" in reused.content.decode()
+    assert state_of(dsn, victim.pid) == "idle"
+
     with caplog.at_level(logging.INFO, logger="dbconnmgr"):
-        done = ops.post(ACT, {"pid": [victim.pid], "signal": "terminate", "confirm": "yes"})
+        done = ops.post(
+            ACT,
+            {"pid": [victim.pid], "signal": "terminate", "confirm": "yes",
+             f"start_{victim.pid}": start.group(1)},
+        )  # fmt: skip
     html = done.content.decode()
     assert f'data-pid="{victim.pid}" data-outcome="terminated"' in html
     assert state_of(dsn, victim.pid) is None
@@ -141,7 +153,14 @@ def test_cancel_from_the_page_ends_the_query_and_keeps_the_session(
 ) -> None:
     busy = sessions.open("t-admin-cancel", "active", dsn=app_dsn)
     ops = staff(django_user_model, "ops2", "view_connections", "terminate_connections")
-    done = ops.post(ACT, {"pid": [busy.pid], "signal": "cancel", "confirm": "yes"})
+    plan = ops.post(ACT, {"pid": [busy.pid], "signal": "cancel"}).content.decode()
+    start = re.search(rf'name="start_{busy.pid}" value="([^"]+)"', plan)
+    assert start is not None
+    done = ops.post(
+        ACT,
+        {"pid": [busy.pid], "signal": "cancel", "confirm": "yes",
+         f"start_{busy.pid}": start.group(1)},
+    )  # fmt: skip
     assert f'data-pid="{busy.pid}" data-outcome="query_cancelled"' in done.content.decode()
     assert busy.thread is not None
     busy.thread.join(timeout=10)

@@ -442,6 +442,9 @@ _MATCH = """
     AND s.pid <> pg_backend_pid()
     AND NOT (s.pid = ANY(%(exclude_pids)s::int[]))
     AND (%(only_pids)s::int[] IS NULL OR s.pid = ANY(%(only_pids)s::int[]))
+    AND (%(only_starts)s::timestamptz[] IS NULL
+         OR (s.pid, s.backend_start) IN (
+             SELECT * FROM unnest(%(only_pids)s::int[], %(only_starts)s::timestamptz[])))
     AND (%(states)s::text[] IS NULL OR s.state = ANY(%(states)s::text[]))
     AND (%(older_than)s::float8 IS NULL
          OR s.state_change <= clock_timestamp() - make_interval(secs => %(older_than)s::float8))
@@ -551,6 +554,9 @@ def _criteria_params(criteria: Criteria) -> dict[str, Any]:
     return {
         "exclude_pids": list(criteria.exclude_pids),
         "only_pids": list(criteria.only_pids) if criteria.only_pids is not None else None,
+        "only_starts": (
+            list(criteria.only_backend_starts) if criteria.only_backend_starts is not None else None
+        ),
         "states": list(criteria.states) if criteria.states is not None else None,
         "older_than": criteria.older_than,
         "application": criteria.application_name,

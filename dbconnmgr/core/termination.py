@@ -83,6 +83,9 @@ class Criteria:
         include_superusers: also superusers' sessions (needs a superuser).
         exclude_pids: backends never to select (this process's own connections).
         only_pids: select only these backends (rows picked on the admin page); None: any.
+        only_backend_starts: with ``only_pids``, each one's ``backend_start`` as shown to
+            the person who picked it: a pid the server reused since is another session and
+            is not selected.
     """
 
     action: str
@@ -97,6 +100,7 @@ class Criteria:
     include_superusers: bool = False
     exclude_pids: tuple[int, ...] = ()
     only_pids: tuple[int, ...] | None = None
+    only_backend_starts: tuple[datetime, ...] | None = None
 
     @property
     def outcomes(self) -> tuple[Outcome, ...]:
