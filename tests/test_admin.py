@@ -15,7 +15,7 @@ from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
 
-from tests.conftest import Sessions, wait_for_state
+from tests.conftest import Sessions, superuser_dsn, wait_for_state
 from tests.factories import ConnectionSampleFactory
 
 pytestmark = pytest.mark.django_db
@@ -195,3 +195,26 @@ def test_charts_have_one_point_per_bucket_with_samples(django_user_model: Any) -
     assert points in (2, 3)  # the recent hour bucket(s) and the one two days ago
     cells = re.findall(r'<g class="cell"[^>]*data-max="(\d+)"', week)
     assert "50" in cells and "12" in cells
+
+
+def test_only_what_the_backend_declares_is_offered(
+    django_user_model: Any, monkeypatch: pytest.MonkeyPatch, sessions: Sessions, app_dsn: str
+) -> None:
+    """An engine that cannot cancel a query (or report lock waits) gets no such button or
+    section, and a forged POST is refused: the page asks capabilities, not the engine."""
+    import dataclasses
+
+    from dbconnmgr.backends.postgresql import PostgreSQLBackend
+
+    limited = dataclasses.replace(
+        PostgreSQLBackend.capabilities, can_cancel=False, reports_lock_waits=False
+    )
+    monkeypatch.setattr(PostgreSQLBackend, "capabilities", limited)
+    busy = sessions.open("t-admin-caps", "active", dsn=app_dsn)
+    ops = staff(django_user_model, "ops3", "view_connections", "terminate_connections")
+    html = ops.get(PAGE).content.decode()
+    assert 'value="terminate"' in html and 'value="cancel"' not in html
+    assert "Lock waits" not in html
+    refused = ops.post(ACT, {"pid": [busy.pid], "signal": "cancel", "confirm": "yes"})
+    assert refused.status_code == 403
+    assert state_of(superuser_dsn(), busy.pid) == "active"
