@@ -23,8 +23,8 @@ from django.contrib.auth.models import Permission
 from django.core.cache import cache
 from django.utils import timezone
 from selenium import webdriver as selenium_webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from devtools.system_packages import MissingPackages, ensure_debian_packages
@@ -81,9 +81,21 @@ def log_in(browser: Any, live_server: Any, username: str) -> None:
     browser.get(live_server.url + "/admin/login/")
     browser.find_element(By.NAME, "username").send_keys(username)
     browser.find_element(By.NAME, "password").send_keys("pw")
-    submit = browser.find_element(By.CSS_SELECTOR, "input[type=submit]")
-    submit.click()
-    WebDriverWait(browser, 20).until(expected_conditions.staleness_of(submit))
+    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    # logged in (left the login page) or refused (the login page with its error)
+    until(browser, "!location.pathname.startsWith('/admin/login/') "
+                   "|| document.querySelector('.errornote') !== null")  # fmt: skip
+
+
+def until(browser: Any, script: str) -> None:
+    """Wait until the JavaScript expression ``script`` is true on the current page.
+
+    While a click navigates, chromedriver may answer with a generic error about a node of
+    the old document instead of a stale element: such errors mean "not yet".
+    """
+    WebDriverWait(browser, 20, ignored_exceptions=(WebDriverException,)).until(
+        lambda b: b.execute_script(f"return document.readyState === 'complete' && ({script})")
+    )
 
 
 def make_staff(django_user_model: Any, name: str, *perms: str, staff: bool = True) -> None:
@@ -152,15 +164,13 @@ def test_terminate_from_the_page_ends_the_session(
     log_in(browser, live_server, "carol")
     browser.get(live_server.url + PAGE + "?application=t-browser-victim")
     browser.find_element(By.CSS_SELECTOR, f'input[name=pid][value="{victim.pid}"]').click()
-    button = browser.find_element(By.CSS_SELECTOR, "button[value=terminate]")
-    button.click()
-    WebDriverWait(browser, 20).until(expected_conditions.staleness_of(button))
+    browser.find_element(By.CSS_SELECTOR, "button[value=terminate]").click()
+    until(browser, "document.getElementById('dbc-summary') !== null")
     assert "Plan:" in browser.find_element(By.ID, "dbc-summary").text
     shot(browser, "dashboard-confirm.png")
     assert alive(dsn, victim.pid)  # nothing before the confirmation
-    confirm = browser.find_element(By.ID, "dbc-confirm")
-    confirm.click()
-    WebDriverWait(browser, 20).until(expected_conditions.staleness_of(confirm))
+    browser.find_element(By.ID, "dbc-confirm").click()
+    until(browser, "(document.getElementById('dbc-summary') || {}).innerText?.startsWith('Done')")
     row = browser.find_element(By.CSS_SELECTOR, f'tr[data-pid="{victim.pid}"]')
     assert row.get_attribute("data-outcome") == "terminated"
     shot(browser, "dashboard-result.png")
