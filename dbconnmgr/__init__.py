@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 if TYPE_CHECKING:
     from dbconnmgr.actions import (
+        cancel_long_queries,
         close_idle_connections,
         close_local_connections,
         force_close_connections,
@@ -93,6 +94,7 @@ __all__ = [
     "UnsupportedDatabase",
     "__version__",
     "append_server_options",
+    "cancel_long_queries",
     "check_connection_health",
     "check_health",
     "close_idle_connections",
@@ -139,6 +141,7 @@ _LAZY = {
     "LeakedConnection": "dbconnmgr.block_monitor",
     "MonitorStats": "dbconnmgr.block_monitor",
     "connection_monitor": "dbconnmgr.block_monitor",
+    "cancel_long_queries": "dbconnmgr.actions",
     "close_idle_connections": "dbconnmgr.actions",
     "close_local_connections": "dbconnmgr.actions",
     "force_close_connections": "dbconnmgr.actions",

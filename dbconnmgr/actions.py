@@ -1,4 +1,5 @@
-"""close-idle and force-close: terminate client backends safely, report what really happened.
+"""close-idle, force-close and cancel: signal client backends safely, report what really
+happened. The admin page's cancel and terminate buttons use :func:`signal_backends`.
 
 Both follow the same steps: read the candidates (:meth:`ConnectionBackend.select_for_termination`),
 optionally show them and ask (``confirm``), then run ONE terminating statement that re-checks
@@ -14,7 +15,8 @@ import getpass
 import logging
 import math
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from django.db import connections
@@ -23,11 +25,14 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from dbconnmgr.app_settings import get_setting
 from dbconnmgr.backends import ConnectionBackend, get_backend, working_backend
 from dbconnmgr.core.termination import (
+    ACTIVE_STATES,
+    FAILED_OUTCOMES,
     IDLE_STATES,
     Actor,
     Criteria,
     LocalClose,
     Selection,
+    Signal,
     TerminationReport,
     build_report,
 )
@@ -40,10 +45,12 @@ Confirm = Callable[[TerminationReport], bool]
 
 __all__ = [
     "Confirm",
+    "cancel_long_queries",
     "close_idle_connections",
     "close_local_connections",
     "force_close_connections",
     "project_identity",
+    "signal_backends",
 ]
 
 
@@ -96,9 +103,7 @@ def close_idle_connections(
         raise ValueError(f"states must be among {', '.join(IDLE_STATES)}; got {bad or 'none'}")
     # Every setting the action uses is read (and validated) before anything changes.
     wait = _terminate_timeout()
-    seconds = float(get_setting("IDLE_TIMEOUT") if older_than is None else older_than)
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"older_than must be a finite number >= 0, got {older_than}")
+    seconds = _seconds(get_setting("IDLE_TIMEOUT") if older_than is None else older_than)
     criteria = Criteria(
         action="close-idle",
         states=wanted,
@@ -108,8 +113,104 @@ def close_idle_connections(
         database_name=database_name,
         include_superusers=include_superusers,
     )
-    with working_backend(using, separate=False) as backend:
-        return _run(backend, using, criteria, wait=wait, dry_run=dry_run, confirm=confirm)
+    return _run_on(using, criteria, wait=wait, dry_run=dry_run, confirm=confirm)
+
+
+def cancel_long_queries(
+    using: str = "default",
+    *,
+    older_than: float,
+    application: str | None = None,
+    user: str | None = None,
+    database_name: str | None = None,
+    dry_run: bool = False,
+    include_superusers: bool = False,
+    confirm: Confirm | None = None,
+) -> TerminationReport:
+    """Cancel the queries that have been running for longer than ``older_than`` seconds.
+
+    The sessions stay open: only their running statement is cancelled
+    (``pg_cancel_backend``). Selected are ``active`` client backends whose state began
+    more than ``older_than`` seconds ago, with the same filters, protections and
+    re-checking statement as :func:`close_idle_connections`: a query that ended (or was
+    replaced by a newer one) between selection and signal is spared. A query counts as
+    cancelled when its backend has left that ``active`` state within
+    ``DBCONNMGR["TERMINATE_TIMEOUT"]``.
+
+    Raises:
+        ValueError: a negative or non-finite ``older_than``.
+        ActionNotPossible: the alias's backend cannot cancel a query
+            (``capabilities.can_cancel``).
+        InvalidSetting, InsufficientPrivilege, TerminationIncomplete, UnknownDatabaseAlias,
+        UnsupportedDatabase, ServerUnavailable: as for :func:`close_idle_connections`.
+    """
+    wait = _terminate_timeout()
+    criteria = Criteria(
+        action="cancel",
+        signal="cancel",
+        states=ACTIVE_STATES,
+        older_than=_seconds(older_than),
+        application_name=application,
+        user=user,
+        database_name=database_name,
+        include_superusers=include_superusers,
+    )
+    return _run_on(using, criteria, wait=wait, dry_run=dry_run, confirm=confirm)
+
+
+def signal_backends(
+    using: str,
+    pids: Iterable[int],
+    *,
+    signal: Signal,
+    requested_by: str,
+    dry_run: bool = False,
+    include_superusers: bool = False,
+    backend_starts: Mapping[int, datetime] | None = None,
+) -> TerminationReport:
+    """Terminate the sessions ``pids``, or cancel their running queries (the admin page).
+
+    The same selection, re-checking statement, report and audit log as the command's
+    actions: a cancel selects only sessions that are ``active`` (running a query); a
+    terminate selects client backends in any state. The audit lines name
+    ``requested_by`` (``Django user alice``) before the OS user and the role.
+
+    Args:
+        using: the Django database alias to act through.
+        pids: the backends picked; pids that are not (or no longer) client backends of the
+            server are simply not selected.
+        signal: ``terminate`` or ``cancel``.
+        requested_by: who asked, for the report and the audit log.
+        dry_run: select and predict only (the confirmation page).
+        include_superusers: also superusers' sessions (needs a superuser role).
+        backend_starts: each pid's ``backend_start`` when it was shown (the confirmation
+            page): a pid the server has since given to a new session is not selected.
+            Pids missing from it are not selected either.
+
+    Raises:
+        ActionNotPossible: the backend cannot do it (``capabilities``).
+        InvalidSetting, InsufficientPrivilege, TerminationIncomplete, UnknownDatabaseAlias,
+        UnsupportedDatabase, ServerUnavailable: as for :func:`close_idle_connections`.
+    """
+    wait = _terminate_timeout()
+    chosen = tuple(dict.fromkeys(int(p) for p in pids))
+    starts = None
+    if backend_starts is not None:
+        chosen = tuple(p for p in chosen if p in backend_starts)
+        starts = tuple(backend_starts[p] for p in chosen)
+    criteria = Criteria(
+        action=f"admin-{signal}",
+        signal=signal,
+        states=ACTIVE_STATES if signal == "cancel" else None,
+        only_pids=chosen,
+        only_backend_starts=starts,
+        include_superusers=include_superusers,
+    )
+    with working_backend(using, separate=True) as backend:
+        return _run(
+            backend, using, criteria, wait=wait, dry_run=dry_run, confirm=None,
+            requested_by=requested_by,
+        )  # fmt: skip
 
 
 def force_close_connections(
@@ -234,6 +335,22 @@ def _local_backend_pids(using: str) -> tuple[int, ...]:
 
 
 # -- the shared steps ------------------------------------------------------------------------
+def _seconds(value: float) -> float:
+    """An age threshold: a finite number of seconds >= 0 (ValueError otherwise)."""
+    seconds = float(value)
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"older_than must be a finite number >= 0, got {value}")
+    return seconds
+
+
+def _run_on(
+    using: str, criteria: Criteria, *, wait: float, dry_run: bool, confirm: Confirm | None
+) -> TerminationReport:
+    """:func:`_run` through the alias's own connection (a private one for a pooled alias)."""
+    with working_backend(using, separate=False) as backend:
+        return _run(backend, using, criteria, wait=wait, dry_run=dry_run, confirm=confirm)
+
+
 def _terminate_timeout() -> float:
     """``DBCONNMGR["TERMINATE_TIMEOUT"]``, validated (InvalidSetting names the key)."""
     return float(get_setting("TERMINATE_TIMEOUT"))
@@ -248,10 +365,22 @@ def _run(
     dry_run: bool,
     confirm: Confirm | None,
     local: LocalClose | None = None,
+    requested_by: str | None = None,
 ) -> TerminationReport:
+    caps = backend.capabilities
+    able = caps.can_cancel if criteria.signal == "cancel" else caps.can_terminate
+    if not able:
+        raise ActionNotPossible(
+            f"{criteria.action}: {caps.display_name} cannot "
+            f"{'cancel a query' if criteria.signal == 'cancel' else 'end a session'} "
+            f"from another session (database {using!r})"
+        )
     selection = backend.select_for_termination(criteria)
     actor = Actor(
-        os_user=_os_user(), db_role=selection.db_role, is_superuser=selection.is_superuser
+        os_user=_os_user(),
+        db_role=selection.db_role,
+        is_superuser=selection.is_superuser,
+        requested_by=requested_by,
     )
     if criteria.include_superusers and not actor.is_superuser:
         raise InsufficientPrivilege(
@@ -265,7 +394,7 @@ def _run(
         )
 
     plan = report(answers=None, dry_run=dry_run)
-    if dry_run or not plan.pids("would_terminate"):
+    if dry_run or not plan.would_act:
         return plan
     if confirm is not None and not confirm(plan):
         logger.info("%s on %r cancelled by %s", criteria.action, using, actor.describe())
@@ -273,8 +402,9 @@ def _run(
     _log_intent(plan, selection)
     answers = backend.terminate(criteria, selection.candidates)
     signalled = [c for c in selection.candidates if _outcome(answers, c.pid) == "signalled"]
+    queries = criteria.signal == "cancel"
     try:
-        running = backend.still_running(signalled, wait) if signalled else set()
+        running = backend.still_running(signalled, wait, queries=queries) if signalled else set()
     except Exception as exc:
         # The signals are sent: say so (report and audit lines) before failing.
         reason = f"signalled; exit not confirmed: {type(exc).__name__}: {_first_line(exc)}"
@@ -283,9 +413,10 @@ def _run(
             reason,
         )
         _log_results(done)
+        what = "their queries ended" if queries else "they exited"
         raise TerminationIncomplete(
             f"{criteria.action} signalled {len(signalled)} backend(s) but could not confirm "
-            f"they exited: {type(exc).__name__}: {_first_line(exc)}",
+            f"{what}: {type(exc).__name__}: {_first_line(exc)}",
             report=done,
         ) from exc
     done = report(answers=answers, still_running=running, exit_wait=wait)
@@ -299,9 +430,11 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _unconfirmed(report: TerminationReport, reason: str) -> TerminationReport:
-    """``report`` with every ``not_exited`` result's reason replaced by ``reason``."""
+    """``report`` with every ``not_exited`` / ``query_still_running`` result's reason
+    replaced by ``reason``."""
+    unconfirmed = ("not_exited", "query_still_running")
     results = tuple(
-        dataclasses.replace(r, reason=reason) if r.outcome == "not_exited" else r
+        dataclasses.replace(r, reason=reason) if r.outcome in unconfirmed else r
         for r in report.results
     )
     return dataclasses.replace(report, results=results, findings=(*report.findings, reason))
@@ -327,7 +460,7 @@ def _log_intent(plan: TerminationReport, selection: Selection) -> None:
         plan.alias,
         selection.database,
         plan.actor.describe(),
-        len(plan.pids("would_terminate")),
+        len(plan.would_act),
         len(plan.selected),
         plan.criteria.describe(),
     )
@@ -337,9 +470,13 @@ def _log_results(report: TerminationReport) -> None:
     by_pid = {c.pid: c for c in report.selected}
     for result in report.results:
         c = by_pid[result.pid]
-        failed = result.outcome in ("permission_denied", "not_exited")
+        failed = result.outcome in FAILED_OUTCOMES
         level = logging.WARNING if failed else logging.INFO
-        verb = "terminated" if result.outcome == "terminated" else "did not terminate"
+        cancel = report.signal == "cancel"
+        if result.outcome == report.done_outcome:
+            verb = "cancelled the query of" if cancel else "terminated"
+        else:
+            verb = "did not cancel the query of" if cancel else "did not terminate"
         age = "?" if c.state_seconds is None else f"{c.state_seconds:.1f}s"
         logger.log(
             level,

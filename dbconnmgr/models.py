@@ -34,3 +34,26 @@ class ConnectionSample(models.Model):
 
     def __str__(self) -> str:
         return f"{self.alias} {self.taken_at:%Y-%m-%d %H:%M:%S}: {self.total_connections}"
+
+
+class Connections(models.Model):
+    """The admin page of live connections: no table, only its permissions.
+
+    Grant ``dbconnmgr.view_connections`` to see the page, ``dbconnmgr.view_query_text`` to
+    also see what each session runs, ``dbconnmgr.terminate_connections`` to cancel queries
+    and terminate sessions from it (staff users only; superusers have all three).
+    """
+
+    class Meta:
+        managed = False
+        default_permissions = ()
+        permissions = (
+            ("view_connections", "Can see the database connections page"),
+            ("view_query_text", "Can see the query text of database connections"),
+            ("terminate_connections", "Can cancel queries and terminate database sessions"),
+        )
+        verbose_name = "connections"
+        verbose_name_plural = "connections"
+
+    def __str__(self) -> str:
+        return "connections"

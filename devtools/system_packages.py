@@ -65,10 +65,12 @@ def ensure_debian_packages(binaries: Mapping[str, str], *, quiet: bool = False) 
     if not quiet:
         print(f"==> installing Debian packages: {' '.join(missing)}", file=sys.stderr)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    # Another apt-get (a parallel test run, unattended-upgrades) may hold the lock: wait.
+    wait = ["-o", "DPkg::Lock::Timeout=300"]
     if not _updated:
-        _run(["apt-get", "update", "-qq"], env, hint)
+        _run(["apt-get", *wait, "update", "-qq"], env, hint)
         _updated = True
-    _run(command, env, hint)
+    _run([command[0], *wait, *command[1:]], env, hint)
     still = sorted({p for b, p in binaries.items() if not find_binary(b)})
     if still:
         raise MissingPackages(f"installed {', '.join(missing)} but still missing: {still}")

@@ -16,6 +16,8 @@ CORE = (
     "dbconnmgr.core.samples",
     "dbconnmgr.core.budget",
     "dbconnmgr.core.capabilities",
+    "dbconnmgr.core.dashboard",
+    "dbconnmgr.core.charts",
 )
 
 

@@ -100,7 +100,7 @@ def test_outcomes_in_display_order_and_which_ones_fail() -> None:
         "terminated", "would_terminate", "not_exited", "already_gone", "no_longer_matching",
         "permission_denied", "protected",
     )  # fmt: skip
-    assert set(FAILED_OUTCOMES) == {"permission_denied", "not_exited"}
+    assert set(FAILED_OUTCOMES) == {"permission_denied", "not_exited", "query_still_running"}
 
 
 # -- predictions (dry run, preview, cancelled run) ------------------------------------------
@@ -385,7 +385,9 @@ def test_json_document_lists_each_selected_backend_with_its_outcome() -> None:
     assert data["counts"]["terminated"] == 1 and data["counts"]["already_gone"] == 1
     assert data["executed"] is True and data["dry_run"] is False and data["cancelled"] is False
     assert data["taken_at"] == SELECTED_AT.isoformat()
-    assert data["performed_by"] == {"os_user": "alice", "db_role": "ops", "superuser": False}
+    assert data["performed_by"] == {
+        "os_user": "alice", "db_role": "ops", "superuser": False, "requested_by": None,
+    }  # fmt: skip
     assert data["criteria"]["states"] == ["idle"]
     assert data["criteria"]["older_than_seconds"] == 300.0
     assert data["local"] == {
@@ -428,7 +430,7 @@ def test_criteria_as_dict_keeps_none_for_any() -> None:
     assert Criteria(action="force-close", exclude_pids=(5, 6)).as_dict() == {
         "states": None, "older_than_seconds": None, "application_name": None, "user": None,
         "database": None, "current_database_only": False, "current_user_only": False,
-        "include_superusers": False,
+        "include_superusers": False, "signal": "terminate", "pids": None,
     }  # fmt: skip
 
 

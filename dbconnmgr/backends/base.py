@@ -60,7 +60,9 @@ class ConnectionBackend(ABC):
     def terminate(
         self, criteria: Criteria, candidates: Sequence[Candidate]
     ) -> dict[int, ServerAnswer]:
-        """Terminate ``candidates`` in one statement that re-checks ``criteria`` per backend.
+        """Signal ``candidates`` in one statement that re-checks ``criteria`` per backend:
+        end the session, or with ``criteria.signal == "cancel"`` only its running query
+        (asked only of a backend whose ``capabilities.can_cancel``).
 
         A candidate that no longer matches, has gone, belongs to a superuser while
         ``criteria.include_superusers`` is off, or may not be signalled by this role is left
@@ -68,8 +70,11 @@ class ConnectionBackend(ABC):
         """
 
     @abstractmethod
-    def still_running(self, candidates: Sequence[Candidate], timeout: float) -> set[int]:
-        """Wait up to ``timeout`` seconds for ``candidates`` to exit; return the pids left."""
+    def still_running(
+        self, candidates: Sequence[Candidate], timeout: float, *, queries: bool = False
+    ) -> set[int]:
+        """Wait up to ``timeout`` seconds for ``candidates`` to exit (with ``queries``: for
+        the query each ran when selected to end); return the pids left."""
 
 
 def setup_error(exc: BaseException, alias: str) -> ServerUnavailable:

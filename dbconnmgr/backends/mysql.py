@@ -138,6 +138,8 @@ _KILL = (
     "SET @dbconnmgr_killed = CONCAT(@dbconnmgr_killed, ',', %s, ':', @dbconnmgr_checked, "
     "':', UNIX_TIMESTAMP(SYSDATE(6))); END IF;"
 )
+#: The same for ``--action=cancel``: end the running statement, keep the session.
+_KILL_QUERY = _KILL.replace("KILL CONNECTION", "KILL QUERY")
 _TRX = "information_schema.INNODB_TRX"
 _NO_TRX = "(SELECT NULL AS trx_mysql_thread_id, NULL AS trx_id)"
 
@@ -357,7 +359,8 @@ class MySQLBackend(ConnectionBackend):
     def terminate(
         self, criteria: Criteria, candidates: Sequence[Candidate]
     ) -> dict[int, ServerAnswer]:
-        """``KILL CONNECTION`` each candidate that, re-checked just before, still matches.
+        """``KILL CONNECTION`` (``KILL QUERY`` when ``criteria.signal`` is ``cancel``) each
+        candidate that, re-checked just before, still matches.
 
         MySQL cannot make KILL conditional: one compound statement re-reads the
         processlist for every :data:`RECHECK_CHUNK` candidates (same id, same user, same
@@ -388,8 +391,9 @@ class MySQLBackend(ConnectionBackend):
             parts.append(_RECHECK.replace("{trx}", trx).replace("{conditions}", conditions))
             for c in chunk:
                 params += [c.pid, c.user, min_ms]
+            kill = _KILL_QUERY if criteria.signal == "cancel" else _KILL
             for c in chunk:
-                parts.append(_KILL)
+                parts.append(kill)
                 params += [c.pid, c.pid, c.pid]
         parts.append("END")
         with self._cursor() as cursor:
@@ -423,12 +427,16 @@ class MySQLBackend(ConnectionBackend):
             answers[c.pid] = ServerAnswer(c.pid, outcome, state, seconds)
         return answers
 
-    def still_running(self, candidates: Sequence[Candidate], timeout: float) -> set[int]:
-        """Poll the processlist until the candidates have left it or ``timeout`` passes."""
+    def still_running(
+        self, candidates: Sequence[Candidate], timeout: float, *, queries: bool = False
+    ) -> set[int]:
+        """Poll the processlist until the candidates have left it (with ``queries``: until
+        they no longer run a statement) or ``timeout`` passes."""
         if not candidates:
             return set()
         ids = ",".join(str(int(c.pid)) for c in candidates)
-        sql = f"SELECT ID FROM information_schema.PROCESSLIST WHERE ID IN ({ids})"  # noqa: S608
+        running_only = " AND COMMAND <> 'Sleep'" if queries else ""
+        sql = f"SELECT ID FROM information_schema.PROCESSLIST WHERE ID IN ({ids}){running_only}"  # noqa: S608
         deadline = time.monotonic() + timeout
         pause = 0.005
         with self._cursor() as cursor:
@@ -480,6 +488,7 @@ def _matches(c: Connection, criteria: Criteria, snapshot: Snapshot) -> bool:
         or (criteria.database_name is not None and c.database != criteria.database_name)
         or (criteria.current_database_only and c.database != limits.current_database)
         or (criteria.current_user_only and c.user != limits.current_user)
+        or (criteria.only_pids is not None and c.pid not in criteria.only_pids)
     )
 
 

@@ -248,6 +248,7 @@ class PostgreSQLBackend(ConnectionBackend):
                 state_seconds=row[13],
                 is_superuser=row[14],
                 can_signal=row[15],
+                state_change=row[16],
             )
             for row in rows
             if row[6] is not None
@@ -265,35 +266,43 @@ class PostgreSQLBackend(ConnectionBackend):
     def terminate(
         self, criteria: Criteria, candidates: Sequence[Candidate]
     ) -> dict[int, ServerAnswer]:
-        """One statement: re-check every candidate and signal those that still match."""
+        """One statement: re-check every candidate and signal those that still match
+        (pg_cancel_backend instead of pg_terminate_backend when ``criteria.signal`` is
+        ``cancel``)."""
         if not candidates:
             return {}
         params = _criteria_params(criteria)
         params["pids"] = [c.pid for c in candidates]
         params["starts"] = [c.backend_start for c in candidates]
+        sql = CANCEL_SQL if criteria.signal == "cancel" else TERMINATE_SQL
         with self._cursor() as cursor:
             self._fresh_activity(cursor)
-            cursor.execute(TERMINATE_SQL, params)
+            cursor.execute(sql, params)
             rows = cursor.fetchall()
         return {
             pid: ServerAnswer(pid=pid, outcome=outcome, state=state, state_seconds=seconds)
             for pid, outcome, state, seconds in rows
         }
 
-    def still_running(self, candidates: Sequence[Candidate], timeout: float) -> set[int]:
-        """Poll pg_stat_activity until the candidates have left it or ``timeout`` passes."""
+    def still_running(
+        self, candidates: Sequence[Candidate], timeout: float, *, queries: bool = False
+    ) -> set[int]:
+        """Poll pg_stat_activity until the candidates have left it (with ``queries``: left
+        the active state they were selected in) or ``timeout`` passes."""
         if not candidates:
             return set()
         params = {
             "pids": [c.pid for c in candidates],
             "starts": [c.backend_start for c in candidates],
+            "changes": [c.state_change for c in candidates],
         }
+        sql = QUERY_STILL_RUNNING_SQL if queries else STILL_RUNNING_SQL
         deadline = time.monotonic() + timeout
         pause = 0.005
         with self._cursor() as cursor:
             while True:
                 self._fresh_activity(cursor)
-                cursor.execute(STILL_RUNNING_SQL, params)
+                cursor.execute(sql, params)
                 running = {pid for (pid,) in cursor.fetchall()}
                 if not running or time.monotonic() >= deadline:
                     return running
@@ -436,6 +445,10 @@ _MATCH = """
     s.backend_type = 'client backend'
     AND s.pid <> pg_backend_pid()
     AND NOT (s.pid = ANY(%(exclude_pids)s::int[]))
+    AND (%(only_pids)s::int[] IS NULL OR s.pid = ANY(%(only_pids)s::int[]))
+    AND (%(only_starts)s::timestamptz[] IS NULL
+         OR (s.pid, s.backend_start) IN (
+             SELECT * FROM unnest(%(only_pids)s::int[], %(only_starts)s::timestamptz[])))
     AND (%(states)s::text[] IS NULL OR s.state = ANY(%(states)s::text[]))
     AND (%(older_than)s::float8 IS NULL
          OR s.state_change <= clock_timestamp() - make_interval(secs => %(older_than)s::float8))
@@ -479,17 +492,18 @@ FROM (SELECT 1) one LEFT JOIN LATERAL (
     SELECT s.pid, s.backend_start, s.usename::text, s.application_name, s.datname::text,
            host(s.client_addr), s.state,
            extract(epoch FROM clock_timestamp() - s.state_change)::float8,
-           coalesce(r.rolsuper, false), coalesce({allowed}, false)
+           coalesce(r.rolsuper, false), coalesce({allowed}, false), s.state_change
     FROM pg_stat_activity s LEFT JOIN pg_roles r ON r.oid = s.usesysid
     WHERE {match}
     ORDER BY s.state_change, s.pid
 ) c ON true
 """.replace("{match}", _MATCH).replace("{allowed}", _ALLOWED)
 
-# The one terminating statement. CASE evaluates its branches in order, so
-# pg_terminate_backend() runs only for a backend that is still there (same pid AND same
-# backend_start: a reused pid is another backend), still matches, and may be signalled.
-TERMINATE_SQL = """
+# The one signalling statement ({signal}: pg_terminate_backend, or pg_cancel_backend for
+# cancel). CASE evaluates its branches in order, so the signal is sent only to a backend that
+# is still there (same pid AND same backend_start: a reused pid is another backend), still
+# matches, and may be signalled.
+_SIGNAL_SQL = """
 WITH cur AS (
     SELECT w.pid,
            s.pid IS NOT NULL AS present,
@@ -508,13 +522,18 @@ SELECT pid,
            WHEN NOT matches THEN 'no_longer_matching'
            WHEN target_super AND NOT %(include_superusers)s::bool THEN 'protected'
            WHEN NOT allowed THEN 'permission_denied'
-           WHEN pg_terminate_backend(pid) THEN 'signalled'
+           WHEN {signal}(pid) THEN 'signalled'
            ELSE 'already_gone'
        END,
        state,
        state_seconds
 FROM cur
 """.replace("{match}", "(" + _MATCH + ")").replace("{allowed}", _ALLOWED)
+
+TERMINATE_SQL, CANCEL_SQL = (
+    _SIGNAL_SQL.replace("{signal}", "pg_terminate_backend"),
+    _SIGNAL_SQL.replace("{signal}", "pg_cancel_backend"),
+)
 
 STILL_RUNNING_SQL = """
 SELECT s.pid
@@ -523,10 +542,25 @@ JOIN unnest(%(pids)s::int[], %(starts)s::timestamptz[]) AS w(pid, backend_start)
   ON s.pid = w.pid AND s.backend_start = w.backend_start
 """
 
+# A cancelled query is gone when its backend left the active state it was selected in
+# (same backend, still active since the same moment: the same query still runs).
+QUERY_STILL_RUNNING_SQL = """
+SELECT s.pid
+FROM pg_stat_activity s
+JOIN unnest(%(pids)s::int[], %(starts)s::timestamptz[], %(changes)s::timestamptz[])
+  AS w(pid, backend_start, state_change)
+  ON s.pid = w.pid AND s.backend_start = w.backend_start
+WHERE s.state = 'active' AND s.state_change = w.state_change
+"""
+
 
 def _criteria_params(criteria: Criteria) -> dict[str, Any]:
     return {
         "exclude_pids": list(criteria.exclude_pids),
+        "only_pids": list(criteria.only_pids) if criteria.only_pids is not None else None,
+        "only_starts": (
+            list(criteria.only_backend_starts) if criteria.only_backend_starts is not None else None
+        ),
         "states": list(criteria.states) if criteria.states is not None else None,
         "older_than": criteria.older_than,
         "application": criteria.application_name,

@@ -201,7 +201,7 @@ def registry() -> dict[str, type[Action]]:
     from dbconnmgr.cli.monitor import MonitorAction
     from dbconnmgr.cli.peak import PeakAction
     from dbconnmgr.cli.status import StatusAction
-    from dbconnmgr.cli.terminate import CloseIdleAction, ForceCloseAction
+    from dbconnmgr.cli.terminate import CancelAction, CloseIdleAction, ForceCloseAction
 
     actions: list[type[Action]] = [
         StatusAction,
@@ -210,6 +210,7 @@ def registry() -> dict[str, type[Action]]:
         PeakAction,
         CloseIdleAction,
         ForceCloseAction,
+        CancelAction,
         BudgetAction,
     ]
     return {action.name: action for action in actions}

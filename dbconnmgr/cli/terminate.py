@@ -1,4 +1,5 @@
-"""``--action=close-idle`` and ``--action=force-close``: the two emergency levers."""
+"""``--action=close-idle``, ``--action=force-close`` and ``--action=cancel``: the emergency
+levers."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import argparse
 import sys
 from collections.abc import Callable
 from typing import Any, ClassVar
+
+from django.core.management.base import CommandError
 
 from dbconnmgr.cli import Action, non_negative_seconds
 from dbconnmgr.core.termination import STATE_CHOICES, TerminationReport
@@ -36,7 +39,7 @@ class _TerminatingAction(Action):
             "--dry-run",
             action="store_true",
             dest="dry_run",
-            help="close-idle/force-close: show what would be terminated, change nothing",
+            help="close-idle/force-close/cancel: show what would be done, change nothing",
         )
         _add_once(
             parser,
@@ -51,15 +54,20 @@ class _TerminatingAction(Action):
             "--include-superusers",
             action="store_true",
             dest="include_superusers",
-            help="close-idle/force-close: also superusers' sessions (only as a superuser)",
+            help="close-idle/force-close/cancel: also superusers' sessions (only as a superuser)",
         )
 
     def ask(self, plan: TerminationReport) -> bool:
         """Show the plan on a terminal and ask; refuse without a terminal unless --noinput."""
         if not self.opts.get("interactive", True):
             return True
-        count = len(plan.pids("would_terminate"))
-        question = f"Terminate {count} backend(s) on database {plan.database!r} ({plan.action})?"
+        count = len(plan.would_act)
+        if plan.signal == "cancel":
+            question = f"Cancel the queries of {count} backend(s) on database {plan.database!r}?"
+        else:
+            question = (
+                f"Terminate {count} backend(s) on database {plan.database!r} ({plan.action})?"
+            )
         if not sys.stdin.isatty():
             return self.confirm(question)  # refuses with the standard message
         if self.format == "json":
@@ -100,7 +108,14 @@ class CloseIdleAction(_TerminatingAction):
         "terminate client backends idle for at least --idle-for seconds "
         "(default DBCONNMGR['IDLE_TIMEOUT'], 300) that match the filters"
     )
-    options = ("idle_for", "state", "application", "user", "db_name", *_SHARED)
+    options: ClassVar[tuple[str, ...]] = (
+        "idle_for",
+        "state",
+        "application",
+        "user",
+        "db_name",
+        *_SHARED,
+    )
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -125,16 +140,18 @@ class CloseIdleAction(_TerminatingAction):
             "--application",
             default=None,
             metavar="NAME",
-            help="close-idle: only sessions with this exact application_name",
+            help="close-idle/cancel: only sessions with this exact application_name",
         )
-        _add_once(parser, "--user", default=None, metavar="NAME", help="close-idle: only this role")
+        _add_once(
+            parser, "--user", default=None, metavar="NAME", help="close-idle/cancel: only this role"
+        )
         _add_once(
             parser,
             "--db-name",
             dest="db_name",
             default=None,
             metavar="NAME",
-            help="close-idle: only sessions on this database (default: all databases)",
+            help="close-idle/cancel: only sessions on this database (default: all databases)",
         )
 
     def run(self) -> int:
@@ -145,14 +162,20 @@ class CloseIdleAction(_TerminatingAction):
                 self.alias,
                 older_than=self.opts.get("idle_for"),
                 states=STATE_CHOICES[self.opts.get("state") or "idle"],
-                application=self.opts.get("application"),
-                user=self.opts.get("user"),
-                database_name=self.opts.get("db_name"),
-                dry_run=bool(self.opts.get("dry_run")),
-                include_superusers=bool(self.opts.get("include_superusers")),
-                confirm=self.ask,
+                **self.filters(),
             )
         )
+
+    def filters(self) -> dict[str, Any]:
+        """The filters and switches close-idle and cancel share, as keyword arguments."""
+        return {
+            "application": self.opts.get("application"),
+            "user": self.opts.get("user"),
+            "database_name": self.opts.get("db_name"),
+            "dry_run": bool(self.opts.get("dry_run")),
+            "include_superusers": bool(self.opts.get("include_superusers")),
+            "confirm": self.ask,
+        }
 
 
 class ForceCloseAction(_TerminatingAction):
@@ -179,4 +202,40 @@ class ForceCloseAction(_TerminatingAction):
                 include_superusers=bool(self.opts.get("include_superusers")),
                 confirm=self.ask,
             )
+        )
+
+
+class CancelAction(CloseIdleAction):
+    """Cancel queries running for longer than a threshold; their sessions stay open."""
+
+    name = "cancel"
+    help = (
+        "cancel the queries running longer than --running-for seconds that match the filters "
+        "(pg_cancel_backend: the sessions stay open)"
+    )
+    options: ClassVar[tuple[str, ...]] = (
+        "running_for", "application", "user", "db_name", *_SHARED,
+    )  # fmt: skip
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        super().add_arguments(parser)
+        _add_once(
+            parser,
+            "--running-for",
+            dest="running_for",
+            type=non_negative_seconds,
+            default=None,
+            metavar="SECONDS",
+            help="cancel: only queries running for longer than this (required)",
+        )
+
+    def run(self) -> int:
+        from dbconnmgr.actions import cancel_long_queries
+
+        running_for = self.opts.get("running_for")
+        if running_for is None:
+            raise CommandError("--action=cancel needs --running-for SECONDS")
+        return self.execute(
+            lambda: cancel_long_queries(self.alias, older_than=running_for, **self.filters())
         )

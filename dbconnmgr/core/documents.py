@@ -318,6 +318,7 @@ class ActorDoc(TypedDict):
     os_user: str
     db_role: str
     superuser: bool
+    requested_by: str | None
 
 
 class CriteriaDoc(TypedDict):
@@ -331,6 +332,8 @@ class CriteriaDoc(TypedDict):
     current_database_only: bool
     current_user_only: bool
     include_superusers: bool
+    signal: str
+    pids: list[int] | None
 
 
 class SelectedDoc(TypedDict):
@@ -381,6 +384,7 @@ class TerminationDoc(TypedDict):
     counts: dict[str, int]
     selected: list[SelectedDoc]
     terminated: list[int]
+    queries_cancelled: list[int]
     not_terminated: list[NotTerminatedDoc]
     hidden_connections: int
     findings: list[str]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 from typing import Any
@@ -317,6 +317,21 @@ def percentile(values: list[int], fraction: float) -> int:
     return values[rank - 1]
 
 
+def histogram_percentile(counts: Mapping[int, int], fraction: float) -> int:
+    """:func:`percentile` of the values a histogram ``{value: how many}`` describes, without
+    expanding it. 0 for an empty histogram."""
+    total = sum(counts.values())
+    if not total:
+        return 0
+    rank = max(1, math.ceil(fraction * total))
+    seen = 0
+    for value in sorted(counts):
+        seen += counts[value]
+        if seen >= rank:
+            return value
+    return max(counts)  # not reached: the ranks add up to total
+
+
 def hourly_peaks(rows: Iterable[tuple[datetime, int]], tz: tzinfo) -> PeakReport:
     """Per hour of the day, the max, average and p95 of total connections.
 
@@ -372,6 +387,7 @@ __all__ = [
     "PeakReport",
     "Sample",
     "SampleWindow",
+    "histogram_percentile",
     "hourly_peaks",
     "percentile",
 ]

@@ -1,4 +1,5 @@
-"""What close-idle and force-close select, and what the server did with it. Pure data, no I/O.
+"""What close-idle, force-close and cancel select, and what the server did with it. Pure data,
+no I/O.
 
 A backend reads a :class:`Selection` (the candidates and who is asking), then runs one
 terminating statement that re-checks every condition and answers per pid with a
@@ -25,13 +26,36 @@ Outcome = Literal[
     "no_longer_matching",
     "permission_denied",
     "protected",
+    "query_cancelled",
+    "would_cancel",
+    "query_still_running",
 ]
-OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
-#: Outcomes that mean "we meant to terminate it and could not": they make the command exit 3.
-FAILED_OUTCOMES: frozenset[Outcome] = frozenset({"permission_denied", "not_exited"})
+#: What a selected backend is sent: ``terminate`` ends the session, ``cancel`` its query.
+Signal = Literal["terminate", "cancel"]
+#: Outcomes of a terminating action, in display order.
+OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)[:7]
+#: Outcomes of a cancelling action (``--action=cancel``), in display order.
+CANCEL_OUTCOMES: tuple[Outcome, ...] = (
+    "query_cancelled",
+    "would_cancel",
+    "query_still_running",
+    "already_gone",
+    "no_longer_matching",
+    "permission_denied",
+    "protected",
+)
+#: Per signal: the outcome that means done, and the one a preview predicts.
+DONE: dict[Signal, Outcome] = {"terminate": "terminated", "cancel": "query_cancelled"}
+WOULD: dict[Signal, Outcome] = {"terminate": "would_terminate", "cancel": "would_cancel"}
+#: Outcomes that mean "we meant to act on it and could not": the run is partly done.
+FAILED_OUTCOMES: frozenset[Outcome] = frozenset(
+    {"permission_denied", "not_exited", "query_still_running"}
+)
 
 #: The idle states close-idle may act on; ``active`` and the rest are never idle.
 IDLE_STATES: tuple[str, ...] = ("idle", "idle in transaction", "idle in transaction (aborted)")
+#: The state ``--action=cancel`` acts on: a query is running.
+ACTIVE_STATES: tuple[str, ...] = ("active",)
 #: ``--state`` choices and the server states they stand for.
 STATE_CHOICES: dict[str, tuple[str, ...]] = {
     "idle": ("idle",),
@@ -48,7 +72,9 @@ class Criteria:
     selected, whatever the criteria.
 
     Attributes:
-        action: ``close-idle`` or ``force-close`` (for reports and the audit log).
+        action: ``close-idle``, ``force-close``, ``cancel`` or ``admin-terminate``... (for
+            reports and the audit log).
+        signal: ``terminate`` ends the sessions, ``cancel`` only their running query.
         states: exact ``pg_stat_activity.state`` values.
         older_than: seconds since the last state change, at least.
         application_name, user, database_name: exact matches.
@@ -56,9 +82,14 @@ class Criteria:
         current_user_only: only sessions of the role the alias connects as.
         include_superusers: also superusers' sessions (needs a superuser).
         exclude_pids: backends never to select (this process's own connections).
+        only_pids: select only these backends (rows picked on the admin page); None: any.
+        only_backend_starts: with ``only_pids``, each one's ``backend_start`` as shown to
+            the person who picked it: a pid the server reused since is another session and
+            is not selected.
     """
 
     action: str
+    signal: Signal = "terminate"
     states: tuple[str, ...] | None = None
     older_than: float | None = None
     application_name: str | None = None
@@ -68,10 +99,19 @@ class Criteria:
     current_user_only: bool = False
     include_superusers: bool = False
     exclude_pids: tuple[int, ...] = ()
+    only_pids: tuple[int, ...] | None = None
+    only_backend_starts: tuple[datetime, ...] | None = None
+
+    @property
+    def outcomes(self) -> tuple[Outcome, ...]:
+        """The outcomes a run with this signal can have, in display order."""
+        return CANCEL_OUTCOMES if self.signal == "cancel" else OUTCOMES
 
     def describe(self) -> str:
         """One line for reports and the audit log."""
         parts: list[str] = []
+        if self.only_pids is not None:
+            parts.append("pid " + ", ".join(str(p) for p in self.only_pids))
         if self.states is not None:
             parts.append("state " + " or ".join(repr(s) for s in self.states))
         else:
@@ -102,6 +142,8 @@ class Criteria:
             "current_database_only": self.current_database_only,
             "current_user_only": self.current_user_only,
             "include_superusers": self.include_superusers,
+            "signal": self.signal,
+            "pids": list(self.only_pids) if self.only_pids is not None else None,
         }
 
 
@@ -123,6 +165,9 @@ class Candidate:
     state_seconds: float | None
     is_superuser: bool
     can_signal: bool
+    #: when the state began (for an active session: its query started); a cancelled query
+    #: is gone when the session left that state.
+    state_change: datetime | None = None
 
     @property
     def client(self) -> str:
@@ -137,11 +182,15 @@ class Actor:
     os_user: str
     db_role: str
     is_superuser: bool
+    #: the person who asked through a page (``Django user alice``); None on the command line.
+    requested_by: str | None = None
 
     def describe(self) -> str:
-        """``OS user alice, role app`` (with ``(superuser)`` when it is one)."""
+        """``OS user alice, role app`` (with ``(superuser)`` when it is one), after
+        ``Django user bob via`` when a person asked through the admin page."""
         su = " (superuser)" if self.is_superuser else ""
-        return f"OS user {self.os_user}, role {self.db_role}{su}"
+        via = f"{self.requested_by} via " if self.requested_by else ""
+        return f"{via}OS user {self.os_user}, role {self.db_role}{su}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +219,8 @@ class Selection:
 class ServerAnswer:
     """The terminating statement's answer for one pid.
 
-    ``outcome`` is ``signalled`` (pg_terminate_backend returned true) or one of
+    ``outcome`` is ``signalled`` (pg_terminate_backend or pg_cancel_backend returned true)
+    or one of
     ``already_gone``, ``no_longer_matching``, ``permission_denied``, ``protected``.
     ``state`` and ``state_seconds`` are what the server saw at that moment.
     """
@@ -254,6 +304,26 @@ class TerminationReport:
     exit_wait_seconds: float = 0.0
     hidden: int = 0
 
+    @property
+    def signal(self) -> Signal:
+        """``terminate`` or ``cancel``."""
+        return self.criteria.signal
+
+    @property
+    def done_outcome(self) -> Outcome:
+        """``terminated``, or ``query_cancelled`` for a cancelling action."""
+        return DONE[self.signal]
+
+    @property
+    def would_act(self) -> tuple[int, ...]:
+        """Pids a preview predicts the action would signal."""
+        return self.pids(WOULD[self.signal])
+
+    @property
+    def done(self) -> tuple[int, ...]:
+        """Pids the action did what it meant to (terminated, or their query cancelled)."""
+        return self.pids(self.done_outcome)
+
     def pids(self, *outcomes: Outcome) -> tuple[int, ...]:
         """Pids whose outcome is one of ``outcomes``."""
         return tuple(r.pid for r in self.results if r.outcome in outcomes)
@@ -265,13 +335,15 @@ class TerminationReport:
 
     @property
     def not_terminated(self) -> tuple[TerminationResult, ...]:
-        """Results of every selected backend that was not terminated, with the reason."""
-        return tuple(r for r in self.results if r.outcome != "terminated")
+        """Results of every selected backend the action did not do what it meant to (not
+        terminated; for cancel, query not cancelled), with the reason."""
+        return tuple(r for r in self.results if r.outcome != self.done_outcome)
 
     def counts(self) -> dict[str, int]:
-        """``selected`` plus one count per outcome (zeros included)."""
+        """``selected`` plus one count per outcome of the action's signal (zeros included)."""
         counter = Counter(r.outcome for r in self.results)
-        return {"selected": len(self.selected), **{o: counter.get(o, 0) for o in OUTCOMES}}
+        outcomes = self.criteria.outcomes
+        return {"selected": len(self.selected), **{o: counter.get(o, 0) for o in outcomes}}
 
     @property
     def failed(self) -> bool:
@@ -286,9 +358,10 @@ class TerminationReport:
         if not selected:
             return "nothing matched"
         parts = [f"{n} {o.replace('_', ' ')}" for o, n in counts.items() if n]
-        prefix = "cancelled, nothing was terminated: " if self.cancelled else ""
+        nothing = "nothing was cancelled" if self.signal == "cancel" else "nothing was terminated"
+        prefix = f"cancelled, {nothing}: " if self.cancelled else ""
         if self.dry_run:
-            prefix = "dry run, nothing was terminated: "
+            prefix = f"dry run, {nothing}: "
         return f"{prefix}{selected} selected; " + ", ".join(parts)
 
     def as_dict(self) -> TerminationDoc:
@@ -307,6 +380,7 @@ class TerminationReport:
                 "os_user": self.actor.os_user,
                 "db_role": self.actor.db_role,
                 "superuser": self.actor.is_superuser,
+                "requested_by": self.actor.requested_by,
             },
             "criteria": self.criteria.as_dict(),
             "counts": self.counts(),
@@ -326,6 +400,7 @@ class TerminationReport:
                 for c in self.selected
             ],
             "terminated": list(self.terminated),
+            "queries_cancelled": list(self.pids("query_cancelled")),
             "not_terminated": [
                 {"pid": r.pid, "outcome": r.outcome, "reason": r.reason}
                 for r in self.not_terminated
@@ -338,14 +413,14 @@ class TerminationReport:
 
 # -- pure decisions --------------------------------------------------------------------------
 def predict(candidate: Candidate, criteria: Criteria, actor: Actor) -> tuple[Outcome, str]:
-    """The outcome a terminating statement would give now (for dry runs and previews)."""
+    """The outcome a signalling statement would give now (for dry runs and previews)."""
     if candidate.is_superuser and not criteria.include_superusers:
         return "protected", _PROTECTED
     if candidate.is_superuser and not actor.is_superuser:
         return "permission_denied", _SUPERUSER_ONLY
     if not candidate.can_signal:
         return "permission_denied", _not_member(candidate, actor)
-    return "would_terminate", "matches"
+    return WOULD[criteria.signal], "matches"
 
 
 def result_from_answer(
@@ -355,11 +430,24 @@ def result_from_answer(
     *,
     still_running: bool,
     exit_wait: float,
+    signal: Signal = "terminate",
 ) -> TerminationResult:
-    """Turn the server's answer for one candidate into a :class:`TerminationResult`."""
+    """Turn the server's answer for one candidate into a :class:`TerminationResult`.
+
+    ``still_running``: after the wait the backend was still there (terminate) or still
+    running the same query (cancel).
+    """
     pid = candidate.pid
     if answer is None or answer.outcome == "already_gone":
         return TerminationResult(pid, "already_gone", "exited before the signal")
+    if answer.outcome == "signalled" and signal == "cancel":
+        if still_running:
+            return TerminationResult(
+                pid,
+                "query_still_running",
+                f"cancel sent, same query still running after {exit_wait:g} s",
+            )
+        return TerminationResult(pid, "query_cancelled", "cancel sent, query ended")
     if answer.outcome == "signalled":
         if still_running:
             return TerminationResult(
@@ -401,7 +489,12 @@ def build_report(
     else:
         results = tuple(
             result_from_answer(
-                c, answers.get(c.pid), actor, still_running=c.pid in running, exit_wait=exit_wait
+                c,
+                answers.get(c.pid),
+                actor,
+                still_running=c.pid in running,
+                exit_wait=exit_wait,
+                signal=criteria.signal,
             )
             for c in selection.candidates
         )
@@ -427,6 +520,8 @@ def build_report(
 def _with_findings(report: TerminationReport) -> TerminationReport:
     findings: list[str] = []
     role = report.actor.db_role
+    verb = "cancel the queries of" if report.signal == "cancel" else "terminate"
+    done_verb = "cancelled" if report.signal == "cancel" else "terminated"
     by_pid = {c.pid: c for c in report.selected}
     denied = [by_pid[p] for p in report.pids("permission_denied")]
     denied_super = [c for c in denied if c.is_superuser]
@@ -434,13 +529,13 @@ def _with_findings(report: TerminationReport) -> TerminationReport:
     if denied_other:
         users = ", ".join(sorted({c.user or "?" for c in denied_other}))
         findings.append(
-            f"role {role} may not terminate {len(denied_other)} session(s) of {users}: it is "
+            f"role {role} may not {verb} {len(denied_other)} session(s) of {users}: it is "
             f"neither a member of their role nor of pg_signal_backend "
             f"(GRANT pg_signal_backend TO {role} to allow it)"
         )
     if denied_super:
         findings.append(
-            f"{len(denied_super)} superuser session(s) can only be terminated by a superuser"
+            f"{len(denied_super)} superuser session(s) can only be {done_verb} by a superuser"
         )
     protected = report.pids("protected")
     if protected:
@@ -452,6 +547,12 @@ def _with_findings(report: TerminationReport) -> TerminationReport:
         findings.append(
             f"{report.hidden} session(s) of other roles matching the filters were not considered: "
             f"role {role} may not see their state (GRANT pg_read_all_stats TO {role})"
+        )
+    running = report.pids("query_still_running")
+    if running:
+        findings.append(
+            f"{len(running)} query(ies) were sent a cancel but were still running after "
+            f"{report.exit_wait_seconds:g} s (DBCONNMGR['TERMINATE_TIMEOUT']); check again"
         )
     changed = report.pids("no_longer_matching")
     if changed:
