@@ -109,6 +109,12 @@ class DatabaseCollector(Collector):
         active = GaugeMetricFamily(
             "dbconnmgr_active_sessions", "sessions running a query now", labels=labels
         )
+        aas = GaugeMetricFamily(
+            "dbconnmgr_aas",
+            "average active sessions, instantaneous: sessions running a query at this scrape "
+            "(the scrape's own excluded); avg_over_time(dbconnmgr_aas[5m]) is the AAS over 5m",
+            labels=labels,
+        )
         findings = GaugeMetricFamily(
             "dbconnmgr_findings", "health findings by severity", labels=["alias", "severity"]
         )
@@ -134,10 +140,11 @@ class DatabaseCollector(Collector):
                 clients.add_metric([alias], snapshot.total_connections)
                 utilization.add_metric([alias], snapshot.utilization_percent / 100.0)
                 active.add_metric([alias], snapshot.active_connections)
+                aas.add_metric([alias], snapshot.active_connections)
             severities = Counter(finding.severity for finding in report.findings)
             for severity in Severity:
                 findings.add_metric([alias, severity.label], severities.get(severity, 0))
-        yield from (up, activity, max_conns, usable, clients, utilization, active, findings)
+        yield from (up, activity, max_conns, usable, clients, utilization, active, aas, findings)
 
     def _process(self) -> Iterator[Metric]:
         labels = ["alias"]
