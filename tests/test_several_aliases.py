@@ -44,3 +44,21 @@ def test_other_actions_take_one_alias() -> None:
     assert result.returncode == 3
     assert "--action=close-idle takes one --database alias" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_monitor_writes_one_json_line_per_alias_per_sample(sessions: Sessions) -> None:
+    sessions.open_many(2, "t-several-monitor")
+    result = manage(
+        "db_connections", "--action=monitor", "--database=all", "--format=json", "--watch",
+        "--count=2", "--interval=0.2", settings_module=SETTINGS,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    docs = documents(result.stdout)
+    assert [(d["alias"], d["sequence"]) for d in docs] == [
+        ("default", 1), ("pooled", 1), ("default", 2), ("pooled", 2),
+    ]  # fmt: skip
+    # both aliases read the same server here: each line counts the held sessions
+    for doc in docs:
+        by_application = doc["by_application"]
+        assert isinstance(by_application, dict)
+        assert by_application.get("t-several-monitor") == 2
