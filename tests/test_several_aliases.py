@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import os
 import pty
-import select
 import subprocess
 import sys
 
-from tests.conftest import ROOT, Sessions, dsn_to_url, manage, superuser_dsn
+from tests.conftest import ROOT, Sessions, drain_terminal, dsn_to_url, manage, superuser_dsn
 
 SETTINGS = "tests.settings_pool"  # aliases default and pooled (PostgreSQL), legacy (SQLite)
 
@@ -74,28 +73,15 @@ def test_the_live_view_refuses_a_list_on_a_terminal() -> None:
         os.environ, DJANGO_SETTINGS_MODULE=SETTINGS, DATABASE_URL=dsn_to_url(superuser_dsn())
     )
     master, slave = pty.openpty()
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, str(ROOT / "manage.py"), "db_connections", "--action=monitor",
          "--database=default,pooled"],
         cwd=ROOT, env=env, stdin=slave, stdout=slave, stderr=slave, close_fds=True,
-    )  # fmt: skip
-    os.close(slave)
-    output = b""
-    try:
+    ) as proc:  # fmt: skip
+        os.close(slave)
         code = proc.wait(timeout=60)
-        while select.select([master], [], [], 0.2)[0]:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            output += chunk
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        os.close(master)
-    text = output.decode(errors="replace")
+    text = drain_terminal(master).decode(errors="replace")
+    os.close(master)
     assert code == 3, text
     assert "the live view shows one alias" in text and "--format=json" in text
     assert "Traceback" not in text
