@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+
 from django.apps import AppConfig
 
 
@@ -13,7 +16,9 @@ class DbConnMgrConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        """Register the system checks, and count new connections of unpooled aliases."""
+        """Register the system checks, count new connections of unpooled aliases, and in
+        prometheus_client's multiprocess mode write this process's figures for ``/metrics``.
+        """
         from django.conf import settings
         from django.db.backends.signals import connection_created
 
@@ -24,3 +29,8 @@ class DbConnMgrConfig(AppConfig):
             connection_created.connect(
                 on_connection_created, dispatch_uid="dbconnmgr.process_stats"
             )
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            with contextlib.suppress(ImportError):  # without the extra /metrics answers 501
+                from dbconnmgr.metrics import start_publisher
+
+                start_publisher()

@@ -143,17 +143,23 @@ def metrics(request: HttpRequest) -> HttpResponse:
         )
     from django.db import connections
 
-    from dbconnmgr.backends import BACKENDS
-    from dbconnmgr.metrics import DatabaseCollector
+    from dbconnmgr.metrics import DatabaseCollector, multiprocess_dir, publish, scraped_aliases
 
-    aliases = request.GET.getlist("alias") or [
-        alias for alias in connections if connections[alias].vendor in BACKENDS
-    ]
+    aliases = request.GET.getlist("alias") or scraped_aliases()
     unknown = [alias for alias in aliases if alias not in connections.settings]
     if unknown:
         return JsonResponse({"error": f"unknown database alias {unknown[0]!r}"}, status=404)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(DatabaseCollector(aliases))
+    if multiprocess_dir() is None:
+        registry.register(DatabaseCollector(aliases))
+    else:
+        # Several workers: each writes its figures to the shared files (this one now,
+        # the others every PUBLISH_SECONDS); MultiProcessCollector sums them.
+        from prometheus_client import multiprocess
+
+        publish()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        registry.register(DatabaseCollector(aliases, process_figures=False))
     try:
         body = generate_latest(registry)
     except InvalidSetting as exc:

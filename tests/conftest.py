@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import subprocess
 import sys
 import threading
@@ -350,3 +351,17 @@ def bouncer(bouncer_upstream: PgServer) -> Iterator[PgBouncerServer]:
         yield server
     finally:
         server.stop()
+
+
+def drain_terminal(master: int) -> bytes:
+    """What is left to read on a pseudo-terminal's ``master`` side after the child ended."""
+    output = b""
+    while select.select([master], [], [], 0.2)[0]:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the child's side is closed
+            break
+        if not chunk:
+            break
+        output += chunk
+    return output

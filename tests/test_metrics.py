@@ -96,3 +96,19 @@ def test_promtool_accepts_the_metrics_and_the_alert_rules(
         timeout=60, cwd=RULE_TESTS.parent,
     )  # fmt: skip
     assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+def test_aas_counts_the_sessions_running_a_query_but_not_the_scrape(
+    token_settings, sessions: Sessions
+) -> None:
+    sessions.open_many(2, "t-metrics-aas", state="active")
+    text = scrape(alias="default")
+    aas = next(line for line in text.splitlines() if line.startswith("dbconnmgr_aas{"))
+    active = [
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("pg_stat_activity_count{") and 'state="active"' in line
+    ]
+    # the same snapshot: every active client session except the scrape's own reading one
+    assert float(aas.rsplit(" ", 1)[1]) == sum(active) - 1 >= 2
+    assert "avg_over_time(dbconnmgr_aas" in text  # the HELP says how to get the AAS

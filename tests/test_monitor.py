@@ -27,7 +27,7 @@ from dbconnmgr.core import samples as samples_module
 from dbconnmgr.core.snapshot import Connection, ServerLimits, Snapshot
 from dbconnmgr.live_view import MonitorView, utilization_bar, utilization_style
 from devtools.pgserver import PgServer, free_port
-from tests.conftest import ROOT, Sessions, dsn_to_url, manage, superuser_dsn
+from tests.conftest import ROOT, Sessions, drain_terminal, dsn_to_url, manage, superuser_dsn
 
 
 def _lines(stdout: str) -> list[dict[str, Any]]:
@@ -418,14 +418,7 @@ def test_live_view_on_a_terminal_then_ctrl_c(sessions: Sessions) -> None:
                 output += os.read(master, 65536)
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=30)
-        while select.select([master], [], [], 0.2)[0]:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            output += chunk
+        output += drain_terminal(master)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -34,6 +34,9 @@ class Action:
     help: ClassVar[str]
     options: ClassVar[tuple[str, ...]] = ()
     formats: ClassVar[tuple[str, ...]] = ("table", "json")
+    #: Several aliases run as one call with ``opts["aliases"]`` (monitor samples them
+    #: together) rather than one call per alias.
+    one_run_for_aliases: ClassVar[bool] = False
 
     def __init__(self, command: BaseCommand, opts: dict[str, Any]) -> None:
         self.command = command
@@ -87,7 +90,7 @@ class Action:
 
 
 #: Actions that take several aliases (``--database=a,b`` or ``all``): one document each.
-SEVERAL_ALIASES: Final = frozenset({"status", "health"})
+SEVERAL_ALIASES: Final = frozenset({"status", "health", "monitor"})
 
 
 def resolve_aliases(spec: str) -> list[str]:

@@ -59,6 +59,7 @@ class MonitorAction(Action):
         "JSON Lines when not a terminal; --record stores samples)"
     )
     options = ("watch", "interval", "count", "record")
+    one_run_for_aliases = True
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -94,17 +95,28 @@ class MonitorAction(Action):
         self._last_prune: float | None = None
         self._record_failing = False
         self.last: Sample | None = None
+        aliases: list[str] = self.opts.get("aliases") or [self.alias]
+        if len(aliases) > 1 and self.format != "json" and self.command.stdout.isatty():
+            raise CommandError(
+                f"the live view shows one alias; for {', '.join(aliases)} pass --format=json "
+                "(one JSON line per alias per sample)"
+            )
         self.thresholds = self._project_thresholds()
         try:
             from dbconnmgr.monitor_loop import Monitor
 
-            monitor = Monitor(self.alias, float(interval), on_sample=self.on_sample)
+            monitors = [
+                Monitor(alias, float(interval), on_sample=self.on_sample) for alias in aliases
+            ]
         except (TypeError, ValueError) as exc:
             raise CommandError(f"DBCONNMGR settings: {exc}") from None
-        self.time_limit = monitor.time_limit
+        self.time_limit = monitors[0].time_limit
         if self.record:
             self._check_tables()
-        code = self._sample(monitor, count)
+        if len(monitors) == 1:
+            code = self._sample(monitors[0], count)
+        else:
+            code = self._sample_together(monitors, count)
         from dbconnmgr.core.health import Severity
 
         # Health could never be judged: UNKNOWN, whatever the samples said.
@@ -128,9 +140,43 @@ class MonitorAction(Action):
             reader_left()
             return 0
         # All --count samples taken: say whether the last one could read the server.
-        if self.last is None or self.last.reachable:
+        return EXIT_OK if self.last is None else self._exit_code(self.last)
+
+    def _sample_together(self, monitors: list[Monitor], count: int | None) -> int:
+        """Several aliases, JSON Lines: every interval, one line per alias, in order.
+
+        Exits with the worst code of the aliases' last samples (as health does).
+        """
+        from dbconnmgr.cli import worst_exit_code
+        from dbconnmgr.payloads import sample_payload
+
+        stream = self.command.stdout
+        last: dict[str, Sample] = {}
+        with contextlib.ExitStack() as stack:
+            # Each monitor keeps its own schedule; after the first one waits out the
+            # interval, the others are due at once: all aliases sampled every interval.
+            loops = [m.samples(count) for m in monitors]
+            for monitor in monitors:  # a loop left early closes its private connection
+                stack.callback(monitor.close)
+            try:
+                for samples in zip(*loops, strict=False):
+                    for sample in samples:
+                        stream.write(json.dumps(sample_payload(sample), default=str))
+                        last[sample.alias] = sample
+                    stream.flush()
+            except KeyboardInterrupt:
+                return 0
+            except BrokenPipeError:
+                reader_left()
+                return 0
+        return worst_exit_code([self._exit_code(sample) for sample in last.values()])
+
+    @staticmethod
+    def _exit_code(sample: Sample) -> int:
+        """OK when the sample read the server, else the problem's code."""
+        if sample.reachable:
             return EXIT_OK
-        problem = self.last.problem
+        problem = sample.problem
         return problem.exit_code if problem is not None else EXIT_CRITICAL
 
     def _live(self, monitor: Monitor, count: int | None) -> None:

@@ -57,9 +57,9 @@ class Command(BaseCommand):
         parser.add_argument(
             "--database",
             default=DEFAULT_DB_ALIAS,
-            help='the database alias to inspect (default: "default"); for status and health '
-            'also several, comma-separated, or "all" (one document per alias; health exits '
-            "with the worst code)",
+            help='the database alias to inspect (default: "default"); for status, health and '
+            'monitor also several, comma-separated, or "all" (one document per alias, per '
+            "sample for monitor; health and monitor exit with the worst code)",
         )
         parser.add_argument(
             "--format",
@@ -85,6 +85,9 @@ class Command(BaseCommand):
                 )
             elif not aliases:
                 raise CommandError("--database=all: no alias of a database dbconnmgr reads")
+            elif action_cls.one_run_for_aliases:
+                options = {**options, "database": aliases[0], "several_aliases": True}
+                code = action_cls(self, {**options, "aliases": aliases}).run()
             else:
                 codes = []
                 for alias in aliases:
