@@ -243,3 +243,23 @@ def test_a_bad_retention_deletes_nothing(settings: Any, days: Any) -> None:
     with pytest.raises(InvalidSetting, match=r"DBCONNMGR\['RETENTION_DAYS'\]"):
         prune_samples()
     assert ConnectionSample.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_hourly_heatmap_groups_recorded_samples_by_local_day_and_hour() -> None:
+    """Cells are (ISO day of week, hour) in the current time zone, folded from the hours
+    the database grouped; max and p95 come from every sample of the cell."""
+    from zoneinfo import ZoneInfo
+
+    from dbconnmgr.core.charts import HeatCell
+    from dbconnmgr.history import hourly_heatmap
+
+    planted = [(at(16, 9, 5), 5), (at(16, 9, 30), 9), (at(16, 9, 55), 7), (at(17, 22, 59), 3)]
+    for taken_at, connections in planted:  # 2026-11-16 is a Monday
+        ConnectionSampleFactory.create(taken_at=taken_at, total_connections=connections)
+    ConnectionSampleFactory.create(taken_at=at(16, 9, 10), total_connections=50, alias="other")
+    with timezone.override(ZoneInfo("Europe/Paris")):  # UTC+1 in November
+        heat = hourly_heatmap("default", days=30, now=at(20, 12, 0))
+    assert set(heat.cells) == {(1, 10), (2, 23)}
+    assert heat.cells[(1, 10)] == HeatCell(max_connections=9, p95_connections=9, samples=3)
+    assert heat.cells[(2, 23)] == HeatCell(max_connections=3, p95_connections=3, samples=1)
