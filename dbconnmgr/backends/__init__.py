@@ -13,8 +13,8 @@ from django.db import connections
 from django.utils.connection import ConnectionDoesNotExist
 
 from dbconnmgr.backends.base import ConnectionBackend, setup_error
-from dbconnmgr.backends.mysql import MySQLBackend, time_limit_options
-from dbconnmgr.backends.postgresql import PostgreSQLBackend
+from dbconnmgr.backends.mysql import MySQLBackend
+from dbconnmgr.backends.postgresql import PostgreSQLBackend, time_limit_settings
 from dbconnmgr.core.capabilities import Capabilities
 from dbconnmgr.exceptions import UnknownDatabaseAlias, UnsupportedDatabase
 
@@ -32,16 +32,6 @@ __all__ = [
     "time_limit_settings",
     "working_backend",
 ]
-
-
-def time_limit_settings(seconds: float) -> dict[str, int]:
-    """PostgreSQL settings (milliseconds) that end any statement after ``seconds``.
-
-    ``lock_timeout`` fires a little earlier than ``statement_timeout``, so that a wait for
-    a lock (the usual cause) is named as such in the error.
-    """
-    ms = max(2, round(seconds * 1000))
-    return {"statement_timeout": ms, "lock_timeout": max(1, ms * 9 // 10)}
 
 
 def capabilities_of(vendor: str) -> Capabilities:
@@ -99,11 +89,8 @@ def private_backend(
     server_url = direct_server_url(using)
     if server_url is not None:
         options.pop("prepare_threshold", None)
-    if time_limit is not None and backend.vendor == MySQLBackend.vendor:
-        options = time_limit_options(options, time_limit)
-    elif time_limit is not None:
-        bound = " ".join(f"-c {k}={v}" for k, v in time_limit_settings(time_limit).items())
-        options["options"] = f"{options.get('options') or ''} {bound}".strip()
+    if time_limit is not None:
+        options = type(backend).time_limited_options(options, time_limit)
     clone = connection.copy()
     clone.settings_dict["OPTIONS"] = options
     if server_url is not None:

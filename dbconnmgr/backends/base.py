@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 
@@ -68,6 +68,18 @@ class ConnectionBackend(ABC):
         ``criteria.include_superusers`` is off, or may not be signalled by this role is left
         alone and answered as such; only the others are signalled.
         """
+
+    @classmethod
+    def time_limited_options(cls, options: dict[str, Any], seconds: float) -> dict[str, Any]:
+        """``OPTIONS`` for a private connection whose statements end after ``seconds``
+        (a lock wait a little earlier). The default sets no limit."""
+        return options
+
+    @classmethod
+    def limit_transaction(cls, cursor: Any, seconds: float) -> None:
+        """Bound the statements of the transaction open on ``cursor`` to ``seconds``.
+        The default sets no limit."""
+        return
 
     @abstractmethod
     def still_running(

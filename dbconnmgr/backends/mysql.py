@@ -427,6 +427,11 @@ class MySQLBackend(ConnectionBackend):
             answers[c.pid] = ServerAnswer(c.pid, outcome, state, seconds)
         return answers
 
+    @classmethod
+    def time_limited_options(cls, options: dict[str, Any], seconds: float) -> dict[str, Any]:
+        """See :func:`time_limit_options`."""
+        return time_limit_options(options, seconds)
+
     def still_running(
         self, candidates: Sequence[Candidate], timeout: float, *, queries: bool = False
     ) -> set[int]:

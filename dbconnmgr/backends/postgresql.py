@@ -128,6 +128,16 @@ _PIPELINE_NOISE = _OwnPipelineNoise()
 logging.getLogger("psycopg").addFilter(_PIPELINE_NOISE)
 
 
+def time_limit_settings(seconds: float) -> dict[str, int]:
+    """PostgreSQL settings (milliseconds) that end any statement after ``seconds``.
+
+    ``lock_timeout`` fires a little earlier than ``statement_timeout``, so that a wait for
+    a lock (the usual cause) is named as such in the error.
+    """
+    ms = max(2, round(seconds * 1000))
+    return {"statement_timeout": ms, "lock_timeout": max(1, ms * 9 // 10)}
+
+
 class PostgreSQLBackend(ConnectionBackend):
     """Connection snapshots of a PostgreSQL server (tested on 15 and 18)."""
 
@@ -215,6 +225,19 @@ class PostgreSQLBackend(ConnectionBackend):
             visibility="full" if reader_sees_all else "restricted",
             visibility_grant=self.capabilities.full_visibility_grant,
         )
+
+    @classmethod
+    def time_limited_options(cls, options: dict[str, Any], seconds: float) -> dict[str, Any]:
+        """``options`` with ``-c statement_timeout/lock_timeout`` appended to libpq's
+        ``options`` (never replacing what is there)."""
+        bound = " ".join(f"-c {k}={v}" for k, v in time_limit_settings(seconds).items())
+        return {**options, "options": f"{options.get('options') or ''} {bound}".strip()}
+
+    @classmethod
+    def limit_transaction(cls, cursor: Any, seconds: float) -> None:
+        """``statement_timeout`` and ``lock_timeout`` for the open transaction only."""
+        for name, ms in time_limit_settings(seconds).items():
+            cursor.execute("SELECT set_config(%s, %s, true)", [name, str(ms)])
 
     def count_client_connections(self) -> ClientCount:
         """Count client backends (the reading one excluded) and read the slot limits in one

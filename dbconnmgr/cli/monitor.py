@@ -265,12 +265,12 @@ class MonitorAction(Action):
 
         alias = self._recording_alias()
         with transaction.atomic(using=alias):
-            if connections[alias].vendor == "postgresql":
-                from dbconnmgr.backends import time_limit_settings
+            from dbconnmgr.backends import BACKENDS
 
+            backend_class = BACKENDS.get(connections[alias].vendor)
+            if backend_class is not None:  # the samples may live in a database we do not read
                 with connections[alias].cursor() as cursor:
-                    for name, ms in time_limit_settings(self.time_limit).items():
-                        cursor.execute("SELECT set_config(%s, %s, true)", [name, str(ms)])
+                    backend_class.limit_transaction(cursor, self.time_limit)
             yield
 
     def _recording_alias(self) -> str:
