@@ -9,22 +9,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Permission
-from django.test import Client
 
 from devtools.mariadbserver import MariaDBServer
 from tests.mysql.conftest import MySessions, state_of
+from tests.test_admin import staff
 
 pytestmark = [pytest.mark.mysql, pytest.mark.django_db]
-
-
-def staff(django_user_model: Any, name: str, *perms: str) -> Client:
-    user = django_user_model.objects.create_user(name, password="pw", is_staff=True)
-    for codename in perms:
-        user.user_permissions.add(Permission.objects.get(codename=codename))
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def test_admin_page_on_a_mariadb_alias_terminates_a_picked_session(
