@@ -40,16 +40,15 @@ def median_seconds(fn: Callable[[], object], repeat: int = 21, warmup: int = 3) 
     return statistics.median(samples)
 
 
-def interleaved_medians(
+def interleaved_samples(
     fns: dict[str, Callable[[], object]],
     repeat: int = 21,
     warmup: int = 3,
     clock: Callable[[], float] = time.perf_counter,
-) -> dict[str, float]:
-    """Medians of several callables measured in alternation, so drift hits all alike.
-
-    ``clock`` is wall time by default; ``time.thread_time`` measures this thread's CPU.
-    """
+) -> dict[str, list[float]]:
+    """Times of several callables measured in alternation (round i runs each once), so
+    drift hits all alike. ``clock`` is wall time by default; ``time.thread_time`` measures
+    this thread's CPU."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()
@@ -59,7 +58,25 @@ def interleaved_medians(
             start = clock()
             fn()
             samples[name].append(clock() - start)
+    return samples
+
+
+def interleaved_medians(
+    fns: dict[str, Callable[[], object]],
+    repeat: int = 21,
+    warmup: int = 3,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict[str, float]:
+    """Medians of :func:`interleaved_samples`."""
+    samples = interleaved_samples(fns, repeat, warmup, clock)
     return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def median_ratio(samples: dict[str, list[float]], name: str, baseline: str) -> float:
+    """The median over rounds of ``name``'s time / ``baseline``'s time in the same round:
+    steadier than a ratio of medians when the machine's speed drifts during the run."""
+    pairs = zip(samples[name], samples[baseline], strict=True)
+    return statistics.median(ours / base for ours, base in pairs)
 
 
 def print_table(title: str, rows: list[tuple[str, ...]], header: tuple[str, ...]) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -102,3 +104,22 @@ def setup_error(exc: BaseException, alias: str) -> ServerUnavailable:
         alias=alias,
         detail=first_line,
     )
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a snapshot builds its rows.
+
+    A snapshot of 1,000 sessions allocates a few thousand tuples that can hold no cycle;
+    each 700 allocations would otherwise start a collection that walks the young objects
+    (and now and then every object of a Django process) for nothing: about 0.2 ms of a
+    MariaDB snapshot at 1,000 connections (bench/bench_mysql.py). The collector is turned
+    back on only if it was on: a process that disabled it keeps it off.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

@@ -183,7 +183,13 @@ class Snapshot:
     _others: tuple[Connection, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        others = tuple(c for c in self.connections if c.pid != self.own_pid)
+        connections = self.connections
+        pids = list(map(_PID, connections))
+        if pids.count(self.own_pid) == 1:  # the usual case, at C speed
+            at = pids.index(self.own_pid)
+            others = connections[:at] + connections[at + 1 :]
+        else:
+            others = tuple(c for c in connections if c.pid != self.own_pid)
         object.__setattr__(self, "_others", others)
 
     # -- totals ------------------------------------------------------------------------------
@@ -372,6 +378,7 @@ def group_connections(
 
 
 _STATE = attrgetter("state")
+_PID = attrgetter("pid")
 
 
 def _max_by(
