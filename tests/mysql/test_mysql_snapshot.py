@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 import time
 from collections.abc import Callable
 
@@ -11,6 +13,7 @@ import pytest
 
 from dbconnmgr import take_snapshot
 from dbconnmgr.backends import get_backend
+from dbconnmgr.core.snapshot import Connection, Snapshot
 from devtools.mariadbserver import MariaDBServer
 from tests.conftest import database_alias
 from tests.mysql.conftest import MySessions, manage
@@ -134,3 +137,70 @@ def test_connection_monitor_counts_a_block_on_a_mariadb_alias(maria_alias: str) 
     assert figures.queries == 2
     assert figures.server_before is not None and figures.server_after is not None
     assert stats.utilization_percent is not None
+
+
+def test_a_lock_wait_names_its_blocker(maria_alias: str, mysessions: MySessions) -> None:
+    """The blockers are read (one more round trip) only when a transaction waits."""
+    holder = mysessions.open("idle in transaction")  # holds a shared lock on probe row 1
+    waiter_conn = MySQLdb.connect(**mysessions.server.connect_kwargs())
+    waiter_id = waiter_conn.thread_id()
+
+    def wait_for_lock() -> None:
+        with contextlib.suppress(MySQLdb.Error):
+            cursor = waiter_conn.cursor()
+            cursor.execute("START TRANSACTION")
+            cursor.execute("SELECT v FROM dbconnmgr.probe WHERE id = 1 FOR UPDATE")
+
+    thread = threading.Thread(target=wait_for_lock, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            snap = take_snapshot(maria_alias)
+            waiter = next((c for c in snap.connections if c.pid == waiter_id), None)
+            if (waiter and waiter.wait_event_type) or time.monotonic() > deadline:
+                break
+            time.sleep(0.15)  # INNODB_TRX refreshes at most every 100 ms
+        assert waiter is not None and waiter.state == "active"
+        assert (waiter.wait_event_type, waiter.wait_event) == ("Lock", "row lock")
+        assert tuple(waiter.blocking_pids) == (holder.id,)
+        assert [c.pid for c in snap.waiting_connections] == [waiter_id]
+        assert by_pid(snap, holder.id).state == "idle in transaction"
+    finally:
+        mysessions.server.sql(f"KILL QUERY {int(waiter_id)}")
+        thread.join(timeout=10)
+        waiter_conn.close()
+
+
+def by_pid(snap: Snapshot, pid: int) -> Connection:
+    return next(c for c in snap.connections if c.pid == pid)
+
+
+def test_processlist_rows_map_to_connections() -> None:
+    """The column-wise build: background threads dropped, clients parsed, states from
+    COMMAND and INNODB_TRX, query texts of running threads only and cut, admins marked."""
+    from dbconnmgr.backends.mysql import QUERY_TEXT_LIMIT, _connections, _thread_columns
+
+    long_query = "SELECT " + "x" * (QUERY_TEXT_LIMIT + 100)
+    rows = [  # Id, User, Host, db, Command, Time, State, Info, Progress
+        (1, "system user", None, None, "Daemon", 9, "InnoDB purge", None, 0.0),
+        (10, "app", "10.0.0.7:51234", "shop", "Sleep", 30, "", None, 0.0),
+        (11, "app", "localhost", "shop", "Sleep", 12, "", None, 0.0),
+        (12, "root", "[::1]:40000", None, "Query", 3, "Sending data", long_query, 0.0),
+        (13, "app", "::ffff:10.0.0.8", "shop", "Query", 0, "starting", "SELECT 1", 0.0),
+    ]
+    threads = _thread_columns(rows)
+    connections = {c.pid: c for c in _connections(threads, [(11, 12.5, 0)], {}, {"root"})}
+    assert set(connections) == {10, 11, 12, 13}
+    assert [connections[p].client for p in (10, 11, 12, 13)] == [
+        "10.0.0.7", "local", "::1", "::ffff:10.0.0.8",
+    ]  # fmt: skip
+    assert [connections[p].state for p in (10, 11, 12, 13)] == [
+        "idle", "idle in transaction", "active", "active",
+    ]  # fmt: skip
+    assert connections[11].transaction_seconds == 12.5 and connections[10].query is None
+    assert connections[12].query == long_query[:QUERY_TEXT_LIMIT]
+    assert connections[12].running_seconds == 3 and connections[10].running_seconds is None
+    assert connections[10].state_seconds == 30
+    assert [p for p, c in connections.items() if c.is_superuser] == [12]
+    assert _connections(_thread_columns([]), [], {}, set()) == []
