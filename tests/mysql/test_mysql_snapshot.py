@@ -68,6 +68,25 @@ def test_account_limit_binds_and_hidden_sessions_are_counted(
     assert snap.total_connections >= 1 + len(others)
 
 
+def test_process_granted_through_a_role_shows_every_thread(
+    mariadb: MariaDBServer, make_account: Callable[..., str], mysessions: MySessions
+) -> None:
+    url = make_account("t_role_reader", "pw")
+    mariadb.sql(
+        "DROP ROLE IF EXISTS t_monitoring; CREATE ROLE t_monitoring; "
+        "GRANT PROCESS ON *.* TO t_monitoring; GRANT t_monitoring TO 't_role_reader'@'%'; "
+        "SET DEFAULT ROLE t_monitoring FOR 't_role_reader'@'%';"
+    )
+    try:
+        other = mysessions.open("idle in transaction")  # admin's
+        with database_alias("role_reader", url, options={"connect_timeout": 5}) as alias:
+            snap = take_snapshot(alias)
+        assert snap.visibility == "full" and snap.hidden_connections == 0
+        assert by_pid(snap, other.id).state == "idle in transaction"
+    finally:
+        mariadb.sql("DROP ROLE IF EXISTS t_monitoring;")
+
+
 def test_status_json_has_the_same_schema_and_a_mysql_key(
     mariadb: MariaDBServer, mysessions: MySessions
 ) -> None:
