@@ -108,13 +108,15 @@ def setup_error(exc: BaseException, alias: str) -> ServerUnavailable:
 
 @contextmanager
 def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a snapshot builds its rows.
+    """Pause the cyclic garbage collector for one snapshot read (its round trip, a few
+    milliseconds, included).
 
     A snapshot of 1,000 sessions allocates a few thousand tuples that can hold no cycle;
-    each 700 allocations would otherwise start a collection that walks the young objects
-    (and now and then every object of a Django process) for nothing: about 0.2 ms of a
-    MariaDB snapshot at 1,000 connections (bench/bench_mysql.py). The collector is turned
-    back on only if it was on: a process that disabled it keeps it off.
+    every 700 allocations would otherwise start a collection that walks the young objects
+    (and now and then every object of a Django process) for nothing: about 0.1x of a
+    MariaDB snapshot at 1,000 connections (docs/benchmarks.md). Objects freed meanwhile go
+    by reference counting as always; only cycles wait. The collector is turned back on
+    only if it was on: a process that disabled it keeps it off.
     """
     was_enabled = gc.isenabled()
     gc.disable()

@@ -1,4 +1,4 @@
-"""MariaDB / MySQL backend: information_schema.PROCESSLIST, INNODB_TRX and GLOBAL_STATUS.
+"""MariaDB / MySQL backend: SHOW FULL PROCESSLIST, INNODB_TRX and SHOW GLOBAL STATUS.
 
 Tested on MariaDB 10.11 with mysqlclient (Django's recommended driver). The common model's
 states come from the processlist (docs/mysql.md has the table):
@@ -221,7 +221,6 @@ class MySQLBackend(ConnectionBackend):
         blockers: dict[int, tuple[int, ...]] = {}
         with self._cursor() as cursor:
             cursor.execute(";".join(statements))
-            # The server runs the later statements while this builds the columns.
             threads = _thread_columns(cursor.fetchall())
             cursor.nextset()
             server = cursor.fetchone()
