@@ -185,7 +185,7 @@ class Renderer:
 
         states = self.table("By state", "state", "count")
         for state, count in snapshot.by_state().items():
-            if state == "unknown" and count == 0:
+            if count == 0 and (state == "unknown" or state not in engine.states):
                 continue
             states.add_row(state, str(count))
         self.print(states)

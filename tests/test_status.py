@@ -179,6 +179,7 @@ def test_table_output_is_plain_without_a_terminal(sessions: Sessions) -> None:
     for heading in ("By state", "By application", "By user", "By database", "By client"):
         assert heading in result.stdout
     assert "idle in transaction (aborted)" in result.stdout
+    assert "fastpath function call" in result.stdout  # PostgreSQL's states, zeros included
     assert "t-table" in result.stdout
 
 

@@ -182,6 +182,7 @@ class MySQLBackend(ConnectionBackend):
         reports_application_name=False,
         reports_session_start=False,
         full_visibility_grant="the PROCESS privilege",
+        states=("active", "idle", "idle in transaction", "unknown"),
     )
 
     def __init__(self, alias: str, connection: Any) -> None:

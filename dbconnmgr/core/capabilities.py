@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dbconnmgr.core.snapshot import STATES
+
 __all__ = ["Capabilities"]
 
 
@@ -35,6 +37,8 @@ class Capabilities:
         reports_session_start: each session's start time is known (ages since connect,
             and a reused id told apart from the session that had it before).
         full_visibility_grant: what to grant the reading role so it sees every session.
+        states: the common-model states this engine's sessions can be in; tables leave
+            out the others while they count nothing (the JSON documents keep every key).
     """
 
     display_name: str
@@ -48,3 +52,4 @@ class Capabilities:
     reports_application_name: bool = True
     reports_session_start: bool = True
     full_visibility_grant: str = ""
+    states: tuple[str, ...] = STATES

@@ -102,6 +102,9 @@ def test_status_json_has_the_same_schema_and_a_mysql_key(
     table = manage("db_connections", "--action=status", database_url=mariadb.url)
     assert table.returncode == 0, table.stderr
     assert "MariaDB" in table.stdout and "PostgreSQL" not in table.stdout
+    # States MariaDB never reports are left out of the table (the JSON keeps every key).
+    assert "fastpath function call" not in table.stdout and "disabled" not in table.stdout
+    assert doc["by_state"]["fastpath function call"] == 0
 
 
 def test_refused_connections_are_counted_between_snapshots(maria_alias: str) -> None:
