@@ -182,6 +182,7 @@ class MySQLBackend(ConnectionBackend):
         reports_application_name=False,
         reports_session_start=False,
         full_visibility_grant="the PROCESS privilege",
+        role_limit_name="MAX_USER_CONNECTIONS of account",
         states=("active", "idle", "idle in transaction", "unknown"),
     )
 
@@ -282,6 +283,7 @@ class MySQLBackend(ConnectionBackend):
             current_user=user,
             is_superuser=is_admin,
             current_database=database,
+            superusers_bypass_limits=False,
         )
         connections = _connections(read.threads, read.transactions or (), read.blockers, admins)
         if sees_all:  # what Threads_connected and Threads_running count, from the same list

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.management.base import CommandError
 
 from dbconnmgr.app_settings import get_setting
-from dbconnmgr.backends import working_backend
+from dbconnmgr.backends import capabilities_of, working_backend
 from dbconnmgr.cli import Action, finite_number, whole_number
 from dbconnmgr.core.budget import (
     SERVICE_SYNTAX,
@@ -46,11 +46,12 @@ safety_factor = finite_number(0, 1, above=True)
 def effective_usable(snapshot: Snapshot, database: str | None) -> tuple[int, str]:
     """Usable slots, capped by the database's and the role's connection limits.
 
-    Returns the number and where it comes from. Superusers are exempt from both caps.
+    Returns the number and where it comes from. Superusers are exempt from both caps
+    where the engine exempts them (``ServerLimits.superusers_bypass_limits``).
     """
     limits = snapshot.limits
     usable, source = limits.usable_connections, "max_connections - reserved"
-    if limits.is_superuser:
+    if limits.is_superuser and limits.superusers_bypass_limits:
         return usable, source
     caps = []
     if database and database in limits.database_limits:
@@ -59,7 +60,7 @@ def effective_usable(snapshot: Snapshot, database: str | None) -> tuple[int, str
         caps.append(
             (
                 limits.role_limits[limits.current_user],
-                f"CONNECTION LIMIT of role {limits.current_user}",
+                f"{capabilities_of(snapshot.vendor).role_limit_name} {limits.current_user}",
             )
         )
     for cap, label in caps:

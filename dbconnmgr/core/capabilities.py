@@ -37,6 +37,7 @@ class Capabilities:
         reports_session_start: each session's start time is known (ages since connect,
             and a reused id told apart from the session that had it before).
         full_visibility_grant: what to grant the reading role so it sees every session.
+        role_limit_name: how the engine names a role's (account's) connection limit.
         states: the common-model states this engine's sessions can be in; tables leave
             out the others while they count nothing (the JSON documents keep every key).
     """
@@ -52,4 +53,5 @@ class Capabilities:
     reports_application_name: bool = True
     reports_session_start: bool = True
     full_visibility_grant: str = ""
+    role_limit_name: str = "CONNECTION LIMIT of role"
     states: tuple[str, ...] = STATES

@@ -88,7 +88,12 @@ class Connection(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class ServerLimits:
-    """The server's connection limits as the reading role sees them."""
+    """The server's connection limits as the reading role sees them.
+
+    ``superusers_bypass_limits``: the database and role limits do not apply to a
+    superuser (PostgreSQL); MySQL applies an account's MAX_USER_CONNECTIONS to every
+    account, SUPER included (measured on MariaDB 10.11: error 1226).
+    """
 
     version: str
     version_num: int
@@ -100,6 +105,7 @@ class ServerLimits:
     current_user: str = ""
     is_superuser: bool = False
     current_database: str = ""
+    superusers_bypass_limits: bool = True
 
     @property
     def usable_connections(self) -> int:
@@ -218,7 +224,7 @@ class Snapshot:
         database's and the role's connection limits when they are set (a superuser reader
         is not bound by them)."""
         result = [Headroom("server", self.total_connections, self.limits.usable_connections)]
-        if self.limits.is_superuser:
+        if self.limits.is_superuser and self.limits.superusers_bypass_limits:
             return tuple(result)
         db_limit = self.limits.database_limits.get(self.database)
         if db_limit is not None and db_limit >= 0:

@@ -67,6 +67,24 @@ def test_budget_counts_one_connection_per_thread(mariadb: MariaDBServer) -> None
     assert doc["demand"] == 32  # 4 processes x 8 threads, one connection each
 
 
+def test_an_admin_accounts_own_limit_binds_it(make_account: Callable[..., str]) -> None:
+    """MariaDB applies MAX_USER_CONNECTIONS to SUPER accounts too (PostgreSQL exempts
+    superusers from CONNECTION LIMIT): the snapshot and the budget count it."""
+    url = make_account("t_admin_capped", "pw", "SUPER", "CONNECTION ADMIN", "PROCESS",
+                       max_user_connections=3)  # fmt: skip
+    status = manage("db_connections", "--action=status", "--format=json", database_url=url)
+    assert status.returncode == 0, status.stderr
+    doc = json.loads(status.stdout)
+    assert doc["server"]["current_user_is_superuser"] is True
+    assert doc["limited_by"] == "role" and doc["free_connections"] == 3
+    budget = manage("db_connections", "--action=budget", "--service=web=1x2:persistent",
+                    "--format=json", database_url=url)  # fmt: skip
+    assert budget.returncode in (0, 1), budget.stderr
+    plan = json.loads(budget.stdout)
+    assert plan["usable_connections"] == 3
+    assert plan["usable_source"] == "MAX_USER_CONNECTIONS of account t_admin_capped"
+
+
 # -- bad input and unavailable servers ------------------------------------------------------
 FULL = 10
 
