@@ -193,7 +193,7 @@ class Snapshot:
         pids = list(map(_PID, connections))
         if pids.count(self.own_pid) == 1:  # the usual case, at C speed
             at = pids.index(self.own_pid)
-            others = connections[:at] + connections[at + 1 :]
+            others = tuple(connections[:at]) + tuple(connections[at + 1 :])
         else:
             others = tuple(c for c in connections if c.pid != self.own_pid)
         object.__setattr__(self, "_others", others)
@@ -222,7 +222,7 @@ class Snapshot:
     def headrooms(self) -> tuple[Headroom, ...]:
         """Every limit that applies to the alias: the server's usable slots, then the
         database's and the role's connection limits when they are set (a superuser reader
-        is not bound by them)."""
+        is not bound by them where ``limits.superusers_bypass_limits``)."""
         result = [Headroom("server", self.total_connections, self.limits.usable_connections)]
         if self.limits.is_superuser and self.limits.superusers_bypass_limits:
             return tuple(result)
