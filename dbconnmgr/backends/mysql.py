@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import partial
 from itertools import repeat
-from operator import attrgetter, itemgetter
+from operator import itemgetter
 from typing import Any, NamedTuple, cast
 
 from django.core.exceptions import ImproperlyConfigured
@@ -230,11 +230,7 @@ class MySQLBackend(ConnectionBackend):
             grants = cursor.fetchall()
             for _ in status_sql:
                 cursor.nextset()
-                status.update(
-                    (name.upper(), int(value))
-                    for name, value in cursor.fetchall()
-                    if value.isdigit()
-                )
+                status.update(_status_values(cursor.fetchall()))
             transactions: tuple[tuple[Any, ...], ...] | None
             try:
                 cursor.nextset()
@@ -246,7 +242,7 @@ class MySQLBackend(ConnectionBackend):
                 cursor.execute(";".join(STATUS_SQL.replace("{name}", name)
                                         for name in RESTRICTED_STATUS_COUNTERS))  # fmt: skip
                 while True:
-                    status.update((k.upper(), int(value)) for k, value in cursor.fetchall())
+                    status.update(_status_values(cursor.fetchall()))
                     if not cursor.nextset():
                         break
             if transactions and any(waits for _, _, waits in transactions):
@@ -287,8 +283,8 @@ class MySQLBackend(ConnectionBackend):
         )
         connections = _connections(read.threads, read.transactions or (), read.blockers, admins)
         if sees_all:  # what Threads_connected and Threads_running count, from the same list
-            status["THREADS_CONNECTED"] = len(connections)
-            status["THREADS_RUNNING"] = list(map(attrgetter("state"), connections)).count("active")
+            status["THREADS_CONNECTED"] = len(read.threads.pid)
+            status["THREADS_RUNNING"] = read.threads.state.count("active")
         else:
             # Without PROCESS the processlist shows only the reader's own threads: the
             # others are counted (Threads_connected) and kept as hidden rows, never dropped.
@@ -553,6 +549,7 @@ def _connections(
             trx_seconds[thread_id] = age
             if waits:
                 waiting[thread_id] = blockers.get(thread_id, ())
+        states = states.copy()  # ``threads`` stays as read
         for i, thread_id in enumerate(pid):
             if thread_id in trx_seconds and states[i] == "idle":
                 states[i] = "idle in transaction"
@@ -587,6 +584,12 @@ def _clients(hosts: Sequence[str | None]) -> list[str]:
             for a, h in zip(addresses, named, strict=True)
         ]
     return addresses
+
+
+def _status_values(rows: Iterable[Sequence[Any]]) -> Iterator[tuple[str, int]]:
+    """``SHOW GLOBAL STATUS`` rows as (NAME, value), the numeric ones only (a LIKE pattern
+    may also match a date or ON/OFF variable)."""
+    return ((name.upper(), int(value)) for name, value in rows if value.isdigit())
 
 
 def _matches(c: Connection, criteria: Criteria, snapshot: Snapshot) -> bool:

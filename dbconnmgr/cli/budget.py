@@ -47,11 +47,11 @@ def effective_usable(snapshot: Snapshot, database: str | None) -> tuple[int, str
     """Usable slots, capped by the database's and the role's connection limits.
 
     Returns the number and where it comes from. Superusers are exempt from both caps
-    where the engine exempts them (``ServerLimits.superusers_bypass_limits``).
+    where the engine exempts them (``ServerLimits.reader_exempt_from_limits``).
     """
     limits = snapshot.limits
     usable, source = limits.usable_connections, "max_connections - reserved"
-    if limits.is_superuser and limits.superusers_bypass_limits:
+    if limits.reader_exempt_from_limits:
         return usable, source
     caps = []
     if database and database in limits.database_limits:

@@ -108,6 +108,11 @@ class ServerLimits:
     superusers_bypass_limits: bool = True
 
     @property
+    def reader_exempt_from_limits(self) -> bool:
+        """The reading role is a superuser the database and role limits do not bind."""
+        return self.is_superuser and self.superusers_bypass_limits
+
+    @property
     def usable_connections(self) -> int:
         """Slots an ordinary (non-superuser) role can use: max minus the reserved ones."""
         return max(
@@ -222,9 +227,9 @@ class Snapshot:
     def headrooms(self) -> tuple[Headroom, ...]:
         """Every limit that applies to the alias: the server's usable slots, then the
         database's and the role's connection limits when they are set (a superuser reader
-        is not bound by them where ``limits.superusers_bypass_limits``)."""
+        is not bound by them where ``limits.reader_exempt_from_limits``)."""
         result = [Headroom("server", self.total_connections, self.limits.usable_connections)]
-        if self.limits.is_superuser and self.limits.superusers_bypass_limits:
+        if self.limits.reader_exempt_from_limits:
             return tuple(result)
         db_limit = self.limits.database_limits.get(self.database)
         if db_limit is not None and db_limit >= 0:
