@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from devtools.pgserver import free_port, serve_until_interrupted
+from devtools.pgserver import end_process, free_port, serve_until_interrupted
 from devtools.system_packages import ensure_debian_packages, find_binary
 
 #: Binaries the server needs -> the Debian package that carries them.
@@ -204,14 +204,7 @@ class MariaDBServer:
 
     def _kill(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()  # SIGTERM: a clean, quick shutdown
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        end_process(proc, timeout=30)  # SIGTERM: a clean, quick shutdown
 
     def stop(self) -> None:
         """Stop the server and remove its directory. Safe to call twice."""

@@ -37,7 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from devtools.pgserver import PgServer, PgServerError, free_port
+from devtools.pgserver import PgServer, PgServerError, end_process, free_port
 from devtools.system_packages import ensure_debian_packages, find_binary
 
 __all__ = ["PgBouncerServer", "ensure_pgbouncer"]
@@ -169,14 +169,8 @@ class PgBouncerServer:
         return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
 
     def _kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            # runuser forwards SIGTERM; PgBouncer exits at once on SIGTERM (1.18: SIGINT waits)
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        # runuser forwards SIGTERM; PgBouncer exits at once on SIGTERM (1.18: SIGINT waits)
+        end_process(self.process)
         self.process = None
 
     def stop(self) -> None:

@@ -122,6 +122,19 @@ def describe_bindir(bindir: Path) -> str:
     return f"PostgreSQL {version} from {origin} ({bindir})"
 
 
+def end_process(process: subprocess.Popen[bytes] | None, timeout: float = 10) -> None:
+    """SIGTERM ``process`` and wait up to ``timeout`` s for it, then SIGKILL it. A process
+    that is None or has ended already is left as it is."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

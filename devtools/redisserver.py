@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from devtools.pgserver import free_port
+from devtools.pgserver import end_process, free_port
 from devtools.system_packages import ensure_debian_packages, find_binary
 
 __all__ = ["RedisServer"]
@@ -59,14 +59,8 @@ class RedisServer:
 
     def stop(self) -> None:
         """Stop the server and remove its directory."""
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-            self.process = None
+        end_process(self.process)
+        self.process = None
         if self.root is not None:
             shutil.rmtree(self.root, ignore_errors=True)
             self.root = None
