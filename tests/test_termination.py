@@ -1,7 +1,7 @@
 """The pure part of close-idle/force-close (dbconnmgr.core.termination), without a database.
 
 Which backends are selected (states, ages, name filters, own and non-client backends) is
-decided by the SQL in backends/postgresql.py and tested against the real server in
+decided by the SQL in backends/postgresql/ and tested against the real server in
 test_actions.py. This module decides everything after that: what a dry run predicts, what
 each server answer means, how the report counts it, the findings shown to the operator,
 whether the run failed (the exit code) and what the audit log says. Inputs are built with
