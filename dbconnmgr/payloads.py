@@ -10,6 +10,7 @@ from typing import Any, cast
 
 from django.utils import timezone
 
+from dbconnmgr.backends import capabilities_of
 from dbconnmgr.core.documents import (
     SCHEMAS,
     FindingDoc,
@@ -266,7 +267,7 @@ def health_payload(report: Report, vendor: str | None = None) -> HealthDoc:
         "findings": [cast(FindingDoc, f.as_dict()) for f in report.findings],
         "server_info": info,
     }
-    if vendor == "postgresql":
+    if vendor and capabilities_of(vendor).postgresql_info:
         document["postgresql_info"] = info
     _add_vendor_figures(document, vendor, snapshot.extras if snapshot else None)
     if report.pooler is not None:

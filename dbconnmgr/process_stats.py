@@ -104,8 +104,9 @@ def release_checkout(alias: str) -> None:
 
 
 def failure_cause(exc: BaseException, alias: str) -> FailureCause:
-    """The cause of a failed connection attempt, from the driver's error."""
-    from dbconnmgr.backends.postgresql import classify_error
+    """The cause of a failed connection attempt, from the driver's error (classified by
+    the alias's engine)."""
+    from dbconnmgr.backends import classify_error
     from dbconnmgr.exceptions import ServerUnavailable
 
     problem = classify_error(exc, alias)

@@ -555,7 +555,7 @@ def _failing_wait(*args: object, **kwargs: object) -> set[int]:
 def test_failure_after_signalling_still_reports_and_audits(
     monkeypatch, sessions: Sessions, app_dsn: str, caplog
 ) -> None:
-    from dbconnmgr.backends.postgresql import PostgreSQLBackend
+    from dbconnmgr.backends.postgresql.reader import PostgreSQLBackend
     from dbconnmgr.exceptions import TerminationIncomplete
 
     victims = [sessions.open("t-ci-late", dsn=app_dsn) for _ in range(2)]
@@ -589,7 +589,7 @@ def test_command_prints_the_report_when_the_wait_fails(
 
     from django.core.management import call_command
 
-    from dbconnmgr.backends.postgresql import PostgreSQLBackend
+    from dbconnmgr.backends.postgresql.reader import PostgreSQLBackend
 
     victim = sessions.open("t-ci-late-cli", dsn=app_dsn)
     monkeypatch.setattr(PostgreSQLBackend, "still_running", _failing_wait)

@@ -204,7 +204,7 @@ def test_only_what_the_backend_declares_is_offered(
     section, and a forged POST is refused: the page asks capabilities, not the engine."""
     import dataclasses
 
-    from dbconnmgr.backends.postgresql import PostgreSQLBackend
+    from dbconnmgr.backends.postgresql.reader import PostgreSQLBackend
 
     limited = dataclasses.replace(
         PostgreSQLBackend.capabilities, can_cancel=False, reports_lock_waits=False

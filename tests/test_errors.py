@@ -69,7 +69,7 @@ def test_full_server(small_server: PgServer) -> None:
 
 
 def test_full_server_from_python_raises_server_unavailable(small_server: PgServer) -> None:
-    from dbconnmgr.backends.postgresql import classify_error
+    from dbconnmgr.backends.postgresql.driver import classify_error
     from dbconnmgr.exceptions import ServerUnavailable
 
     held = [psycopg.connect(small_server.dsn()) for _ in range(6)]
@@ -189,7 +189,7 @@ def test_psycopg_pipeline_exit_noise_is_dropped_for_our_pipelines_only(
     """During an outage the pipeline's failing exit logged "error ignored terminating"."""
     import logging
 
-    from dbconnmgr.backends.postgresql import _PIPELINE_NOISE
+    from dbconnmgr.backends.postgresql.reader import _PIPELINE_NOISE
 
     class Pipe:  # stands for a psycopg Pipeline (hashable, weak-referenceable)
         pass
