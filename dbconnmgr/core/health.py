@@ -20,11 +20,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
-from dbconnmgr.core.snapshot import (
-    REFUSED_COUNTER,
-    Connection,
-    Snapshot,
-)
+from dbconnmgr.core.snapshot import Connection, Snapshot
 from dbconnmgr.exceptions import ServerUnavailable
 
 #: The default of every threshold (``DBCONNMGR["THRESHOLDS"]`` overlays it). Utilization
@@ -370,7 +366,7 @@ def evaluate(
         _lock_waits(snapshot, t),
         _visibility(snapshot),
     ]
-    if REFUSED_COUNTER in snapshot.extras:
+    if snapshot.counters.refused in snapshot.extras:
         findings.append(_refused(snapshot, refused_connections, refused_full))
     return _report(snapshot.alias, findings, snapshot)
 
@@ -743,7 +739,7 @@ def _refused(snapshot: Snapshot, since_last: int | None, full: int | None) -> Fi
     """WARNING when the server refused connection attempts since the last sample (clients
     got errors although a snapshot may look fine now); CRITICAL when it says they were
     refused because it was full, or when it is full now."""
-    total = int(snapshot.extras[REFUSED_COUNTER] or 0)
+    total = int(snapshot.extras.get(snapshot.counters.refused or "") or 0)
     data = {"refused_connections": since_last, "refused_full": full, "refused_since_start": total}
     if since_last is None:
         return Finding(

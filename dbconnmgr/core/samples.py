@@ -19,13 +19,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 from typing import Any
 
-from dbconnmgr.core.snapshot import (
-    CUMULATIVE_COUNTERS,
-    FULL_REFUSED_COUNTER,
-    REFUSED_COUNTER,
-    Connection,
-    Snapshot,
-)
+from dbconnmgr.core.snapshot import Connection, Counters, Snapshot
 from dbconnmgr.exceptions import ServerUnavailable
 
 #: Default length of the AAS window, in seconds.
@@ -180,7 +174,7 @@ class SampleWindow:
                 by_application=_nonzero_difference(by_application, prev_apps),
             )
         self._previous = (total, by_state, by_application)
-        extras, refused = self._counters(snapshot.extras)
+        extras, refused = self._counters(snapshot.extras, snapshot.counters)
         recovered_from, self._unreachable_since = self._unreachable_since, None
         return Sample(
             sequence=self.sequence,
@@ -204,14 +198,16 @@ class SampleWindow:
             longest_idle_in_transaction=snapshot.longest_idle_in_transaction(),
             refused_connections=refused,
             refused_full=None
-            if extras is None
-            else extras.get(f"{FULL_REFUSED_COUNTER}_since_last_sample"),
+            if extras is None or snapshot.counters.full_refused is None
+            else extras.get(f"{snapshot.counters.full_refused}_since_last_sample"),
             extras=extras,
             change=change,
             recovered_from=recovered_from,
         )
 
-    def _counters(self, current: dict[str, Any]) -> tuple[dict[str, Any] | None, int | None]:
+    def _counters(
+        self, current: dict[str, Any], counters: Counters
+    ) -> tuple[dict[str, Any] | None, int | None]:
         """The vendor's figures with, for each cumulative counter, how much it grew since
         the previous reachable sample (``<counter>_since_last_sample``; None on the first
         sample or after a server restart reset it), and the refused-connections growth."""
@@ -219,13 +215,15 @@ class SampleWindow:
             return None, None
         previous, self._previous_extras = self._previous_extras, current
         extras = dict(current)
-        for name in CUMULATIVE_COUNTERS:
+        for name in counters.cumulative:
             if name not in current:
                 continue
             before, now = previous.get(name), current[name]
             grown = None if before is None or now is None or now < before else now - before
             extras[f"{name}_since_last_sample"] = grown
-        return extras, extras.get(f"{REFUSED_COUNTER}_since_last_sample")
+        if counters.refused is None:
+            return extras, None
+        return extras, extras.get(f"{counters.refused}_since_last_sample")
 
     def unreachable(
         self, now: datetime, error: str, problem: ServerUnavailable | None = None

@@ -167,6 +167,7 @@ class MySQLBackend(ConnectionBackend):
             own_pid=int(server.own_id),
             visibility="full" if sees_all else "restricted",
             extras=rows.extras(server, status),
+            counters=rows.COUNTERS,
             visibility_grant=self.capabilities.full_visibility_grant,
         )
 

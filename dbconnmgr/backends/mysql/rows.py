@@ -9,10 +9,21 @@ from itertools import repeat
 from operator import itemgetter
 from typing import Any, NamedTuple, cast
 
-from dbconnmgr.core.snapshot import Connection, ServerLimits
+from dbconnmgr.core.snapshot import Connection, Counters, ServerLimits
 
 #: Characters of query text kept per connection.
 QUERY_TEXT_LIMIT = 500
+
+#: The counters among :func:`extras`. ``aborted_connects`` counts every connection attempt
+#: the server refused or that failed (full, bad credentials, handshake timeout): MariaDB
+#: counts a "Too many connections" (1040) refusal only there (its
+#: Connection_errors_max_connections stays 0, measured on 10.11); MySQL also counts those
+#: in ``connection_errors_max_connections``.
+COUNTERS = Counters(
+    cumulative=("aborted_connects", "connection_errors_max_connections"),
+    refused="aborted_connects",
+    full_refused="connection_errors_max_connections",
+)
 
 
 class ServerRow(NamedTuple):
