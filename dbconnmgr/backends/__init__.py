@@ -113,14 +113,14 @@ def get_backend(alias: str = "default") -> ConnectionBackend:
         raise UnknownDatabaseAlias(
             f"unknown database alias {alias!r} (configured: {known})"
         ) from None
-    backend = BACKENDS.get(vendor)
-    if backend is None:
+    engine = by_engine(connection.settings_dict.get("ENGINE")) or by_vendor(vendor)
+    if engine is None:
         supported = ", ".join(sorted(BACKENDS))
         raise UnsupportedDatabase(
             f"database alias {alias!r} uses the {connection.vendor} backend, which dbconnmgr "
             f"does not support yet (supported: {supported})"
         )
-    return backend(alias, connection)
+    return engine.backend()(alias, connection)
 
 
 def private_backend(
