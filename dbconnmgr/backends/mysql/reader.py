@@ -31,7 +31,7 @@ from dbconnmgr.exceptions import ActionNotPossible, InsufficientPrivilege, Serve
 
 
 class _Read(NamedTuple):
-    """What one snapshot read: the rows of each statement (see the SQL above)."""
+    """What one snapshot read: the rows of each statement (see :mod:`.sql`)."""
 
     server: rows.ServerRow
     grants: tuple[tuple[str, str], ...]
@@ -256,19 +256,10 @@ class MySQLBackend(ConnectionBackend):
             while cursor.nextset():
                 pass
             cursor.execute(sql.KILLED_SQL)
-            (killed_text,) = cursor.fetchone()
-            killed = {
-                int(pid): (float(checked), float(done))
-                for pid, checked, done in (
-                    x.split(":") for x in (killed_text or "").split(",") if x
-                )
-            }
+            killed = rows.killed_moments(cursor.fetchone()[0])
             self.signalled_at.update(killed)
             cursor.execute(sql.states_now_sql(eligible, reads_transactions=self.reads_transactions))
-            now = {
-                int(r[0]): (rows.command_state(r[1], bool(r[3])), float(r[2]))
-                for r in cursor.fetchall()
-            }
+            now = rows.states_now(cursor.fetchall())
         for c in eligible:
             state, seconds = now.get(c.pid, (None, None))
             if c.pid in killed:

@@ -231,3 +231,17 @@ def version_num(version: str) -> int:
     while len(numbers) < 3:
         numbers.append(0)
     return numbers[0] * 10000 + numbers[1] * 100 + numbers[2]
+
+
+def killed_moments(text: str | None) -> dict[int, tuple[float, float]]:
+    """``@dbconnmgr_killed`` (``,id:checked:done...``): for each killed thread, the server's
+    time (epoch seconds) of the processlist read that re-checked it and of its KILL's end."""
+    return {
+        int(pid): (float(checked), float(done))
+        for pid, checked, done in (x.split(":") for x in (text or "").split(",") if x)
+    }
+
+
+def states_now(found: Iterable[Sequence[Any]]) -> dict[int, tuple[str, float]]:
+    """``states_now_sql``'s rows: each thread's common-model state and seconds in it."""
+    return {int(r[0]): (command_state(r[1], bool(r[3])), float(r[2])) for r in found}
