@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import logging
 import time
-import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -19,6 +17,7 @@ from dbconnmgr.core.capabilities import Capabilities
 from dbconnmgr.core.snapshot import ClientCount, Connection, ServerLimits, Snapshot
 from dbconnmgr.core.termination import Candidate, Criteria, Selection, ServerAnswer
 from dbconnmgr.exceptions import ProblemKind, ServerUnavailable
+from dbconnmgr.internals import quiet_pipeline_exit
 
 #: Characters of query text kept per connection.
 QUERY_TEXT_LIMIT = 500
@@ -101,33 +100,6 @@ FROM pg_stat_clear_snapshot()
 """
 
 
-class _OwnPipelineNoise(logging.Filter):
-    """Drop psycopg's "error ignored terminating <Pipeline>" for this module's pipelines.
-
-    When the server goes away in the middle of a snapshot, the error that ended the block
-    is classified and reported once; the pipeline's failing exit only repeated it on stderr
-    (the "psycopg" logger has no handler in most projects, so Python's last resort printed
-    it). Other pipelines of the process keep their warnings.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.pipelines: weakref.WeakSet[object] = weakref.WeakSet()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        return not (
-            isinstance(args, tuple)
-            and args
-            and str(record.msg).startswith("error ignored terminating")
-            and args[0] in self.pipelines
-        )
-
-
-_PIPELINE_NOISE = _OwnPipelineNoise()
-logging.getLogger("psycopg").addFilter(_PIPELINE_NOISE)
-
-
 def time_limit_settings(seconds: float) -> dict[str, int]:
     """PostgreSQL settings (milliseconds) that end any statement after ``seconds``.
 
@@ -161,8 +133,10 @@ class PostgreSQLBackend(ConnectionBackend):
             limits_cursor = raw.cursor()
             rows_cursor = raw.cursor()
             if psycopg.Pipeline.is_supported():
-                with raw.pipeline() as pipeline:
-                    _PIPELINE_NOISE.pipelines.add(pipeline)
+                # An outage mid-pipeline is classified and reported once: psycopg's own
+                # warning about the pipeline's failing exit would only repeat it.
+                with quiet_pipeline_exit() as quiet, raw.pipeline() as pipeline:
+                    quiet(pipeline)
                     limits_cursor.execute(LIMITS_SQL)
                     rows_cursor.execute(ACTIVITY_SQL, params)
             else:  # libpq < 14: two round trips, same result
