@@ -162,7 +162,8 @@ def replace_thread_start(make: Callable[[ThreadStart], ThreadStart]) -> ThreadSt
 def restore_thread_start(replacement: ThreadStart, original: ThreadStart) -> bool:
     """Put ``original`` back if ``replacement`` is still in place; False when something
     else replaced ``Thread.start`` since (then it stays: restoring would undo theirs, and
-    the replacement still calls the original)."""
+    the replacement still calls the original). Checked on Python 3.11 and 3.12.
+    """
     if threading.Thread.start is not replacement:
         return False
     setattr(threading.Thread, "start", original)  # noqa: B010 - a method, typed apart
