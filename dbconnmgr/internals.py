@@ -2,8 +2,9 @@
 
 Each function names the attribute it reads or sets and the versions it was checked on;
 tests/test_internals.py asserts each one's shape and behaviour on every supported stack
-(Django 5.2 + psycopg 3.3 on Python 3.11, Django 6.0 on Python 3.12), so a release that
-changes one fails there, loudly, instead of somewhere in a snapshot or a leak count.
+(Django 5.2 on Python 3.11, Django 6.1 on Python 3.12; psycopg and psycopg_pool 3.3 on
+both), so a release that changes one fails there, loudly, instead of somewhere in a
+snapshot or a leak count.
 
 Where a public API exists it is used instead, outside this module: the pool's
 ``get_stats()``, ``connection.pool`` / ``close_pool()``, ``DatabaseWrapper.close()``,
@@ -41,7 +42,7 @@ def open_pool(connection: BaseDatabaseWrapper) -> Any:
 
     Django's public ``connection.pool`` *creates* the pool when it does not exist yet;
     reading figures or closing must not, so this reads the class-level dict behind it,
-    ``DatabaseWrapper._connection_pools`` (alias -> pool). Checked on Django 5.2 and 6.0.
+    ``DatabaseWrapper._connection_pools`` (alias -> pool). Checked on Django 5.2 and 6.1.
     """
     pools: dict[str, Any] = getattr(type(connection), "_connection_pools", None) or {}
     return pools.get(connection.alias)
@@ -55,7 +56,7 @@ def add_execute_wrapper(connection: BaseDatabaseWrapper, wrapper: Callable[..., 
     (two asyncio tasks on one worker thread), nor reach a connection opened later in
     another thread. This edits the list it manages, ``BaseDatabaseWrapper.execute_wrappers``,
     at the front, so ``execute_wrapper()``'s pop keeps finding its own at the end.
-    Checked on Django 5.2 and 6.0.
+    Checked on Django 5.2 and 6.1.
     """
     if wrapper not in connection.execute_wrappers:
         connection.execute_wrappers.insert(0, wrapper)
@@ -68,7 +69,7 @@ def idle_pool_connections(pool: Any) -> list[Any]:
     """The idle connections a psycopg_pool ``ConnectionPool`` holds now (a copy).
 
     No public accessor exists; the pool keeps them in the deque ``_pool``. A pool of
-    another shape gives an empty list. Checked on psycopg_pool 3.2 and 3.3.
+    another shape gives an empty list. Checked on psycopg_pool 3.3.
     """
     return list(getattr(pool, "_pool", ()))
 
@@ -79,8 +80,8 @@ def set_pool_connection_class(pool: Any, make: Callable[[type[Any]], type[Any]])
     ``connection_class`` is a documented argument of ``ConnectionPool()``, but Django
     builds the pool itself; the attribute it is stored in is read again at every connect
     (``ConnectionPool._connect``), so replacing it before the pool opens reaches the
-    pool's own threads. Returns the class now in place. Checked on psycopg_pool 3.2 and
-    3.3 with Django 5.2 and 6.0.
+    pool's own threads. Returns the class now in place. Checked on psycopg_pool 3.3 with
+    Django 5.2 and 6.1.
     """
     made = make(pool.connection_class)
     pool.connection_class = made
@@ -124,7 +125,7 @@ def quiet_pipeline_exit() -> Iterator[Callable[[object], None]]:
     handler, so Python's last resort prints it: a repeat of the error dbconnmgr already
     classifies and reports. The filter is on that logger only while at least one of these
     blocks is open, and drops only the registered pipelines' records (other code's
-    pipelines keep their warnings). Checked on psycopg 3.2 and 3.3.
+    pipelines keep their warnings). Checked on psycopg 3.3.
     """
     logger = logging.getLogger("psycopg")
     with _noise_lock:

@@ -1,7 +1,7 @@
 """The other libraries' internals dbconnmgr relies on (dbconnmgr/internals.py), one test each.
 
 Each test asserts that the attribute still exists with the shape used and still behaves as
-relied on, on every stack the suite runs (Django 5.2 / Python 3.11, Django 6.0 / Python
+relied on, on every stack the suite runs (Django 5.2 / Python 3.11, Django 6.1 / Python
 3.12): a release that changes one fails here, by name.
 """
 
