@@ -80,7 +80,10 @@ def set_pool_connection_class(pool: Any, make: Callable[[type[Any]], type[Any]])
     ``connection_class`` is a documented argument of ``ConnectionPool()``, but Django
     builds the pool itself; the attribute it is stored in is read again at every connect
     (``ConnectionPool._connect``), so replacing it before the pool opens reaches the
-    pool's own threads. Returns the class now in place. Checked on psycopg_pool 3.3 with
+    pool's own threads. (Passing ``connection_class`` through ``OPTIONS["pool"]`` would
+    be public, but the pool swaps the default ``Connection`` for its ``PoolConnection``
+    only when no class is given, and the alias is known only once the wrapper exists.)
+    Returns the class now in place. Checked on psycopg_pool 3.3 with
     Django 5.2 and 6.1.
     """
     made = make(pool.connection_class)
