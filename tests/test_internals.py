@@ -26,14 +26,16 @@ from tests.conftest import ROOT, database_alias, dsn_to_url, superuser_dsn
 
 def test_open_pool_reads_djangos_pools_without_creating_one() -> None:
     with database_alias("t_internals_pool", dsn_to_url(superuser_dsn()), {"pool": True}):
-        wrapper = connections["t_internals_pool"]
-        assert isinstance(type(wrapper)._connection_pools, dict)  # type: ignore[attr-defined]
+        # PostgreSQL's DatabaseWrapper: pool, close_pool(), _connection_pools are not on
+        # the base class the stubs type connections[...] as.
+        wrapper: Any = connections["t_internals_pool"]
+        assert isinstance(type(wrapper)._connection_pools, dict)
         assert internals.open_pool(wrapper) is None  # reading does not create it
-        assert "t_internals_pool" not in type(wrapper)._connection_pools  # type: ignore[attr-defined]
-        pool = wrapper.pool  # type: ignore[attr-defined]  # the public property creates it
+        assert "t_internals_pool" not in type(wrapper)._connection_pools
+        pool = wrapper.pool  # the public property creates it
         assert isinstance(pool, ConnectionPool)
         assert internals.open_pool(wrapper) is pool
-        wrapper.close_pool()  # type: ignore[attr-defined]
+        wrapper.close_pool()
         assert internals.open_pool(wrapper) is None
     assert internals.open_pool(connections["default"]) is None  # unpooled
 
