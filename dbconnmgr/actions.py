@@ -37,6 +37,7 @@ from dbconnmgr.core.termination import (
     build_report,
 )
 from dbconnmgr.exceptions import ActionNotPossible, InsufficientPrivilege, TerminationIncomplete
+from dbconnmgr.internals import idle_pool_connections, open_pool
 
 logger = logging.getLogger("dbconnmgr")
 
@@ -310,8 +311,7 @@ def close_local_connections(using: str = "default") -> LocalClose:
 
 
 def _local_pool(connection: BaseDatabaseWrapper) -> Any:
-    pools: dict[str, Any] = getattr(type(connection), "_connection_pools", {})
-    return pools.get(connection.alias)
+    return open_pool(connection)
 
 
 def _local_backend_pids(using: str) -> tuple[int, ...]:
@@ -321,8 +321,7 @@ def _local_backend_pids(using: str) -> tuple[int, ...]:
     raws: list[Any] = [connection.connection]
     pool = _local_pool(connection)
     if pool is not None:
-        # psycopg_pool keeps its idle connections in ``_pool``; no public accessor exists.
-        raws.extend(list(getattr(pool, "_pool", ())))
+        raws.extend(idle_pool_connections(pool))
     backend = backend_class_of(using)
     if backend is None:
         return ()

@@ -6,8 +6,6 @@ The statements are in :mod:`.sql`, their rows by name in :mod:`.rows`, psycopg's
 
 from __future__ import annotations
 
-import logging
-import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -21,33 +19,7 @@ from dbconnmgr.core.capabilities import Capabilities
 from dbconnmgr.core.snapshot import ClientCount, Snapshot
 from dbconnmgr.core.termination import Candidate, Criteria, Selection, ServerAnswer
 from dbconnmgr.exceptions import ServerUnavailable
-
-
-class _OwnPipelineNoise(logging.Filter):
-    """Drop psycopg's "error ignored terminating <Pipeline>" for this module's pipelines.
-
-    When the server goes away in the middle of a snapshot, the error that ended the block
-    is classified and reported once; the pipeline's failing exit only repeated it on stderr
-    (the "psycopg" logger has no handler in most projects, so Python's last resort printed
-    it). Other pipelines of the process keep their warnings.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.pipelines: weakref.WeakSet[object] = weakref.WeakSet()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        return not (
-            isinstance(args, tuple)
-            and args
-            and str(record.msg).startswith("error ignored terminating")
-            and args[0] in self.pipelines
-        )
-
-
-_PIPELINE_NOISE = _OwnPipelineNoise()
-logging.getLogger("psycopg").addFilter(_PIPELINE_NOISE)
+from dbconnmgr.internals import quiet_pipeline_exit
 
 
 class PostgreSQLBackend(ConnectionBackend):
@@ -89,8 +61,10 @@ class PostgreSQLBackend(ConnectionBackend):
             limits_cursor = raw.cursor()
             rows_cursor = raw.cursor()
             if psycopg.Pipeline.is_supported():
-                with raw.pipeline() as pipeline:
-                    _PIPELINE_NOISE.pipelines.add(pipeline)
+                # An outage mid-pipeline is classified and reported once: psycopg's own
+                # warning about the pipeline's failing exit would only repeat it.
+                with quiet_pipeline_exit() as quiet, raw.pipeline() as pipeline:
+                    quiet(pipeline)
                     limits_cursor.execute(sql.LIMITS_SQL)
                     rows_cursor.execute(sql.ACTIVITY_SQL, params)
             else:  # libpq < 14: two round trips, same result
