@@ -7,21 +7,42 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
-from django.core.exceptions import ImproperlyConfigured
-from django.db import connections
-from django.utils.connection import ConnectionDoesNotExist
-
-from dbconnmgr.backends.base import ConnectionBackend, setup_error
-from dbconnmgr.backends.mysql import MySQLBackend
-from dbconnmgr.backends.postgresql import PostgreSQLBackend, time_limit_settings
 from dbconnmgr.core.capabilities import Capabilities
 from dbconnmgr.exceptions import UnknownDatabaseAlias, UnsupportedDatabase
 
-BACKENDS: dict[str, type[ConnectionBackend]] = {
-    PostgreSQLBackend.vendor: PostgreSQLBackend,
-    MySQLBackend.vendor: MySQLBackend,
-}
+if TYPE_CHECKING:
+    from dbconnmgr.backends.base import ConnectionBackend
+    from dbconnmgr.backends.postgresql import time_limit_settings
+
+    BACKENDS: dict[str, type[ConnectionBackend]]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: ``backends/<engine>/settings.py`` is imported from a project's settings.py
+    # (through dbconnmgr.database_settings), before Django is set up; importing this
+    # package for it must not load django.db or a driver.
+    if name == "BACKENDS":
+        from dbconnmgr.backends.mysql import MySQLBackend
+        from dbconnmgr.backends.postgresql import PostgreSQLBackend
+
+        backends: dict[str, type[ConnectionBackend]] = {
+            PostgreSQLBackend.vendor: PostgreSQLBackend,
+            MySQLBackend.vendor: MySQLBackend,
+        }
+        globals()["BACKENDS"] = backends
+        return backends
+    if name == "ConnectionBackend":
+        from dbconnmgr.backends.base import ConnectionBackend
+
+        return ConnectionBackend
+    if name == "time_limit_settings":
+        from dbconnmgr.backends.postgresql import time_limit_settings
+
+        return time_limit_settings
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "BACKENDS",
@@ -36,6 +57,8 @@ __all__ = [
 
 def capabilities_of(vendor: str) -> Capabilities:
     """The capabilities of ``vendor``'s backend (a bare declaration for an unknown one)."""
+    from dbconnmgr.backends import BACKENDS
+
     backend = BACKENDS.get(vendor)
     return backend.capabilities if backend else Capabilities(display_name=vendor)
 
@@ -47,6 +70,13 @@ def get_backend(alias: str = "default") -> ConnectionBackend:
         UnknownDatabaseAlias: ``alias`` is not in ``settings.DATABASES``.
         UnsupportedDatabase: the alias uses an engine without a dbconnmgr backend.
     """
+    from django.core.exceptions import ImproperlyConfigured
+    from django.db import connections
+    from django.utils.connection import ConnectionDoesNotExist
+
+    from dbconnmgr.backends import BACKENDS
+    from dbconnmgr.backends.base import setup_error
+
     try:
         connection = connections[alias]
         vendor = connection.vendor
