@@ -335,48 +335,10 @@ def _decide(
     the day somebody turns pooling on.
     """
     seeds = _pool_seeds(src, config, env_var)
-    chosen = src.keywords.get("profile") or src.text("DB_PROFILE") or DEFAULT_PROFILE
-    if chosen not in PROFILES:
-        known = ", ".join(PROFILES)
-        raise ImproperlyConfigured(f"unknown database profile {chosen!r} (known: {known})")
-    prof = PROFILES[chosen]
-
-    native = engine is not None and engine.native_pool
+    prof = _profile(src)
     use_asgi = first(src.boolean("DB_ASGI", "asgi"), False)
-    pooler_mode = _pooler_mode(*src.pick("DB_PGBOUNCER", "pgbouncer"))
-    url_pool = (config.get("OPTIONS") or {}).get("pool")
-    asked_pool = src.boolean("DB_POOL", "pool")
-    if pooler_mode and asked_pool:
-        raise ImproperlyConfigured(
-            f"DB_POOL with DB_PGBOUNCER={pooler_mode}: PgBouncer is the pool; a pool per "
-            "process in front of it holds PgBouncer's clients idle (unset DB_POOL)"
-        )
-    use_pool = bool(
-        first(
-            asked_pool,
-            None if url_pool is None or pooler_mode else bool(url_pool),
-            native and pooling_available() and not pooler_mode,
-        )
-    )
-    if use_pool and not native:
-        raise ImproperlyConfigured(
-            f"DB_POOL: Django's native pool is for PostgreSQL, not {config.get('ENGINE')}"
-        )
-    if use_pool and not pooling_available():
-        raise ImproperlyConfigured(
-            "DB_POOL: pooling needs Django >= 5.1, psycopg 3 and psycopg_pool "
-            "(pip install 'psycopg[binary,pool]')"
-        )
-
-    url_has_age = "CONN_MAX_AGE" in config
-    url_age: int | None = config.pop("CONN_MAX_AGE", None)
-    age_given, given_age = src.age("CONN_MAX_AGE", "conn_max_age")
-    if seeds.recycle is not None:
-        age: int | None = seeds.recycle
-    elif age_given:
-        age = given_age
-    else:
-        age = url_age if url_has_age else prof.conn_max_age
+    pooler_mode, use_pool = _pool_choice(src, config, engine)
+    age = _age(src, config, seeds, prof)
     health_checks = first(
         seeds.pre_ping, src.boolean("CONN_HEALTH_CHECKS"), config.get("CONN_HEALTH_CHECKS"), True
     )
@@ -402,7 +364,7 @@ def _decide(
         asgi=use_asgi,
         pooler_mode=pooler_mode,
         pool=use_pool,
-        url_pool=url_pool,
+        url_pool=(config.get("OPTIONS") or {}).get("pool"),
         age=age,
         health_checks=health_checks,
         max_size=size,
@@ -411,6 +373,61 @@ def _decide(
         on_full=seeds.on_full,
         max_waiting=seeds.max_waiting,
     )
+
+
+def _profile(src: Sources) -> Profile:
+    chosen = src.keywords.get("profile") or src.text("DB_PROFILE") or DEFAULT_PROFILE
+    if chosen not in PROFILES:
+        known = ", ".join(PROFILES)
+        raise ImproperlyConfigured(f"unknown database profile {chosen!r} (known: {known})")
+    return PROFILES[chosen]
+
+
+def _pool_choice(
+    src: Sources, config: Mapping[str, Any], engine: EngineSettings | None
+) -> tuple[str | None, bool]:
+    """(PgBouncer pool_mode, native pool on): DB_POOL > the URL's ?pool= > available."""
+    native = engine is not None and engine.native_pool
+    pooler_mode = _pooler_mode(*src.pick("DB_PGBOUNCER", "pgbouncer"))
+    url_pool = (config.get("OPTIONS") or {}).get("pool")
+    asked_pool = src.boolean("DB_POOL", "pool")
+    if pooler_mode and asked_pool:
+        raise ImproperlyConfigured(
+            f"DB_POOL with DB_PGBOUNCER={pooler_mode}: PgBouncer is the pool; a pool per "
+            "process in front of it holds PgBouncer's clients idle (unset DB_POOL)"
+        )
+    use_pool = bool(
+        first(
+            asked_pool,
+            None if url_pool is None or pooler_mode else bool(url_pool),
+            native and pooling_available() and not pooler_mode,
+        )
+    )
+    if use_pool and not native:
+        raise ImproperlyConfigured(
+            f"DB_POOL: Django's native pool is for PostgreSQL, not {config.get('ENGINE')}"
+        )
+    if use_pool and not pooling_available():
+        raise ImproperlyConfigured(
+            "DB_POOL: pooling needs Django >= 5.1, psycopg 3 and psycopg_pool "
+            "(pip install 'psycopg[binary,pool]')"
+        )
+    return pooler_mode, use_pool
+
+
+def _age(src: Sources, config: dict[str, Any], seeds: PoolSeeds, prof: Profile) -> int | None:
+    """Seconds a connection lives: pool_recycle > CONN_MAX_AGE > ?conn_max_age= > profile.
+
+    Pops the URL's ``CONN_MAX_AGE`` (the pool plan or the engine step sets it again).
+    """
+    url_has_age = "CONN_MAX_AGE" in config
+    url_age: int | None = config.pop("CONN_MAX_AGE", None)
+    age_given, given_age = src.age("CONN_MAX_AGE", "conn_max_age")
+    if seeds.recycle is not None:
+        return seeds.recycle
+    if age_given:
+        return given_age
+    return url_age if url_has_age else prof.conn_max_age
 
 
 def pool_options(choices: Choices) -> dict[str, Any]:
