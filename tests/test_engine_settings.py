@@ -166,9 +166,9 @@ def configure(config, options, src):
 
 
 SETTINGS = EngineSettings(
-    vendor="redshift",
-    engines=frozenset({"django_redshift_backend"}),
-    schemes=frozenset({"redshift"}),
+    vendor="oracle",
+    engines=frozenset({"django.db.backends.oracle"}),
+    schemes=frozenset({"oracle"}),
     configure=configure,
     application_name=True,
 )
@@ -177,7 +177,8 @@ SETTINGS = EngineSettings(
 
 @pytest.fixture
 def new_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    package = tmp_path / "redshift"
+    # A name no real engine package takes, so the test keeps working beside them.
+    package = tmp_path / "zz_test_engine"
     package.mkdir()
     (package / "__init__.py").write_text("")
     (package / "settings.py").write_text(NEW_ENGINE)
@@ -187,7 +188,7 @@ def new_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None
     registry.all_engine_settings.cache_clear()
     registry._by_key.cache_clear()
     yield
-    for name in ("dbconnmgr.backends.redshift.settings", "dbconnmgr.backends.redshift"):
+    for name in ("dbconnmgr.backends.zz_test_engine.settings", "dbconnmgr.backends.zz_test_engine"):
         sys.modules.pop(name, None)
     registry.all_engine_settings.cache_clear()
     registry._by_key.cache_clear()
@@ -195,8 +196,8 @@ def new_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None
 
 @pytest.mark.usefixtures("new_engine")
 def test_an_engine_is_one_settings_module_in_its_package() -> None:
-    db = database_config(env={"DATABASE_URL": "redshift://u:p@cluster:5439/dev"}, service="etl")
-    assert db["ENGINE"] == "django_redshift_backend"
+    db = database_config(env={"DATABASE_URL": "oracle://u:p@db:1521/app"}, service="etl")
+    assert db["ENGINE"] == "django.db.backends.oracle"
     assert db["OPTIONS"] == {"sslmode": "require", "connect_timeout": 9}
     assert db["CONN_MAX_AGE"] == PROFILES["production"].conn_max_age  # no native pool
     found = check_database_settings({"default": db}, deploy=True)
