@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -14,9 +15,22 @@ from dbconnmgr.exceptions import UnknownDatabaseAlias, UnsupportedDatabase
 
 if TYPE_CHECKING:
     from dbconnmgr.backends.base import ConnectionBackend
+    from dbconnmgr.backends.base import setup_error as setup_error
+    from dbconnmgr.backends.mysql import MySQLBackend as MySQLBackend
+    from dbconnmgr.backends.postgresql import PostgreSQLBackend as PostgreSQLBackend
     from dbconnmgr.backends.postgresql import time_limit_settings
 
     BACKENDS: dict[str, type[ConnectionBackend]]
+
+
+# Names this package imported eagerly before, still importable from it.
+_LAZY = {
+    "ConnectionBackend": "dbconnmgr.backends.base",
+    "setup_error": "dbconnmgr.backends.base",
+    "MySQLBackend": "dbconnmgr.backends.mysql",
+    "PostgreSQLBackend": "dbconnmgr.backends.postgresql",
+    "time_limit_settings": "dbconnmgr.backends.postgresql",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -33,14 +47,8 @@ def __getattr__(name: str) -> Any:
         }
         globals()["BACKENDS"] = backends
         return backends
-    if name == "ConnectionBackend":
-        from dbconnmgr.backends.base import ConnectionBackend
-
-        return ConnectionBackend
-    if name == "time_limit_settings":
-        from dbconnmgr.backends.postgresql import time_limit_settings
-
-        return time_limit_settings
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
