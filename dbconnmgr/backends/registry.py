@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from dbconnmgr.backends.base import ConnectionBackend
 
-__all__ = ["ENGINES", "Engine", "by_engine", "by_vendor"]
+__all__ = ["ENGINES", "Engine", "by_engine", "by_vendor", "engine"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +63,11 @@ _BY_ENGINE = {path: engine for engine in ENGINES for path in engine.engines}
 def by_vendor(vendor: str | None) -> Engine | None:
     """The engine whose Django ``vendor`` is ``vendor``, or None."""
     return _BY_VENDOR.get(vendor or "")
+
+
+def engine(vendor: str) -> Engine:
+    """The engine listed for ``vendor`` (KeyError when none is)."""
+    return _BY_VENDOR[vendor]
 
 
 def by_engine(engine: str | None) -> Engine | None:
