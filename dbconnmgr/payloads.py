@@ -22,14 +22,18 @@ from dbconnmgr.core.documents import (
     SessionDoc,
     StatusDoc,
 )
+from dbconnmgr.core.figures import (
+    BY_NAME,
+    SERVER_INFO_KEYS,
+    STATUS_KEYS,
+    STATUS_SERVER_KEYS,
+    STATUS_TAIL_KEYS,
+    Figures,
+)
 from dbconnmgr.core.health import Report, session_brief
 from dbconnmgr.core.pooler import PoolerSnapshot, PoolerUnavailable
 from dbconnmgr.core.samples import PeakReport, Sample
 from dbconnmgr.core.snapshot import Connection, Group, Snapshot
-
-
-def _round(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds, 1)
 
 
 def _group_payload(groups: list[Group]) -> list[GroupDoc]:
@@ -39,6 +43,17 @@ def _group_payload(groups: list[Group]) -> list[GroupDoc]:
 def connection_brief(conn: Connection | None, seconds: float | None) -> SessionDoc | None:
     """:func:`dbconnmgr.core.health.session_brief`, or None when there is no such session."""
     return None if conn is None else cast(SessionDoc, session_brief(conn, seconds))
+
+
+def _with_sessions(figures: Figures, keys: tuple[str, ...]) -> dict[str, Any]:
+    """``keys``' figures, each session's age followed by the session's brief."""
+    document: dict[str, Any] = {}
+    for key in keys:
+        document[key] = figures[key]
+        session = BY_NAME[key].session
+        if session is not None:
+            document[session.name] = connection_brief(*figures.session(session.name))
+    return document
 
 
 def _add_vendor_figures(document: Any, vendor: str | None, figures: dict[str, Any] | None) -> None:
@@ -58,57 +73,25 @@ def status_payload(
     ``pooler``: the PgBouncer in front of the alias, as :func:`dbconnmgr.pooler.read_pooler`
     read it (the ``pgbouncer`` key is present only when one is configured).
     """
-    limits = snapshot.limits
-    oldest = snapshot.oldest_transaction()
-    longest_iit = snapshot.longest_idle_in_transaction()
-    longest_query = snapshot.longest_running_query()
-    document: StatusDoc = {
-        "schema": SCHEMAS["status"],
-        "alias": snapshot.alias,
-        "database": snapshot.database,
-        "vendor": snapshot.vendor,
-        "taken_at": snapshot.taken_at.isoformat(),
-        "server": {
-            "version": limits.version,
-            "version_num": limits.version_num,
-            "max_connections": limits.max_connections,
-            "superuser_reserved_connections": limits.superuser_reserved_connections,
-            "reserved_connections": limits.reserved_connections,
-            "usable_connections": limits.usable_connections,
-            "database_limits": limits.database_limits,
-            "role_limits": limits.role_limits,
-            "current_user": limits.current_user,
-            "current_user_is_superuser": limits.is_superuser,
+    figures = Figures.of(snapshot)
+    document = cast(
+        StatusDoc,
+        {
+            "schema": SCHEMAS["status"],
+            "alias": snapshot.alias,
+            "database": snapshot.database,
+            "vendor": snapshot.vendor,
+            "taken_at": snapshot.taken_at.isoformat(),
+            "server": figures.pick(STATUS_SERVER_KEYS),
+            **figures.pick(STATUS_KEYS),
+            "by_state": snapshot.by_state(),
+            "by_application": _group_payload(snapshot.by_application(limit)),
+            "by_user": _group_payload(snapshot.by_user(limit)),
+            "by_database": _group_payload(snapshot.by_database(limit)),
+            "by_client": _group_payload(snapshot.by_client(limit)),
+            **_with_sessions(figures, STATUS_TAIL_KEYS),
         },
-        "total_connections": snapshot.total_connections,
-        "free_connections": snapshot.free_connections,
-        "limited_by": snapshot.limited_by,
-        "utilization_percent": snapshot.utilization_percent,
-        "max_connections_utilization_percent": snapshot.max_connections_utilization_percent,
-        "by_state": snapshot.by_state(),
-        "by_application": _group_payload(snapshot.by_application(limit)),
-        "by_user": _group_payload(snapshot.by_user(limit)),
-        "by_database": _group_payload(snapshot.by_database(limit)),
-        "by_client": _group_payload(snapshot.by_client(limit)),
-        "longest_idle_in_transaction_seconds": _round(
-            longest_iit.state_seconds if longest_iit else None
-        ),
-        "longest_idle_in_transaction": connection_brief(
-            longest_iit, longest_iit.state_seconds if longest_iit else None
-        ),
-        "oldest_transaction_seconds": _round(oldest.transaction_seconds if oldest else None),
-        "oldest_transaction": connection_brief(
-            oldest, oldest.transaction_seconds if oldest else None
-        ),
-        "longest_query_seconds": _round(longest_query.running_seconds if longest_query else None),
-        "longest_query": connection_brief(
-            longest_query, longest_query.running_seconds if longest_query else None
-        ),
-        "waiting_connections": len(snapshot.waiting_connections),
-        "visibility": snapshot.visibility,
-        "hidden_connections": snapshot.hidden_connections,
-        "own_pid": snapshot.own_pid,
-    }
+    )
     _add_vendor_figures(document, snapshot.vendor, snapshot.extras)
     if pooler is not None:
         document["pgbouncer"] = pgbouncer_payload(pooler, limit)
@@ -189,59 +172,10 @@ def server_info(snapshot: Snapshot | None) -> ServerInfoDoc:
 
     ``utilization_percent`` is of the *usable* slots, the figure the thresholds use.
     """
-    if snapshot is None:
-        return {
-            "reachable": False,
-            "version": None,
-            "total_connections": None,
-            "max_connections": None,
-            "superuser_reserved_connections": None,
-            "reserved_connections": None,
-            "usable_connections": None,
-            "free_connections": None,
-            "limited_by": None,
-            "utilization_percent": None,
-            "max_connections_utilization_percent": None,
-            "active_connections": None,
-            "idle_connections": None,
-            "idle_in_transaction_connections": None,
-            "idle_in_transaction_aborted_connections": None,
-            "waiting_connections": None,
-            "hidden_connections": None,
-            "visibility": None,
-            "longest_idle_in_transaction_seconds": None,
-            "oldest_transaction_seconds": None,
-            "longest_query_seconds": None,
-        }
-    limits = snapshot.limits
-    iit = snapshot.longest_idle_in_transaction()
-    oldest = snapshot.oldest_transaction()
-    query = snapshot.longest_running_query()
-    return {
-        "reachable": True,
-        "version": limits.version,
-        "total_connections": snapshot.total_connections,
-        "max_connections": limits.max_connections,
-        "superuser_reserved_connections": limits.superuser_reserved_connections,
-        "reserved_connections": limits.reserved_connections,
-        "usable_connections": limits.usable_connections,
-        "free_connections": snapshot.free_connections,
-        "limited_by": snapshot.limited_by,
-        "utilization_percent": snapshot.utilization_percent,
-        "max_connections_utilization_percent": snapshot.max_connections_utilization_percent,
-        "active_connections": snapshot.active_connections,
-        "idle_connections": snapshot.idle_connections,
-        "idle_in_transaction_connections": snapshot.idle_in_transaction_connections,
-        "idle_in_transaction_aborted_connections": (
-            snapshot.idle_in_transaction_aborted_connections
-        ),
-        "waiting_connections": len(snapshot.waiting_connections),
-        "hidden_connections": snapshot.hidden_connections,
-        "visibility": snapshot.visibility,
-        "longest_idle_in_transaction_seconds": _round(iit.state_seconds if iit else None),
-        "oldest_transaction_seconds": _round(oldest.transaction_seconds if oldest else None),
-        "longest_query_seconds": _round(query.running_seconds if query else None),
-    }
+    figures = Figures.unreachable() if snapshot is None else Figures.of(snapshot)
+    return cast(
+        ServerInfoDoc, {"reachable": figures.reachable, **figures.pick(SERVER_INFO_KEYS)}
+    )
 
 
 def health_payload(report: Report, vendor: str | None = None) -> HealthDoc:
