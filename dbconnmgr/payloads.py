@@ -173,9 +173,7 @@ def server_info(snapshot: Snapshot | None) -> ServerInfoDoc:
     ``utilization_percent`` is of the *usable* slots, the figure the thresholds use.
     """
     figures = Figures.unreachable() if snapshot is None else Figures.of(snapshot)
-    return cast(
-        ServerInfoDoc, {"reachable": figures.reachable, **figures.pick(SERVER_INFO_KEYS)}
-    )
+    return cast(ServerInfoDoc, {"reachable": figures.reachable, **figures.pick(SERVER_INFO_KEYS)})
 
 
 def health_payload(report: Report, vendor: str | None = None) -> HealthDoc:

@@ -261,18 +261,6 @@ SERVER_INFO_KEYS: tuple[str, ...] = (
     "oldest_transaction_seconds",
     "longest_query_seconds",
 )
-#: Figures a monitor sample (:class:`dbconnmgr.core.samples.Sample`) carries.
-SAMPLE_KEYS: tuple[str, ...] = (
-    "database",
-    "total_connections",
-    "usable_connections",
-    "max_connections",
-    "free_connections",
-    "utilization_percent",
-    "max_connections_utilization_percent",
-    "active_connections",
-    "waiting_connections",
-)
 #: Figures a recorded sample (``dbconnmgr.models.ConnectionSample``) stores, one column each.
 RECORDED_KEYS: tuple[str, ...] = (
     "total_connections",
