@@ -1,6 +1,8 @@
-"""JSON documents built from snapshots (no rich import: the JSON path stays light).
+"""Every JSON document dbconnmgr writes is built here (no rich import: the JSON path stays
+light): status, health, monitor, peak, budget and termination.
 
-Each is declared once in :mod:`dbconnmgr.core.documents` and listed in docs/json.md.
+Each is declared once in :mod:`dbconnmgr.core.documents` and listed in docs/json.md; the
+snapshot figures they carry come from :mod:`dbconnmgr.core.figures`.
 """
 
 from __future__ import annotations
@@ -10,17 +12,22 @@ from typing import Any, cast
 
 from django.utils import timezone
 
+from dbconnmgr.core.budget import Budget
 from dbconnmgr.core.documents import (
     SCHEMAS,
+    BudgetDoc,
+    CriteriaDoc,
     FindingDoc,
     GroupDoc,
     HealthDoc,
+    LocalCloseDoc,
     MonitorDoc,
     PeakDoc,
     PgBouncerDoc,
     ServerInfoDoc,
     SessionDoc,
     StatusDoc,
+    TerminationDoc,
 )
 from dbconnmgr.core.figures import (
     BY_NAME,
@@ -34,6 +41,7 @@ from dbconnmgr.core.health import Report, session_brief
 from dbconnmgr.core.pooler import PoolerSnapshot, PoolerUnavailable
 from dbconnmgr.core.samples import PeakReport, Sample
 from dbconnmgr.core.snapshot import Connection, Group, Snapshot
+from dbconnmgr.core.termination import Criteria, LocalClose, TerminationReport
 
 
 def _group_payload(groups: list[Group]) -> list[GroupDoc]:
@@ -301,4 +309,128 @@ def peak_payload(report: PeakReport, alias: str, days: int) -> PeakDoc:
         "peak_day_hour": report.peak_day_hour,
         "peak_connections": report.peak_connections,
         "peak_at": _iso(report.peak_at),
+    }
+
+
+# -- budget and termination ------------------------------------------------------------------
+def budget_payload(
+    budget: Budget,
+    snapshot: Snapshot,
+    usable_source: str,
+    settings_pool_max_size: int | None,
+    through_pgbouncer: list[str] | None = None,
+) -> BudgetDoc:
+    """The JSON document of ``--action=budget --format=json`` (see docs/json.md)."""
+    limits = snapshot.limits
+    return {
+        "schema": SCHEMAS["budget"],
+        "alias": snapshot.alias,
+        "database": snapshot.database,
+        "taken_at": snapshot.taken_at.isoformat(),
+        "server": {
+            "version": limits.version,
+            "max_connections": limits.max_connections,
+            # /2: both reserved settings together, not status's reserved_connections setting
+            "reserved_slots": limits.superuser_reserved_connections + limits.reserved_connections,
+            "usable_connections": limits.usable_connections,
+        },
+        "usable_connections": budget.usable_connections,
+        "usable_source": usable_source,
+        "total_connections": snapshot.total_connections,
+        "settings_pool_max_size": settings_pool_max_size,
+        "services": [
+            {
+                "name": line.service.name,
+                "instances": line.service.instances,
+                "processes": line.service.processes,
+                "threads": line.service.threads,
+                "pool_max_size": line.service.pool_max_size,
+                "connections": line.service.demand,
+                "safe_pool_max_size": line.safe_pool_max_size,
+            }
+            for line in budget.services
+        ],
+        "headroom": budget.headroom,
+        "safety": budget.safety,
+        "capacity": budget.capacity,
+        "demand": budget.demand,
+        "demand_with_headroom": budget.demand_with_headroom,
+        "spare": budget.spare,
+        "fits": budget.fits,
+        "safe_pool_max_size": budget.safe_pool_max_size,
+        "through_pgbouncer": through_pgbouncer,
+    }
+
+
+def criteria_payload(criteria: Criteria) -> CriteriaDoc:
+    """The ``criteria`` object of the termination document (``database`` is
+    :attr:`~dbconnmgr.core.termination.Criteria.database_name`)."""
+    return {
+        "states": list(criteria.states) if criteria.states is not None else None,
+        "older_than_seconds": criteria.older_than,
+        "application_name": criteria.application_name,
+        "user": criteria.user,
+        "database": criteria.database_name,
+        "current_database_only": criteria.current_database_only,
+        "current_user_only": criteria.current_user_only,
+        "include_superusers": criteria.include_superusers,
+        "signal": criteria.signal,
+        "pids": list(criteria.only_pids) if criteria.only_pids is not None else None,
+    }
+
+
+def local_close_payload(local: LocalClose) -> LocalCloseDoc:
+    """The ``local`` object of the termination document: what this process closed."""
+    return {
+        "connection_closed": local.connection_closed,
+        "pool_closed": local.pool_closed,
+        "pool_current_size": local.pool_current_size,
+        "backend_pids": list(local.backend_pids),
+    }
+
+
+def termination_payload(report: TerminationReport) -> TerminationDoc:
+    """The document of ``--action=close-idle|force-close|cancel --format=json`` and
+    :meth:`~dbconnmgr.core.termination.TerminationReport.as_dict` (see docs/json.md)."""
+    by_pid = {r.pid: r for r in report.results}
+    return {
+        "schema": SCHEMAS["termination"],
+        "action": report.action,
+        "alias": report.alias,
+        "database": report.database,
+        "taken_at": report.taken_at.isoformat(),
+        "dry_run": report.dry_run,
+        "executed": report.executed,
+        "cancelled": report.cancelled,
+        "performed_by": {
+            "os_user": report.actor.os_user,
+            "db_role": report.actor.db_role,
+            "superuser": report.actor.is_superuser,
+            "requested_by": report.actor.requested_by,
+        },
+        "criteria": criteria_payload(report.criteria),
+        "counts": report.counts(),
+        "selected": [
+            {
+                "pid": c.pid,
+                "user": c.user,
+                "application_name": c.application_name,
+                "database": c.database,
+                "client": c.client,
+                "state": c.state,
+                "state_seconds": None if c.state_seconds is None else round(c.state_seconds, 1),
+                "superuser": c.is_superuser,
+                "outcome": by_pid[c.pid].outcome,
+                "reason": by_pid[c.pid].reason,
+            }
+            for c in report.selected
+        ],
+        "terminated": list(report.terminated),
+        "queries_cancelled": list(report.pids("query_cancelled")),
+        "not_terminated": [
+            {"pid": r.pid, "outcome": r.outcome, "reason": r.reason} for r in report.not_terminated
+        ],
+        "hidden_connections": report.hidden,
+        "findings": list(report.findings),
+        "local": local_close_payload(report.local) if report.local is not None else None,
     }
