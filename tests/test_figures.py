@@ -98,3 +98,10 @@ def test_table_and_admin_show_the_declared_figures_with_their_unit() -> None:
     ]
     assert fig.format_value(fig.BY_NAME["utilization_percent"], 12.5) == "12.5%"
     assert fig.format_value(fig.BY_NAME["oldest_transaction_seconds"], 125.0) == "2m05s"
+
+
+def test_oldest_connection_is_the_oldest_backend_but_not_the_readers() -> None:
+    figures = Figures.of(_snapshot())
+    assert figures["oldest_connection_seconds"] == 120.0
+    assert ("Oldest connection", "2m00s") in figures.shown("table")
+    assert Figures.of(SnapshotFactory.build())["oldest_connection_seconds"] is None

@@ -105,6 +105,7 @@ class StatusDoc(TypedDict):
     oldest_transaction_seconds: float | None
     oldest_transaction: SessionDoc | None
     longest_query_seconds: float | None
+    oldest_connection_seconds: float | None
     longest_query: SessionDoc | None
     waiting_connections: int
     visibility: Literal["full", "restricted"]

@@ -199,6 +199,20 @@ FIGURES: tuple[Figure, ...] = (
         session=LONGEST_QUERY,
         admin=True,
     ),
+    Figure(
+        "oldest_connection_seconds",
+        "Oldest connection",
+        "seconds",
+        lambda s: _round(max(_ages(s, "backend_seconds"), default=None)),
+        metrics=(
+            Metric(
+                "dbconnmgr_oldest_connection_seconds",
+                "age of the oldest client connection (the scrape's own excluded)",
+            ),
+        ),
+        table=True,
+        admin=True,
+    ),
     Figure("visibility", "Visibility", "text", lambda s: s.visibility),
     Figure("hidden_connections", "Hidden", "connections", lambda s: s.hidden_connections),
     Figure("own_pid", "Own pid", "pid", lambda s: s.own_pid),
@@ -233,6 +247,7 @@ STATUS_TAIL_KEYS: tuple[str, ...] = (
     "longest_idle_in_transaction_seconds",
     "oldest_transaction_seconds",
     "longest_query_seconds",
+    "oldest_connection_seconds",
     "waiting_connections",
     "visibility",
     "hidden_connections",
@@ -271,6 +286,14 @@ RECORDED_KEYS: tuple[str, ...] = (
     "usable_connections",
     "utilization_percent",
 )
+
+
+def _ages(snapshot: Snapshot, field: str) -> Iterator[float]:
+    """One age field of every connection the reader may see (the reader's own excluded)."""
+    for conn in snapshot.others():
+        age = getattr(conn, field)
+        if age is not None:
+            yield age
 
 
 def _round(seconds: float | None) -> float | None:
