@@ -223,18 +223,18 @@ def nagios_perfdata(report: Report, thresholds: dict[str, Any]) -> str:
     def num(value: Any) -> str:
         return "" if value is None else f"{value:g}"
 
-    usable = snapshot.limits.usable_connections
+    f = Figures.of(snapshot)
     return " ".join(
         [
-            f"utilization={snapshot.utilization_percent:g}%;"
+            f"utilization={f['utilization_percent']:g}%;"
             f"{num(thresholds.get('UTILIZATION_WARNING'))};"
             f"{num(thresholds.get('UTILIZATION_CRITICAL'))};0;100",
-            f"connections={snapshot.total_connections};"
+            f"connections={f['total_connections']};"
             f"{num(thresholds.get('CONNECTIONS_WARNING'))};"
-            f"{num(thresholds.get('CONNECTIONS_CRITICAL'))};0;{usable}",
-            f"idle={snapshot.idle_connections}",
-            f"idle_in_transaction={snapshot.idle_in_transaction_connections}",
-            f"waiting={len(snapshot.waiting_connections)}",
+            f"{num(thresholds.get('CONNECTIONS_CRITICAL'))};0;{f['usable_connections']}",
+            f"idle={f['idle_connections']}",
+            f"idle_in_transaction={f['idle_in_transaction_connections']}",
+            f"waiting={f['waiting_connections']}",
         ]
     )
 
