@@ -40,6 +40,7 @@ class Change:
     """How the counts moved since the previous reachable sample.
 
     Attributes:
+        total_connections: difference of the totals.
         by_state: difference per state, for every state in :data:`~dbconnmgr.STATES`.
         by_application: difference per application name; only names whose count changed
             (a name that disappeared shows its negative count).
