@@ -35,6 +35,7 @@ from dbconnmgr.core.dashboard import (
     sort_connections,
     utilization_bar,
 )
+from dbconnmgr.core.figures import Figures
 from dbconnmgr.core.health import Severity
 from dbconnmgr.core.termination import WOULD, Signal
 from dbconnmgr.exceptions import DbConnMgrError, UnknownDatabaseAlias, UnsupportedDatabase
@@ -245,8 +246,11 @@ class ConnectionsAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         shown = sort_connections(
             filter_connections(snapshot.others(), wanted), sort, descending=descending
         )
+        figures = Figures.of(snapshot)
         context.update(
             snapshot=snapshot,
+            figures=figures,
+            figure_rows=figures.shown("admin"),
             bar=utilization_bar(snapshot, limits),
             by_state=[(s, n) for s, n in snapshot.by_state().items() if n],
             by_application=snapshot.by_application(),

@@ -80,6 +80,7 @@ class DatabaseCollector(Collector):
     def _server(self) -> Iterator[Metric]:
         from dbconnmgr.app_settings import thresholds
         from dbconnmgr.backends import working_backend
+        from dbconnmgr.core.figures import FIGURES, Figures
         from dbconnmgr.core.health import Severity, evaluate, evaluate_unavailable
         from dbconnmgr.exceptions import ServerUnavailable
 
@@ -90,31 +91,11 @@ class DatabaseCollector(Collector):
             "client connections by database, state, role and application",
             labels=["alias", "datname", "state", "usename", "application_name"],
         )
-        max_conns = GaugeMetricFamily(
-            "pg_settings_max_connections", "the server's max_connections", labels=labels
-        )
-        usable = GaugeMetricFamily(
-            "dbconnmgr_usable_connections",
-            "slots ordinary roles can use (max_connections minus reserved; the binding limit)",
-            labels=labels,
-        )
-        clients = GaugeMetricFamily(
-            "dbconnmgr_client_connections", "client backends using slots", labels=labels
-        )
-        utilization = GaugeMetricFamily(
-            "dbconnmgr_utilization_ratio",
-            "client connections / usable slots (0-1)",
-            labels=labels,
-        )
-        active = GaugeMetricFamily(
-            "dbconnmgr_active_sessions", "sessions running a query now", labels=labels
-        )
-        aas = GaugeMetricFamily(
-            "dbconnmgr_aas",
-            "average active sessions, instantaneous: sessions running a query at this scrape "
-            "(the scrape's own excluded); avg_over_time(dbconnmgr_aas[5m]) is the AAS over 5m",
-            labels=labels,
-        )
+        gauges = [
+            (figure.name, metric, GaugeMetricFamily(metric.name, metric.help, labels=labels))
+            for figure in FIGURES
+            for metric in figure.metrics
+        ]
         findings = GaugeMetricFamily(
             "dbconnmgr_findings", "health findings by severity", labels=["alias", "severity"]
         )
@@ -135,16 +116,17 @@ class DatabaseCollector(Collector):
                 )
                 for key, count in sorted(groups.items()):
                     activity.add_metric([alias, *key], count)
-                max_conns.add_metric([alias], snapshot.max_connections)
-                usable.add_metric([alias], snapshot.usable_connections)
-                clients.add_metric([alias], snapshot.total_connections)
-                utilization.add_metric([alias], snapshot.utilization_percent / 100.0)
-                active.add_metric([alias], snapshot.active_connections)
-                aas.add_metric([alias], snapshot.active_connections)
+                figures = Figures.of(snapshot)
+                for name, metric, gauge in gauges:
+                    value = figures[name]
+                    if value is not None:  # a seconds figure without its session: no sample
+                        gauge.add_metric([alias], value / metric.per if metric.per != 1 else value)
             severities = Counter(finding.severity for finding in report.findings)
             for severity in Severity:
                 findings.add_metric([alias, severity.label], severities.get(severity, 0))
-        yield from (up, activity, max_conns, usable, clients, utilization, active, aas, findings)
+        yield from (up, activity)
+        yield from (gauge for _, _, gauge in gauges)
+        yield findings
 
     def _process(self) -> Iterator[Metric]:
         labels = ["alias"]

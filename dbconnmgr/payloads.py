@@ -1,6 +1,8 @@
-"""JSON documents built from snapshots (no rich import: the JSON path stays light).
+"""Every JSON document dbconnmgr writes is built here (no rich import: the JSON path stays
+light): status, health, monitor, peak, budget and termination.
 
-Each is declared once in :mod:`dbconnmgr.core.documents` and listed in docs/json.md.
+Each is declared once in :mod:`dbconnmgr.core.documents` and listed in docs/json.md; the
+snapshot figures they carry come from :mod:`dbconnmgr.core.figures`.
 """
 
 from __future__ import annotations
@@ -11,26 +13,36 @@ from typing import Any, cast
 from django.utils import timezone
 
 from dbconnmgr.backends import capabilities_of
+from dbconnmgr.core.budget import Budget
 from dbconnmgr.core.documents import (
     SCHEMAS,
+    BudgetDoc,
+    CriteriaDoc,
     FindingDoc,
     GroupDoc,
     HealthDoc,
+    LocalCloseDoc,
     MonitorDoc,
     PeakDoc,
     PgBouncerDoc,
     ServerInfoDoc,
     SessionDoc,
     StatusDoc,
+    TerminationDoc,
+)
+from dbconnmgr.core.figures import (
+    BY_NAME,
+    SERVER_INFO_KEYS,
+    STATUS_KEYS,
+    STATUS_SERVER_KEYS,
+    STATUS_TAIL_KEYS,
+    Figures,
 )
 from dbconnmgr.core.health import Report, session_brief
 from dbconnmgr.core.pooler import PoolerSnapshot, PoolerUnavailable
 from dbconnmgr.core.samples import PeakReport, Sample
 from dbconnmgr.core.snapshot import Connection, Group, Snapshot
-
-
-def _round(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds, 1)
+from dbconnmgr.core.termination import Criteria, LocalClose, TerminationReport
 
 
 def _group_payload(groups: list[Group]) -> list[GroupDoc]:
@@ -40,6 +52,17 @@ def _group_payload(groups: list[Group]) -> list[GroupDoc]:
 def connection_brief(conn: Connection | None, seconds: float | None) -> SessionDoc | None:
     """:func:`dbconnmgr.core.health.session_brief`, or None when there is no such session."""
     return None if conn is None else cast(SessionDoc, session_brief(conn, seconds))
+
+
+def _with_sessions(figures: Figures, keys: tuple[str, ...]) -> dict[str, Any]:
+    """``keys``' figures, each session's age followed by the session's brief."""
+    document: dict[str, Any] = {}
+    for key in keys:
+        document[key] = figures[key]
+        session = BY_NAME[key].session
+        if session is not None:
+            document[session.name] = connection_brief(*figures.session(session.name))
+    return document
 
 
 def _add_vendor_figures(document: Any, vendor: str | None, figures: dict[str, Any] | None) -> None:
@@ -59,57 +82,25 @@ def status_payload(
     ``pooler``: the PgBouncer in front of the alias, as :func:`dbconnmgr.pooler.read_pooler`
     read it (the ``pgbouncer`` key is present only when one is configured).
     """
-    limits = snapshot.limits
-    oldest = snapshot.oldest_transaction()
-    longest_iit = snapshot.longest_idle_in_transaction()
-    longest_query = snapshot.longest_running_query()
-    document: StatusDoc = {
-        "schema": SCHEMAS["status"],
-        "alias": snapshot.alias,
-        "database": snapshot.database,
-        "vendor": snapshot.vendor,
-        "taken_at": snapshot.taken_at.isoformat(),
-        "server": {
-            "version": limits.version,
-            "version_num": limits.version_num,
-            "max_connections": limits.max_connections,
-            "superuser_reserved_connections": limits.superuser_reserved_connections,
-            "reserved_connections": limits.reserved_connections,
-            "usable_connections": limits.usable_connections,
-            "database_limits": limits.database_limits,
-            "role_limits": limits.role_limits,
-            "current_user": limits.current_user,
-            "current_user_is_superuser": limits.is_superuser,
+    figures = Figures.of(snapshot)
+    document = cast(
+        StatusDoc,
+        {
+            "schema": SCHEMAS["status"],
+            "alias": snapshot.alias,
+            "database": snapshot.database,
+            "vendor": snapshot.vendor,
+            "taken_at": snapshot.taken_at.isoformat(),
+            "server": figures.pick(STATUS_SERVER_KEYS),
+            **figures.pick(STATUS_KEYS),
+            "by_state": snapshot.by_state(),
+            "by_application": _group_payload(snapshot.by_application(limit)),
+            "by_user": _group_payload(snapshot.by_user(limit)),
+            "by_database": _group_payload(snapshot.by_database(limit)),
+            "by_client": _group_payload(snapshot.by_client(limit)),
+            **_with_sessions(figures, STATUS_TAIL_KEYS),
         },
-        "total_connections": snapshot.total_connections,
-        "free_connections": snapshot.free_connections,
-        "limited_by": snapshot.limited_by,
-        "utilization_percent": snapshot.utilization_percent,
-        "max_connections_utilization_percent": snapshot.max_connections_utilization_percent,
-        "by_state": snapshot.by_state(),
-        "by_application": _group_payload(snapshot.by_application(limit)),
-        "by_user": _group_payload(snapshot.by_user(limit)),
-        "by_database": _group_payload(snapshot.by_database(limit)),
-        "by_client": _group_payload(snapshot.by_client(limit)),
-        "longest_idle_in_transaction_seconds": _round(
-            longest_iit.state_seconds if longest_iit else None
-        ),
-        "longest_idle_in_transaction": connection_brief(
-            longest_iit, longest_iit.state_seconds if longest_iit else None
-        ),
-        "oldest_transaction_seconds": _round(oldest.transaction_seconds if oldest else None),
-        "oldest_transaction": connection_brief(
-            oldest, oldest.transaction_seconds if oldest else None
-        ),
-        "longest_query_seconds": _round(longest_query.running_seconds if longest_query else None),
-        "longest_query": connection_brief(
-            longest_query, longest_query.running_seconds if longest_query else None
-        ),
-        "waiting_connections": len(snapshot.waiting_connections),
-        "visibility": snapshot.visibility,
-        "hidden_connections": snapshot.hidden_connections,
-        "own_pid": snapshot.own_pid,
-    }
+    )
     _add_vendor_figures(document, snapshot.vendor, snapshot.extras)
     if pooler is not None:
         document["pgbouncer"] = pgbouncer_payload(pooler, limit)
@@ -190,59 +181,8 @@ def server_info(snapshot: Snapshot | None) -> ServerInfoDoc:
 
     ``utilization_percent`` is of the *usable* slots, the figure the thresholds use.
     """
-    if snapshot is None:
-        return {
-            "reachable": False,
-            "version": None,
-            "total_connections": None,
-            "max_connections": None,
-            "superuser_reserved_connections": None,
-            "reserved_connections": None,
-            "usable_connections": None,
-            "free_connections": None,
-            "limited_by": None,
-            "utilization_percent": None,
-            "max_connections_utilization_percent": None,
-            "active_connections": None,
-            "idle_connections": None,
-            "idle_in_transaction_connections": None,
-            "idle_in_transaction_aborted_connections": None,
-            "waiting_connections": None,
-            "hidden_connections": None,
-            "visibility": None,
-            "longest_idle_in_transaction_seconds": None,
-            "oldest_transaction_seconds": None,
-            "longest_query_seconds": None,
-        }
-    limits = snapshot.limits
-    iit = snapshot.longest_idle_in_transaction()
-    oldest = snapshot.oldest_transaction()
-    query = snapshot.longest_running_query()
-    return {
-        "reachable": True,
-        "version": limits.version,
-        "total_connections": snapshot.total_connections,
-        "max_connections": limits.max_connections,
-        "superuser_reserved_connections": limits.superuser_reserved_connections,
-        "reserved_connections": limits.reserved_connections,
-        "usable_connections": limits.usable_connections,
-        "free_connections": snapshot.free_connections,
-        "limited_by": snapshot.limited_by,
-        "utilization_percent": snapshot.utilization_percent,
-        "max_connections_utilization_percent": snapshot.max_connections_utilization_percent,
-        "active_connections": snapshot.active_connections,
-        "idle_connections": snapshot.idle_connections,
-        "idle_in_transaction_connections": snapshot.idle_in_transaction_connections,
-        "idle_in_transaction_aborted_connections": (
-            snapshot.idle_in_transaction_aborted_connections
-        ),
-        "waiting_connections": len(snapshot.waiting_connections),
-        "hidden_connections": snapshot.hidden_connections,
-        "visibility": snapshot.visibility,
-        "longest_idle_in_transaction_seconds": _round(iit.state_seconds if iit else None),
-        "oldest_transaction_seconds": _round(oldest.transaction_seconds if oldest else None),
-        "longest_query_seconds": _round(query.running_seconds if query else None),
-    }
+    figures = Figures.unreachable() if snapshot is None else Figures.of(snapshot)
+    return cast(ServerInfoDoc, {"reachable": figures.reachable, **figures.pick(SERVER_INFO_KEYS)})
 
 
 def health_payload(report: Report, vendor: str | None = None) -> HealthDoc:
@@ -284,18 +224,18 @@ def nagios_perfdata(report: Report, thresholds: dict[str, Any]) -> str:
     def num(value: Any) -> str:
         return "" if value is None else f"{value:g}"
 
-    usable = snapshot.limits.usable_connections
+    f = Figures.of(snapshot)
     return " ".join(
         [
-            f"utilization={snapshot.utilization_percent:g}%;"
+            f"utilization={f['utilization_percent']:g}%;"
             f"{num(thresholds.get('UTILIZATION_WARNING'))};"
             f"{num(thresholds.get('UTILIZATION_CRITICAL'))};0;100",
-            f"connections={snapshot.total_connections};"
+            f"connections={f['total_connections']};"
             f"{num(thresholds.get('CONNECTIONS_WARNING'))};"
-            f"{num(thresholds.get('CONNECTIONS_CRITICAL'))};0;{usable}",
-            f"idle={snapshot.idle_connections}",
-            f"idle_in_transaction={snapshot.idle_in_transaction_connections}",
-            f"waiting={len(snapshot.waiting_connections)}",
+            f"{num(thresholds.get('CONNECTIONS_CRITICAL'))};0;{f['usable_connections']}",
+            f"idle={f['idle_connections']}",
+            f"idle_in_transaction={f['idle_in_transaction_connections']}",
+            f"waiting={f['waiting_connections']}",
         ]
     )
 
@@ -370,4 +310,128 @@ def peak_payload(report: PeakReport, alias: str, days: int) -> PeakDoc:
         "peak_day_hour": report.peak_day_hour,
         "peak_connections": report.peak_connections,
         "peak_at": _iso(report.peak_at),
+    }
+
+
+# -- budget and termination ------------------------------------------------------------------
+def budget_payload(
+    budget: Budget,
+    snapshot: Snapshot,
+    usable_source: str,
+    settings_pool_max_size: int | None,
+    through_pgbouncer: list[str] | None = None,
+) -> BudgetDoc:
+    """The JSON document of ``--action=budget --format=json`` (see docs/json.md)."""
+    limits = snapshot.limits
+    return {
+        "schema": SCHEMAS["budget"],
+        "alias": snapshot.alias,
+        "database": snapshot.database,
+        "taken_at": snapshot.taken_at.isoformat(),
+        "server": {
+            "version": limits.version,
+            "max_connections": limits.max_connections,
+            # /2: both reserved settings together, not status's reserved_connections setting
+            "reserved_slots": limits.superuser_reserved_connections + limits.reserved_connections,
+            "usable_connections": limits.usable_connections,
+        },
+        "usable_connections": budget.usable_connections,
+        "usable_source": usable_source,
+        "total_connections": snapshot.total_connections,
+        "settings_pool_max_size": settings_pool_max_size,
+        "services": [
+            {
+                "name": line.service.name,
+                "instances": line.service.instances,
+                "processes": line.service.processes,
+                "threads": line.service.threads,
+                "pool_max_size": line.service.pool_max_size,
+                "connections": line.service.demand,
+                "safe_pool_max_size": line.safe_pool_max_size,
+            }
+            for line in budget.services
+        ],
+        "headroom": budget.headroom,
+        "safety": budget.safety,
+        "capacity": budget.capacity,
+        "demand": budget.demand,
+        "demand_with_headroom": budget.demand_with_headroom,
+        "spare": budget.spare,
+        "fits": budget.fits,
+        "safe_pool_max_size": budget.safe_pool_max_size,
+        "through_pgbouncer": through_pgbouncer,
+    }
+
+
+def criteria_payload(criteria: Criteria) -> CriteriaDoc:
+    """The ``criteria`` object of the termination document (``database`` is
+    :attr:`~dbconnmgr.core.termination.Criteria.database_name`)."""
+    return {
+        "states": list(criteria.states) if criteria.states is not None else None,
+        "older_than_seconds": criteria.older_than,
+        "application_name": criteria.application_name,
+        "user": criteria.user,
+        "database": criteria.database_name,
+        "current_database_only": criteria.current_database_only,
+        "current_user_only": criteria.current_user_only,
+        "include_superusers": criteria.include_superusers,
+        "signal": criteria.signal,
+        "pids": list(criteria.only_pids) if criteria.only_pids is not None else None,
+    }
+
+
+def local_close_payload(local: LocalClose) -> LocalCloseDoc:
+    """The ``local`` object of the termination document: what this process closed."""
+    return {
+        "connection_closed": local.connection_closed,
+        "pool_closed": local.pool_closed,
+        "pool_current_size": local.pool_current_size,
+        "backend_pids": list(local.backend_pids),
+    }
+
+
+def termination_payload(report: TerminationReport) -> TerminationDoc:
+    """The document of ``--action=close-idle|force-close|cancel --format=json`` and
+    :meth:`~dbconnmgr.core.termination.TerminationReport.as_dict` (see docs/json.md)."""
+    by_pid = {r.pid: r for r in report.results}
+    return {
+        "schema": SCHEMAS["termination"],
+        "action": report.action,
+        "alias": report.alias,
+        "database": report.database,
+        "taken_at": report.taken_at.isoformat(),
+        "dry_run": report.dry_run,
+        "executed": report.executed,
+        "cancelled": report.cancelled,
+        "performed_by": {
+            "os_user": report.actor.os_user,
+            "db_role": report.actor.db_role,
+            "superuser": report.actor.is_superuser,
+            "requested_by": report.actor.requested_by,
+        },
+        "criteria": criteria_payload(report.criteria),
+        "counts": report.counts(),
+        "selected": [
+            {
+                "pid": c.pid,
+                "user": c.user,
+                "application_name": c.application_name,
+                "database": c.database,
+                "client": c.client,
+                "state": c.state,
+                "state_seconds": None if c.state_seconds is None else round(c.state_seconds, 1),
+                "superuser": c.is_superuser,
+                "outcome": by_pid[c.pid].outcome,
+                "reason": by_pid[c.pid].reason,
+            }
+            for c in report.selected
+        ],
+        "terminated": list(report.terminated),
+        "queries_cancelled": list(report.pids("query_cancelled")),
+        "not_terminated": [
+            {"pid": r.pid, "outcome": r.outcome, "reason": r.reason} for r in report.not_terminated
+        ],
+        "hidden_connections": report.hidden,
+        "findings": list(report.findings),
+        "local": local_close_payload(report.local) if report.local is not None else None,
     }

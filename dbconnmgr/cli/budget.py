@@ -20,10 +20,11 @@ from dbconnmgr.core.budget import (
     services_from_setting,
     unique_services,
 )
-from dbconnmgr.core.documents import SCHEMAS, BudgetDoc
+from dbconnmgr.core.documents import BudgetDoc
 from dbconnmgr.core.pooler import PoolerUnavailable, pooler_service
 from dbconnmgr.core.snapshot import Snapshot
 from dbconnmgr.exceptions import InvalidSetting
+from dbconnmgr.payloads import budget_payload
 from dbconnmgr.pooler import read_pooler
 
 
@@ -178,7 +179,7 @@ class BudgetAction(Action):
         server = payload["server"]
         lines = [
             f"Server: max_connections {server['max_connections']}, reserved "
-            f"{server['reserved_connections']} -> usable {budget.usable_connections} "
+            f"{server['reserved_slots']} -> usable {budget.usable_connections} "
             f"({payload['usable_source']}); in use now {payload['total_connections']}",
             f"Demand {budget.demand} + headroom {budget.headroom} = "
             f"{budget.demand_with_headroom} of {budget.usable_connections} usable",
@@ -208,52 +209,3 @@ def _processes(service: Service) -> str:
     if service.instances == 1:
         return str(service.processes)
     return f"{service.instances} x {service.processes}"
-
-
-def budget_payload(
-    budget: Budget,
-    snapshot: Snapshot,
-    usable_source: str,
-    settings_pool_max_size: int | None,
-    through_pgbouncer: list[str] | None = None,
-) -> BudgetDoc:
-    """The JSON document of ``--action=budget --format=json`` (see docs/json.md)."""
-    limits = snapshot.limits
-    return {
-        "schema": SCHEMAS["budget"],
-        "alias": snapshot.alias,
-        "database": snapshot.database,
-        "taken_at": snapshot.taken_at.isoformat(),
-        "server": {
-            "version": limits.version,
-            "max_connections": limits.max_connections,
-            "reserved_connections": limits.superuser_reserved_connections
-            + limits.reserved_connections,
-            "usable_connections": limits.usable_connections,
-        },
-        "usable_connections": budget.usable_connections,
-        "usable_source": usable_source,
-        "total_connections": snapshot.total_connections,
-        "settings_pool_max_size": settings_pool_max_size,
-        "services": [
-            {
-                "name": line.service.name,
-                "instances": line.service.instances,
-                "processes": line.service.processes,
-                "threads": line.service.threads,
-                "pool_max_size": line.service.pool_max_size,
-                "connections": line.service.demand,
-                "safe_pool_max_size": line.safe_pool_max_size,
-            }
-            for line in budget.services
-        ],
-        "headroom": budget.headroom,
-        "safety": budget.safety,
-        "capacity": budget.capacity,
-        "demand": budget.demand,
-        "demand_with_headroom": budget.demand_with_headroom,
-        "spare": budget.spare,
-        "fits": budget.fits,
-        "safe_pool_max_size": budget.safe_pool_max_size,
-        "through_pgbouncer": through_pgbouncer,
-    }
