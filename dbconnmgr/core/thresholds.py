@@ -186,9 +186,8 @@ def resolve_thresholds(thresholds: Mapping[str, Any] | Thresholds | None = None)
         raise ValueError("invalid DBCONNMGR THRESHOLDS: " + "; ".join(errors))
     values: dict[str, Any] = {}
     for key, value in given.items():
-        values[key.lower()] = tuple(value) if THRESHOLD_KINDS[key] == "names" and value else value
-        if THRESHOLD_KINDS[key] == "names" and value is None:
-            values[key.lower()] = ()
+        # A list of names becomes a tuple (the object is frozen); None there means none.
+        values[key.lower()] = tuple(value or ()) if THRESHOLD_KINDS[key] == "names" else value
     return Thresholds(**values)
 
 
