@@ -26,7 +26,7 @@ from dbconnmgr.health import readable_aliases
 from devtools.pgbouncerserver import PgBouncerServer
 from devtools.pgserver import PgServer
 from tests import alert_handlers
-from tests.conftest import database_alias
+from tests.conftest import Sessions, database_alias
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 RECORD = "tests.alert_handlers.record"
@@ -160,3 +160,45 @@ def test_one_answer_to_which_aliases_are_read(broken_alias: str, settings) -> No
     assert findings_metric(text, broken_alias)["unknown"] == 1
     [finding] = check_health(broken_alias).findings
     assert finding.code == "configuration_error"
+
+
+def test_a_pgbouncer_unavailable_alert_is_resolved_when_the_console_reads_again(
+    health_alias: str, settings
+) -> None:
+    from datetime import UTC, datetime
+
+    from dbconnmgr.core.pooler import PoolerSnapshot, PoolerUnavailable
+
+    settings.DBCONNMGR = {"ALERTS": {"HANDLERS": [RECORD], "COOLDOWN": 60}}
+    alert_handlers.RECEIVED.clear()
+    alerts.reset()
+    snap = take_snapshot(health_alias)
+    down = PoolerUnavailable(health_alias, "127.0.0.1:1", "unreachable", "console refused")
+    back = PoolerSnapshot(
+        health_alias, "127.0.0.1:1", "PgBouncer 1.18.0", datetime.now(UTC), (), {}
+    )
+    try:
+        alerts.dispatch(evaluate(snap, pooler=down))
+        alerts.dispatch(evaluate(snap, pooler=back))
+        got = [(a.status, a.finding.code) for a in alert_handlers.RECEIVED]
+        assert got == [("firing", "pgbouncer_unavailable"), ("resolved", "pgbouncer_unavailable")]
+    finally:
+        alert_handlers.RECEIVED.clear()
+        alerts.reset()
+
+
+def test_at_the_warning_threshold_is_a_warning_everywhere(
+    held: Sessions, health_alias: str
+) -> None:
+    from dbconnmgr.core.dashboard import utilization_bar
+    from dbconnmgr.render import utilization_style
+
+    held.open("t-at-warning", "idle")
+    snap = take_snapshot(health_alias)
+    at = snap.utilization_percent
+    assert 0 < at < 100
+    t = {"UTILIZATION_WARNING": at, "UTILIZATION_CRITICAL": 100}
+    by_code = {f.code: f for f in evaluate(snap, t).findings}
+    assert by_code["utilization"].severity.label == "warning"
+    assert utilization_bar(snap, t).level == "warning"
+    assert utilization_style(at, t) == "yellow"
