@@ -23,6 +23,7 @@ from dbconnmgr.core.health import evaluate_unavailable
 from dbconnmgr.core.thresholds import THRESHOLD_KINDS
 from dbconnmgr.exceptions import ServerUnavailable
 from dbconnmgr.health import readable_aliases
+from dbconnmgr.metrics import scraped_aliases
 from devtools.pgbouncerserver import PgBouncerServer
 from devtools.pgserver import PgServer
 from tests import alert_handlers
@@ -148,6 +149,7 @@ def broken_alias() -> Iterator[str]:
 def test_one_answer_to_which_aliases_are_read(broken_alias: str, settings) -> None:
     read = readable_aliases()
     assert broken_alias in read and "lite" not in read and "default" in read
+    assert scraped_aliases() == read
     assert resolve_aliases("all") == read
     assert monitored_aliases() == read
     settings.DBCONNMGR = {"HEALTH_TOKENS": [TOKEN]}
