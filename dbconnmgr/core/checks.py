@@ -51,6 +51,7 @@ __all__ = [
     "Check",
     "Inputs",
     "Judges",
+    "run_checks",
     "session_brief",
 ]
 
@@ -133,7 +134,7 @@ def _visibility_check(inputs: Inputs) -> list[Finding]:
 
 
 #: The kinds of :class:`~dbconnmgr.exceptions.ServerUnavailable` each failure check
-#: reports; ``server_error`` takes every kind no other one names.
+#: reports, and its severity; ``server_error`` (no kinds) takes every kind no other one names.
 _FAILURE_KINDS: dict[FindingCode, tuple[tuple[ProblemKind, ...], Severity]] = {
     # the application cannot get a connection either
     "server_full": (("full", "reserved"), Severity.CRITICAL),
@@ -141,20 +142,22 @@ _FAILURE_KINDS: dict[FindingCode, tuple[tuple[ProblemKind, ...], Severity]] = {
     # the check's own credentials or setup failed: that says nothing about the slots
     "authentication_failed": (("auth",), Severity.UNKNOWN),
     "configuration_error": (("setup",), Severity.UNKNOWN),
+    "server_error": ((), Severity.UNKNOWN),
 }
 _NAMED_KINDS = frozenset(kind for kinds, _ in _FAILURE_KINDS.values() for kind in kinds)
 
 
 def _failure(code: FindingCode) -> Callable[[Inputs], list[Finding]]:
-    kinds, severity = _FAILURE_KINDS.get(code, ((), Severity.UNKNOWN))
+    kinds, severity = _FAILURE_KINDS[code]
 
     def run(inputs: Inputs) -> list[Finding]:
         exc = inputs.problem
         if exc is None:
             return []
-        if exc.kind in kinds if kinds else exc.kind not in _NAMED_KINDS:
-            return [Finding(code, severity, str(exc), {"kind": exc.kind, "detail": exc.detail})]
-        return []
+        matches = exc.kind in kinds if kinds else exc.kind not in _NAMED_KINDS
+        if not matches:
+            return []
+        return [Finding(code, severity, str(exc), {"kind": exc.kind, "detail": exc.detail})]
 
     return run
 
