@@ -7,7 +7,7 @@ import dataclasses
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import get_args
+from typing import Any, get_args
 
 import pytest
 from django.db import connections
@@ -204,3 +204,24 @@ def test_at_the_warning_threshold_is_a_warning_everywhere(
     assert by_code["utilization"].severity.label == "warning"
     assert utilization_bar(snap, t).level == "warning"
     assert utilization_style(at, t) == "yellow"
+
+
+@pytest.mark.django_db
+def test_a_broken_engine_is_a_configuration_error_for_the_api_and_the_admin_page(
+    broken_alias: str, django_user_model: Any
+) -> None:
+    from django.contrib.auth.models import Permission
+
+    from dbconnmgr import check_connection_health
+
+    doc = check_connection_health(broken_alias)  # used to raise ImproperlyConfigured
+    assert doc["status"] == "unknown" and doc["vendor"] is None
+    assert [f["code"] for f in doc["findings"]] == ["configuration_error"]
+
+    user = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_connections"))
+    client = Client()
+    client.force_login(user)
+    page = client.get(f"/admin/dbconnmgr/connections/{broken_alias}/")
+    assert page.status_code == 200
+    assert "bad configuration" in page.content.decode()
