@@ -55,12 +55,26 @@ def multiprocess_dir() -> str | None:
 
 
 def scraped_aliases() -> list[str]:
-    """Every alias dbconnmgr can read (the endpoint's default)."""
+    """Every alias dbconnmgr reads (the endpoint's default): :func:`dbconnmgr.health.
+    readable_aliases`."""
+    from dbconnmgr.health import readable_aliases
+
+    return readable_aliases()
+
+
+def _loaded(aliases: Sequence[str]) -> list[str]:
+    """The aliases whose ENGINE loads: only they have a connection, hence process figures."""
+    from django.core.exceptions import ImproperlyConfigured
     from django.db import connections
 
-    from dbconnmgr.backends import BACKENDS
-
-    return [alias for alias in connections if connections[alias].vendor in BACKENDS]
+    found = []
+    for alias in aliases:
+        try:
+            connections[alias]
+        except ImproperlyConfigured:
+            continue
+        found.append(alias)
+    return found
 
 
 class DatabaseCollector(Collector):
@@ -78,11 +92,9 @@ class DatabaseCollector(Collector):
             yield from self._process()
 
     def _server(self) -> Iterator[Metric]:
-        from dbconnmgr.app_settings import thresholds
-        from dbconnmgr.backends import working_backend
         from dbconnmgr.core.figures import FIGURES, Figures
-        from dbconnmgr.core.health import Severity, evaluate, evaluate_unavailable
-        from dbconnmgr.exceptions import ServerUnavailable
+        from dbconnmgr.core.health import Severity
+        from dbconnmgr.health import check_health, project_thresholds
 
         labels = ["alias"]
         up = GaugeMetricFamily("dbconnmgr_up", "1 when the server could be read", labels=labels)
@@ -99,17 +111,13 @@ class DatabaseCollector(Collector):
         findings = GaugeMetricFamily(
             "dbconnmgr_findings", "health findings by severity", labels=["alias", "severity"]
         )
-        limits = thresholds()
+        limits = project_thresholds()
         for alias in self.aliases:
-            try:
-                with working_backend(alias) as backend:
-                    snapshot = backend.snapshot()
-            except ServerUnavailable as exc:
-                up.add_metric([alias], 0)
-                report = evaluate_unavailable(exc)
-            else:
-                up.add_metric([alias], 1)
-                report = evaluate(snapshot, limits)
+            # PgBouncer's findings included, as docs/metrics.md says of dbconnmgr_findings.
+            report = check_health(alias, limits)
+            snapshot = report.snapshot
+            up.add_metric([alias], 0 if snapshot is None else 1)
+            if snapshot is not None:
                 groups: Counter[tuple[str, str, str, str]] = Counter(
                     (c.database or "", c.state or "", c.user or "", c.application_name or "")
                     for c in snapshot.connections
@@ -133,7 +141,7 @@ class DatabaseCollector(Collector):
         gauges = [(a, GaugeMetricFamily(n, t, labels=labels)) for n, a, t in GAUGES]
         counters = [(a, CounterMetricFamily(n, t, labels=labels)) for n, a, t in COUNTERS]
         failures = CounterMetricFamily(*FAILURES, labels=["alias", "cause"])
-        for figures in process_stats.collect(self.aliases):
+        for figures in process_stats.collect(_loaded(self.aliases)):
             for attr, gauge in gauges:
                 value = getattr(figures, attr)
                 if value is not None:
@@ -180,7 +188,7 @@ class _Publisher:
         with self.lock:
             if self.aliases is None:
                 self.aliases = scraped_aliases()
-            for figures in process_stats.collect(self.aliases):
+            for figures in process_stats.collect(_loaded(self.aliases)):
                 alias = figures.alias
                 for attr, gauge in self.gauges:
                     value = getattr(figures, attr)

@@ -22,6 +22,7 @@ from dbconnmgr.core.health import DEFAULT_THRESHOLDS, Report, Severity
 from dbconnmgr.core.pooler import PoolerSnapshot
 from dbconnmgr.core.snapshot import STATES, Group, Snapshot
 from dbconnmgr.core.termination import TerminationReport
+from dbconnmgr.core.thresholds import level
 
 
 class Stream(Protocol):
@@ -81,11 +82,19 @@ def utilization_style(percent: float, thresholds: Mapping[str, Any] | None = Non
     """
     merged = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
     critical, warning = merged["UTILIZATION_CRITICAL"], merged["UTILIZATION_WARNING"]
-    if critical is not None and percent >= float(critical):
-        return "bold red"
-    if warning is not None and percent >= float(warning):
-        return "yellow"
-    return "green"
+    severity = level(
+        percent,
+        None if warning is None else float(warning),
+        None if critical is None else float(critical),
+    )
+    return _UTILIZATION_STYLES[severity]
+
+
+_UTILIZATION_STYLES = {
+    Severity.OK: "green",
+    Severity.WARNING: "yellow",
+    Severity.CRITICAL: "bold red",
+}
 
 
 class Renderer:

@@ -41,8 +41,8 @@ def test_evaluate_uses_only_the_thresholds_it_is_given(settings):
     from dbconnmgr.core.health import DEFAULT_THRESHOLDS, resolve_thresholds
 
     settings.DBCONNMGR = {"THRESHOLDS": {"UTILIZATION_WARNING": 5, "UTILIZATION_CRITICAL": 6}}
-    assert resolve_thresholds(None) == DEFAULT_THRESHOLDS
-    assert resolve_thresholds({"UTILIZATION_WARNING": 50})["UTILIZATION_WARNING"] == 50
+    assert resolve_thresholds(None).as_dict() == DEFAULT_THRESHOLDS
+    assert resolve_thresholds({"UTILIZATION_WARNING": 50}).utilization_warning == 50
 
 
 def test_backends_declare_capabilities():

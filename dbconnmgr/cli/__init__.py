@@ -99,21 +99,10 @@ def resolve_aliases(spec: str) -> list[str]:
     Raises:
         CommandError: an empty name (``a,,b``).
     """
-    from django.db import connections
-
-    from dbconnmgr.backends import BACKENDS
-
     if spec.strip() == "all":
-        found = []
-        for alias in connections:
-            try:
-                vendor = connections[alias].vendor
-            except Exception:  # an unknown ENGINE: the action run on it says so
-                found.append(alias)
-                continue
-            if vendor in BACKENDS:
-                found.append(alias)
-        return found
+        from dbconnmgr.health import readable_aliases
+
+        return readable_aliases()  # an unknown ENGINE included: the action says so
     names = [name.strip() for name in spec.split(",")]
     if any(not name for name in names):
         raise CommandError(f"--database: empty alias in {spec!r}")

@@ -52,21 +52,13 @@ def effective_usable(snapshot: Snapshot, database: str | None) -> tuple[int, str
     """
     limits = snapshot.limits
     usable, source = limits.usable_connections, "max_connections - reserved"
-    if limits.reader_exempt_from_limits:
-        return usable, source
-    caps = []
-    if database and database in limits.database_limits:
-        caps.append((limits.database_limits[database], f"CONNECTION LIMIT of database {database}"))
-    if limits.current_user in limits.role_limits:
-        caps.append(
-            (
-                limits.role_limits[limits.current_user],
-                f"{capabilities_of(snapshot.vendor).role_limit_name} {limits.current_user}",
-            )
-        )
-    for cap, label in caps:
+    labels = {
+        "database": f"CONNECTION LIMIT of database {database}",
+        "role": f"{capabilities_of(snapshot.vendor).role_limit_name} {limits.current_user}",
+    }
+    for scope, cap in limits.binding_caps(database):  # the snapshot's headrooms use the same
         if cap < usable:
-            usable, source = cap, label
+            usable, source = cap, labels[scope]
     return usable, source
 
 

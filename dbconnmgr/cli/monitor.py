@@ -208,25 +208,28 @@ class MonitorAction(Action):
         """Per-sample work, run for every sample (reachable or not) before it is shown.
 
         The one call site for what each sample feeds: recording (``--record``) and the
-        health findings and alerts (``alerts.dispatch(health.evaluate(sample.snapshot))``
-        for reachable samples).
+        health findings (:func:`dbconnmgr.health.judge`, PgBouncer's included) and alerts.
         """
         if self.record:
             self._record(sample)
         from dbconnmgr import alerts
-        from dbconnmgr.core import health
+        from dbconnmgr.core.health import Thresholds
+        from dbconnmgr.health import judge
 
         if sample.snapshot is not None:
             if self.thresholds is None:  # said once at the start; no findings, no alerts
                 return
-            report = health.evaluate(
+            report = judge(
+                sample.alias,
                 sample.snapshot,
                 self.thresholds,
                 refused_connections=sample.refused_connections,
                 refused_full=sample.refused_full,
             )
         elif sample.problem is not None:
-            report = health.evaluate_unavailable(sample.problem)
+            # Invalid THRESHOLDS judge nothing of a snapshot, but a server that cannot be
+            # read still alerts (PgBouncer's checks then take the defaults).
+            report = judge(sample.alias, sample.problem, self.thresholds or Thresholds())
         else:
             return
         alerts.dispatch(report)  # cooldown, escalation and recovery live there

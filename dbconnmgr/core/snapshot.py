@@ -127,6 +127,22 @@ class ServerLimits:
         """The reading role is a superuser the database and role limits do not bind."""
         return self.is_superuser and self.superusers_bypass_limits
 
+    def binding_caps(self, database: str | None) -> tuple[tuple[LimitScope, int], ...]:
+        """The connection limits beyond the server's usable slots that bind the reading role
+        on ``database``: the database's, then the role's, where set (none where the reader
+        is exempt, :attr:`reader_exempt_from_limits`). The one answer for the snapshot's
+        headrooms and the budget."""
+        if self.reader_exempt_from_limits:
+            return ()
+        caps: list[tuple[LimitScope, int]] = []
+        db_limit = self.database_limits.get(database) if database else None
+        if db_limit is not None and db_limit >= 0:
+            caps.append(("database", db_limit))
+        role_limit = self.role_limits.get(self.current_user)
+        if role_limit is not None and role_limit >= 0:
+            caps.append(("role", role_limit))
+        return tuple(caps)
+
     @property
     def usable_connections(self) -> int:
         """Slots an ordinary (non-superuser) role can use: max minus the reserved ones."""
@@ -246,16 +262,12 @@ class Snapshot:
         database's and the role's connection limits when they are set (a superuser reader
         is not bound by them where ``limits.reader_exempt_from_limits``)."""
         result = [Headroom("server", self.total_connections, self.limits.usable_connections)]
-        if self.limits.reader_exempt_from_limits:
-            return tuple(result)
-        db_limit = self.limits.database_limits.get(self.database)
-        if db_limit is not None and db_limit >= 0:
-            count = sum(1 for c in self._others if c.database == self.database)
-            result.append(Headroom("database", count, db_limit))
-        role_limit = self.limits.role_limits.get(self.limits.current_user)
-        if role_limit is not None and role_limit >= 0:
-            count = sum(1 for c in self._others if c.user == self.limits.current_user)
-            result.append(Headroom("role", count, role_limit))
+        for scope, limit in self.limits.binding_caps(self.database):
+            if scope == "database":
+                count = sum(1 for c in self._others if c.database == self.database)
+            else:
+                count = sum(1 for c in self._others if c.user == self.limits.current_user)
+            result.append(Headroom(scope, count, limit))
         return tuple(result)
 
     def binding_limit(self) -> Headroom:
