@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, Self
 
 from django.core.management.base import CommandError, CommandParser
@@ -150,8 +150,45 @@ def compose_parser(
     refused when given: ``--action=status --watch`` is a usage error by construction.
     """
     action_cls = actions.get(chosen) if chosen else None
+    _add_common(parser, actions, action_cls)
     if action_cls is None:
         parser.epilog = "manage.py db_connections --action=NAME --help lists NAME's options only."
+        for declared in _each_option_once(actions):
+            declared.add_to(parser)
+        return
+    mine = set()
+    for declared in action_cls.options_type.declared():
+        declared.add_to(parser)
+        mine.add(declared.dest)
+    owners = owners_of_options(actions)
+    for declared in _each_option_once(actions):
+        if declared.dest not in mine:
+            parser.add_argument(
+                *declared.flags,
+                action=_Refused,
+                nargs=None if declared.takes_value else 0,
+                dest=declared.dest,
+                default=argparse.SUPPRESS,
+                help=argparse.SUPPRESS,
+                message=_refusal(declared, action_cls.name, owners[declared.dest]),
+            )
+
+
+def _each_option_once(actions: Mapping[str, type[Action[Any]]]) -> Iterator[Declared]:
+    """Every action's options, each dest once (shared ones come from their first action)."""
+    seen: set[str] = set()
+    for cls in actions.values():
+        for declared in cls.options_type.declared():
+            if declared.dest not in seen:
+                seen.add(declared.dest)
+                yield declared
+
+
+def _add_common(
+    parser: argparse.ArgumentParser,
+    actions: Mapping[str, type[Action[Any]]],
+    action_cls: type[Action[Any]] | None,
+) -> None:
     parser.add_argument(
         "--action",
         choices=list(actions),
@@ -175,29 +212,6 @@ def compose_parser(
         default="table",
         help="table (rich, plain when not a terminal) or json",
     )
-    seen: set[str] = set()
-    if action_cls is not None:
-        for declared in action_cls.options_type.declared():
-            declared.add_to(parser)
-            seen.add(declared.dest)
-        owners = owners_of_options(actions)
-    for cls in actions.values():
-        for declared in cls.options_type.declared():
-            if declared.dest in seen:
-                continue
-            seen.add(declared.dest)
-            if action_cls is None:
-                declared.add_to(parser)
-                continue
-            parser.add_argument(
-                *declared.flags,
-                action=_Refused,
-                nargs=None if declared.takes_value else 0,
-                dest=declared.dest,
-                default=argparse.SUPPRESS,
-                help=argparse.SUPPRESS,
-                message=_refusal(declared, action_cls.name, owners[declared.dest]),
-            )
 
 
 def foreign_option(
