@@ -315,7 +315,7 @@ def project_thresholds(warn: Warn | None = None) -> dict[str, Any] | None:
     """``DBCONNMGR["THRESHOLDS"]``, validated; None (said once through ``warn``) when invalid.
 
     Invalid thresholds do not stop a monitor: it samples and records as usual, but judges
-    no health (no alerts); the command then exits 3 (UNKNOWN) at the end.
+    no snapshot (an unreachable server still alerts); the command exits 3 (UNKNOWN).
     """
     from django.core.exceptions import ImproperlyConfigured
 
@@ -336,11 +336,17 @@ def project_thresholds(warn: Warn | None = None) -> dict[str, Any] | None:
     return None
 
 
-def sample_report(sample: Sample, thresholds: Mapping[str, Any]) -> Report | None:
-    """The health findings of one sample: its snapshot evaluated, or why it has none."""
+def sample_report(sample: Sample, thresholds: Mapping[str, Any] | None) -> Report | None:
+    """The health findings of one sample: its snapshot evaluated, or why it has none.
+
+    ``thresholds`` None (invalid project thresholds): a snapshot is not judged (None), but
+    a server that cannot be read is still reported, since that needs no thresholds.
+    """
     from dbconnmgr.core import health
 
     if sample.snapshot is not None:
+        if thresholds is None:
+            return None
         return health.evaluate(
             sample.snapshot,
             thresholds,
@@ -361,8 +367,8 @@ class SamplePolicy:
 
     Args:
         recorder: stores reachable samples (None: no recording).
-        thresholds: judge health with these; None judges none and sends no alerts
-            (:func:`project_thresholds` returns None for invalid project thresholds).
+        thresholds: judge health with these; None judges no snapshot (only unreachable
+            samples alert): :func:`project_thresholds` returns None when they are invalid.
         alert: send the alerts of each sample's findings.
         then: called last with each sample.
     """
@@ -383,7 +389,7 @@ class SamplePolicy:
     def __call__(self, sample: Sample) -> None:
         if self.recorder is not None:
             self.recorder(sample)
-        if self.alert and self.thresholds is not None:
+        if self.alert:
             report = sample_report(sample, self.thresholds)
             if report is not None:
                 from dbconnmgr import alerts
@@ -412,8 +418,8 @@ def iter_samples(
         record: store each reachable sample in the app's tables, as ``--record`` does
             (:class:`Recorder`; failures are logged on ``dbconnmgr.monitor``).
         alert: send the alerts of each sample's health findings (the project's
-            THRESHOLDS; when they are invalid, a warning and no alerts), as the monitor
-            command does.
+            THRESHOLDS; when they are invalid, a warning, and only unreachable samples
+            alert), as the monitor command does.
 
     Raises:
         ValueError: ``interval`` is not > 0 or ``count`` is less than 1 (at once).

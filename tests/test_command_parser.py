@@ -126,3 +126,30 @@ def test_iter_samples_without_policy_records_nothing() -> None:
 
     list(iter_samples("default", interval=0.05, count=1))
     assert ConnectionSample.objects.count() == 0
+
+
+def test_invalid_thresholds_judge_no_snapshot_but_an_unreachable_server_still_alerts(
+    settings: Any,
+) -> None:
+    """As the monitor command always did: no thresholds are needed to say the server is
+    gone."""
+    from datetime import UTC, datetime
+
+    from dbconnmgr import alerts
+    from dbconnmgr.core.samples import SampleWindow
+    from dbconnmgr.exceptions import ServerUnavailable
+    from dbconnmgr.monitor_loop import Monitor, SamplePolicy
+
+    settings.DBCONNMGR = {"ALERTS": {"HANDLERS": [RECORD], "COOLDOWN": 60}}
+    alert_handlers.RECEIVED.clear()
+    alerts.reset()
+    policy = SamplePolicy(thresholds=None)
+    try:
+        Monitor("default", 1, on_sample=policy).sample()  # reachable: not judged
+        assert alert_handlers.RECEIVED == []
+        down = ServerUnavailable("database 'default': gone", kind="unreachable", alias="default")
+        policy(SampleWindow("default", 60).unreachable(datetime.now(UTC), str(down), down))
+        assert [a.severity.label for a in alert_handlers.RECEIVED] == ["critical"]
+    finally:
+        alert_handlers.RECEIVED.clear()
+        alerts.reset()
