@@ -90,8 +90,9 @@ def test_an_action_reads_its_options_typed_and_frozen() -> None:
     opts = {"database": "default", "format": "json", "watch": True, "count": 3, "limit": 9}
     action = MonitorAction(Command(), opts)
     assert action.options == MonitorOptions(watch=True, interval=None, count=3, record=False)
+    name = "count"
     with pytest.raises(dataclasses.FrozenInstanceError):
-        action.options.count = 4  # type: ignore[misc]
+        setattr(action.options, name, 4)
 
 
 # -- the monitor's policy from Python --------------------------------------------------------
