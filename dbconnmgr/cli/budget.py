@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.management.base import CommandError
@@ -10,6 +11,7 @@ from django.core.management.base import CommandError
 from dbconnmgr.app_settings import get_setting
 from dbconnmgr.backends import capabilities_of, working_backend
 from dbconnmgr.cli import Action, finite_number, whole_number
+from dbconnmgr.cli.options import Options, option
 from dbconnmgr.core.budget import (
     SERVICE_SYNTAX,
     Budget,
@@ -62,7 +64,32 @@ def effective_usable(snapshot: Snapshot, database: str | None) -> tuple[int, str
     return usable, source
 
 
-class BudgetAction(Action):
+@dataclass(frozen=True)
+class BudgetOptions(Options):
+    """``--action=budget``'s options."""
+
+    service: list[str] | None = option(
+        "--service",
+        action="append",
+        type=service_spec,
+        metavar=SERVICE_SYNTAX,
+        help="a service that connects (repeatable; default: DBCONNMGR['SERVICES'])",
+    )
+    headroom: int | None = option(
+        "--headroom",
+        type=whole_number(0, MAX_HEADROOM),
+        help="slots kept free for people and one-off jobs "
+        "(default: DBCONNMGR['BUDGET_HEADROOM'], 5)",
+    )
+    safety: float | None = option(
+        "--safety",
+        type=safety_factor,
+        help="fraction of the usable slots the services may fill "
+        "(default: DBCONNMGR['BUDGET_SAFETY'], 0.95)",
+    )
+
+
+class BudgetAction(Action[BudgetOptions]):
     """Compare the services' connections with the server's usable slots."""
 
     name = "budget"
@@ -70,41 +97,16 @@ class BudgetAction(Action):
         "connections every service may open against the server's usable slots, and the "
         "largest safe DB_MAX_CONNS per process; exit 1 when over budget"
     )
-    options = ("service", "headroom", "safety")
-
-    @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument(
-            "--service",
-            action="append",
-            type=service_spec,
-            default=None,
-            metavar=SERVICE_SYNTAX,
-            help="a service that connects (repeatable; default: DBCONNMGR['SERVICES'])",
-        )
-        parser.add_argument(
-            "--headroom",
-            type=whole_number(0, MAX_HEADROOM),
-            default=None,
-            help="slots kept free for people and one-off jobs "
-            "(default: DBCONNMGR['BUDGET_HEADROOM'], 5)",
-        )
-        parser.add_argument(
-            "--safety",
-            type=safety_factor,
-            default=None,
-            help="fraction of the usable slots the services may fill "
-            "(default: DBCONNMGR['BUDGET_SAFETY'], 0.95)",
-        )
+    options_type = BudgetOptions
 
     def run(self) -> int:
         database = settings.DATABASES.get(self.alias, {})
         pool_max_size = pool_max_size_from_settings(database)
         try:
-            if self.opts.get("service"):
+            if self.options.service:
                 services = list(
                     unique_services(
-                        parse_service(s, pool_max_size=pool_max_size) for s in self.opts["service"]
+                        parse_service(s, pool_max_size=pool_max_size) for s in self.options.service
                     )
                 )
             else:
@@ -115,10 +117,10 @@ class BudgetAction(Action):
             raise  # one line naming the key, exit 3 (the command)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
-        headroom = self.opts.get("headroom")
+        headroom = self.options.headroom
         if headroom is None:
             headroom = int(get_setting("BUDGET_HEADROOM"))
-        safety = self.opts.get("safety") or float(get_setting("BUDGET_SAFETY"))
+        safety = self.options.safety or float(get_setting("BUDGET_SAFETY"))
 
         # a private connection for a pooled alias: no slot of the app's pool, no pool timeout
         with working_backend(self.alias) as backend:
