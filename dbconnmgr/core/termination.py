@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal, get_args
 
+from dbconnmgr.core.builders import criteria_payload, local_close_payload, termination_payload
 from dbconnmgr.core.documents import CriteriaDoc, LocalCloseDoc, TerminationDoc
 
 #: Per-backend outcomes, in display order.
@@ -133,9 +134,7 @@ class Criteria:
 
     def as_dict(self) -> CriteriaDoc:
         """JSON-ready form (``database`` is :attr:`database_name`): the ``criteria`` object
-        that :func:`dbconnmgr.payloads.criteria_payload` builds."""
-        from dbconnmgr.payloads import criteria_payload  # the builders live together
-
+        that :func:`dbconnmgr.core.builders.criteria_payload` builds."""
         return criteria_payload(self)
 
 
@@ -240,9 +239,7 @@ class LocalClose:
     backend_pids: tuple[int, ...] = ()
 
     def as_dict(self) -> LocalCloseDoc:
-        """JSON-ready form (:func:`dbconnmgr.payloads.local_close_payload`)."""
-        from dbconnmgr.payloads import local_close_payload
-
+        """JSON-ready form (:func:`dbconnmgr.core.builders.local_close_payload`)."""
         return local_close_payload(self)
 
 
@@ -355,9 +352,7 @@ class TerminationReport:
 
     def as_dict(self) -> TerminationDoc:
         """The JSON document of ``--format json`` (see docs/json.md), built by
-        :func:`dbconnmgr.payloads.termination_payload`."""
-        from dbconnmgr.payloads import termination_payload
-
+        :func:`dbconnmgr.core.builders.termination_payload`."""
         return termination_payload(self)
 
 
