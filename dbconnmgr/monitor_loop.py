@@ -240,11 +240,11 @@ class Recorder:
         """A transaction on the recording database whose statements give up in time."""
         from django.db import connections, transaction
 
-        from dbconnmgr.backends import BACKENDS
+        from dbconnmgr.backends import backend_class_of
 
         alias = self.alias
         with transaction.atomic(using=alias):
-            backend_class = BACKENDS.get(connections[alias].vendor)
+            backend_class = backend_class_of(alias)
             if backend_class is not None:  # the samples may live in a database we do not read
                 with connections[alias].cursor() as cursor:
                     backend_class.limit_transaction(cursor, self.time_limit)

@@ -283,10 +283,10 @@ def _take_sample(alias: str) -> tuple[ClientCount | None, str | None, bool]:
     """
     from django.core.exceptions import SynchronousOnlyOperation
 
-    from dbconnmgr.backends import BACKENDS
+    from dbconnmgr.backends import backend_class_of
 
     wrapper = connections[alias]
-    backend_class = BACKENDS.get(wrapper.vendor)
+    backend_class = backend_class_of(alias)  # by ENGINE first, like every other reader
     if backend_class is None:
         return None, None, False
     had_connection = wrapper.connection is not None
