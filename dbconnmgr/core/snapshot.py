@@ -84,6 +84,10 @@ class Connection(NamedTuple):
     transaction_seconds: float | None = None
     query_seconds: float | None = None
     state_seconds: float | None = None
+    #: The code that sent the session's current or last statement (``view:shop.views.x``,
+    #: ``command:...``, ``task:...``, ``block:...``), read from its leading comment
+    #: (:mod:`dbconnmgr.core.attribution`); None when it carries none or is not visible.
+    code: str | None = None
 
     @property
     def running_seconds(self) -> float | None:
@@ -363,6 +367,10 @@ class Snapshot:
     def by_client(self, limit: int | None = None) -> list[Group]:
         """Connections per client address (``local`` for Unix sockets)."""
         return self.group_by("client", limit)
+
+    def by_code(self, limit: int | None = None) -> list[Group]:
+        """Connections per code label (``unknown``: the statement carries none)."""
+        return self.group_by("code", limit)
 
     def timestamp(self, seconds_ago: float | None) -> datetime | None:
         """The server time ``seconds_ago`` before the snapshot (e.g. a transaction start)."""

@@ -9,6 +9,7 @@ from itertools import repeat
 from operator import itemgetter
 from typing import Any, NamedTuple, cast
 
+from dbconnmgr.core.attribution import codes_of
 from dbconnmgr.core.snapshot import Connection, Counters, ServerLimits
 
 #: Characters of query text kept per connection.
@@ -193,7 +194,7 @@ def connections(
         wait_event, map(waiting.get, pid, repeat(())) if waiting else repeat((), n),
         threads.query, repeat(True, n), map(admins.__contains__, threads.user),
         repeat(None, n), map(trx_seconds.get, pid) if trx_seconds else repeat(None, n),
-        threads.running, threads.seconds,
+        threads.running, threads.seconds, codes_of(threads.query),
         strict=True,
     )  # fmt: skip
     return list(map(_new_connection, connections))

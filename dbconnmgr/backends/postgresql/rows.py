@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from dbconnmgr.core.attribution import codes_of
 from dbconnmgr.core.snapshot import Connection, ServerLimits
 from dbconnmgr.core.termination import Candidate, Selection
 
@@ -84,6 +85,7 @@ def connections(
         c.client, c.state, c.wait_event_type, c.wait_event, c.blocking_pids, c.query,
         c.visible, map(superusers.__contains__, c.usesysid),
         c.backend_seconds, c.transaction_seconds, c.query_seconds, c.state_seconds,
+        codes_of(c.query),
         strict=True,
     )  # fmt: skip
     return tuple(map(Connection._make, columns))
