@@ -403,6 +403,15 @@ SCHEMA: dict[str, Setting] = {
         Setting("RETENTION_DAYS", 30,
                 Number(f"{_E}111", 0, MAX_RETENTION_DAYS, above=True, none_ok=True, unit="days"),
                 "Recorded samples older than this many days are pruned; None keeps all."),
+        Setting("ATTRIBUTION", False, Boolean(f"{_E}125"),
+                "Label every statement with the view, command or task that sent it "
+                "(docs/attribution.md)."),
+        Setting("LEAK_THRESHOLD", None, Number(f"{_E}126", 0, MAX_SECONDS, above=True,
+                                               none_ok=True, unit="seconds"),
+                "Seconds a request or task may hold a connection or transaction before it is "
+                "logged as a leak, with the stack that took it; None: off."),
+        Setting("CODE_LABELS", 10, Number(f"{_E}127", 1, 1000, whole=True),
+                "Code labels /metrics keeps per alias; the rest are summed as 'other'."),
     )
 }  # fmt: skip
 

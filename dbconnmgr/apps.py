@@ -30,6 +30,10 @@ class DbConnMgrConfig(AppConfig):
             connection_created.connect(
                 on_connection_created, dispatch_uid="dbconnmgr.process_stats"
             )
+        if getattr(settings, "DBCONNMGR", {}).get("ATTRIBUTION") is True:
+            from dbconnmgr.attribution import install
+
+            install()
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             with contextlib.suppress(ImportError):  # without the extra /metrics answers 501
                 from dbconnmgr.metrics import start_publisher

@@ -172,6 +172,7 @@ def database_config(
     pool_pre_ping: bool | None = None,
     pool_on_full: str | None = None,
     pool_max_waiting: int | None = None,
+    process_identity: bool | None = None,
     **overrides: Any,
 ) -> dict[str, Any]:
     """One ``DATABASES`` entry from ``DATABASE_URL`` and related environment variables.
@@ -223,6 +224,10 @@ def database_config(
             when every connection of the process is in use (``$DB_POOL_ON_FULL``).
         pool_max_waiting: requests that may queue before new ones fail at once
             (``$DB_POOL_MAX_WAITING``, psycopg_pool's ``max_waiting``; 0: no limit).
+        process_identity: put the host and the pid after the application name
+            (``web@app-1:4821``, ``web:migrate@app-1:4830``; ``$DB_PROCESS_IDENTITY``), within
+            PostgreSQL's 63 bytes, the pid always whole, renewed in forked children
+            (docs/attribution.md). Engines without ``application_name`` refuse it.
         **overrides: upper-case ``DATABASES`` keys set last (``OPTIONS`` is merged key by
             key, ``pool`` in it included).
 
@@ -256,6 +261,7 @@ def database_config(
             "pool_pre_ping": pool_pre_ping,
             "pool_on_full": pool_on_full,
             "pool_max_waiting": pool_max_waiting,
+            "process_identity": process_identity,
             "CONN_HEALTH_CHECKS": overrides.get("CONN_HEALTH_CHECKS"),
         },
     )
@@ -276,7 +282,27 @@ def database_config(
         engine.configure(config, options, src)
     _behind_pooler(config, options, choices.pooler_mode)
     config["OPTIONS"] = options
-    return _with_overrides(config, overrides)
+    config = _with_overrides(config, overrides)
+    if src.boolean("DB_PROCESS_IDENTITY", "process_identity"):
+        _add_process_identity(config, engine, src)
+    return config
+
+
+def _add_process_identity(
+    config: dict[str, Any], engine: EngineSettings | None, src: Sources
+) -> None:
+    """``application_name`` + ``@host:pid`` (:mod:`dbconnmgr.identity`)."""
+    from dbconnmgr.identity import follow_forks, process_application_name
+
+    if engine is None or not engine.application_name:
+        raise ImproperlyConfigured(
+            "process_identity needs an engine whose sessions carry an application_name "
+            f"(PostgreSQL); {config.get('ENGINE')!r} has none"
+        )
+    options = config["OPTIONS"]
+    name = str(options.get("application_name") or src.keywords.get("service") or "django")
+    options["application_name"] = process_application_name(name)
+    follow_forks(options, name, None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ __all__ = [
     "replace_thread_start",
     "restore_thread_start",
     "set_pool_connection_class",
+    "wrap_command_execute",
 ]
 
 
@@ -60,6 +61,23 @@ def add_execute_wrapper(connection: BaseDatabaseWrapper, wrapper: Callable[..., 
     """
     if wrapper not in connection.execute_wrappers:
         connection.execute_wrappers.insert(0, wrapper)
+
+
+def wrap_command_execute(make: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
+    """Replace ``BaseCommand.execute`` by ``make(original)``, once per process.
+
+    Django sends no signal when a management command starts; ``execute()`` is the one
+    method every way of running a command passes through (``manage.py``,
+    ``call_command()``), with the command instance, whose module names the command.
+    Checked on Django 5.2 and 6.1.
+    """
+    from django.core.management.base import BaseCommand
+
+    if getattr(BaseCommand.execute, "_dbconnmgr_wrapped", False):
+        return
+    wrapped = make(BaseCommand.execute)
+    wrapped._dbconnmgr_wrapped = True  # type: ignore[attr-defined]
+    setattr(BaseCommand, "execute", wrapped)  # noqa: B010 - a method, typed apart
 
 
 # -- psycopg_pool ----------------------------------------------------------------------------

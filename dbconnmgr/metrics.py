@@ -18,6 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from dbconnmgr import process_stats
+from dbconnmgr.core.attribution import top_codes
 
 __all__ = [
     "PUBLISH_SECONDS",
@@ -43,6 +44,7 @@ COUNTERS: Final[tuple[tuple[str, str, str], ...]] = (
     ("dbconnmgr_pool_rejected", "rejected", "requests the gate refused at once"),
     ("dbconnmgr_connections_opened", "opened", "server connections opened"),
     ("dbconnmgr_connections_closed", "closed", "server connections closed"),
+    ("dbconnmgr_connection_leaks", "leaks", "connections or transactions held too long"),
 )
 FAILURES: Final = ("dbconnmgr_connection_failures", "failed connection attempts by cause")
 #: How often a process writes its figures to the multiprocess files (seconds).
@@ -77,6 +79,12 @@ def _loaded(aliases: Sequence[str]) -> list[str]:
     return found
 
 
+def _code_labels() -> int:
+    from dbconnmgr.app_settings import get_setting
+
+    return int(get_setting("CODE_LABELS"))
+
+
 class DatabaseCollector(Collector):
     """Reads every alias once per scrape: register it on a per-request registry."""
 
@@ -108,6 +116,12 @@ class DatabaseCollector(Collector):
             for figure in FIGURES
             for metric in figure.metrics
         ]
+        by_code = GaugeMetricFamily(
+            "dbconnmgr_connections_by_code",
+            "client connections by the code that sent their last statement (top N, 'other')",
+            labels=["alias", "code"],
+        )
+        code_labels = _code_labels()
         findings = GaugeMetricFamily(
             "dbconnmgr_findings", "health findings by severity", labels=["alias", "severity"]
         )
@@ -124,6 +138,9 @@ class DatabaseCollector(Collector):
                 )
                 for key, count in sorted(groups.items()):
                     activity.add_metric([alias, *key], count)
+                codes = {g.name: g.count for g in snapshot.by_code()}
+                for code, count in top_codes(codes, code_labels).items():
+                    by_code.add_metric([alias, code], count)
                 figures = Figures.of(snapshot)
                 for name, metric, gauge in gauges:
                     value = figures[name]
@@ -132,7 +149,7 @@ class DatabaseCollector(Collector):
             severities = Counter(finding.severity for finding in report.findings)
             for severity in Severity:
                 findings.add_metric([alias, severity.label], severities.get(severity, 0))
-        yield from (up, activity)
+        yield from (up, activity, by_code)
         yield from (gauge for _, _, gauge in gauges)
         yield findings
 

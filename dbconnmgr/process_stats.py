@@ -21,6 +21,7 @@ __all__ = [
     "FailureCause",
     "collect",
     "count_failure",
+    "count_leak",
     "count_opened",
     "failure_cause",
     "needs_signal",
@@ -49,6 +50,7 @@ class _Counters:
     closed: int = 0
     rejected: int = 0
     in_use: int = 0
+    leaks: int = 0
     failures: Counter[str] = field(default_factory=Counter)
 
 
@@ -124,6 +126,14 @@ def count_failure(alias: str, exc: BaseException) -> FailureCause:
     return cause
 
 
+def count_leak(alias: str) -> None:
+    """Count a connection or transaction held too long by one request or task
+    (:mod:`dbconnmgr.attribution`'s leak detection)."""
+    counters = _for(alias)
+    with _lock:
+        counters.leaks += 1
+
+
 @dataclass(frozen=True, slots=True)
 class AliasFigures:
     """One alias's figures in this process.
@@ -145,6 +155,8 @@ class AliasFigures:
         closed: server connections closed.
         failures: failed connection attempts by cause (with the optional engine; pooled
             aliases without it count them all as ``other``).
+        leaks: connections or transactions a request or task held longer than
+            ``DBCONNMGR["LEAK_THRESHOLD"]`` (docs/attribution.md), each counted once.
     """
 
     alias: str
@@ -163,6 +175,7 @@ class AliasFigures:
     opened: int
     closed: int
     failures: dict[str, int]
+    leaks: int = 0
 
 
 def process_figures(pools: dict[str, Any], aliases: list[str]) -> list[AliasFigures]:
@@ -172,7 +185,7 @@ def process_figures(pools: dict[str, Any], aliases: list[str]) -> list[AliasFigu
         counters = _for(alias)
         with _lock:
             opened, closed, rejected = counters.opened, counters.closed, counters.rejected
-            in_use = counters.in_use
+            in_use, leaks = counters.in_use, counters.leaks
             failures: dict[str, int] = {c: counters.failures.get(c, 0) for c in FAILURE_CAUSES}
         pool = pools.get(alias)
         if pool is None:
@@ -194,6 +207,7 @@ def process_figures(pools: dict[str, Any], aliases: list[str]) -> list[AliasFigu
                     opened,
                     closed,
                     failures,
+                    leaks,
                 )
             )
             continue
@@ -221,6 +235,7 @@ def process_figures(pools: dict[str, Any], aliases: list[str]) -> list[AliasFigu
                 # Every connection opened is in the pool or was closed.
                 closed=max(0, pool_opened - stats.get("pool_size", 0)),
                 failures=failures,
+                leaks=leaks,
             )
         )
     return result

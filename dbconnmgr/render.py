@@ -183,8 +183,10 @@ class Renderer:
             ("By user", snapshot.by_user(limit)),
             ("By database", snapshot.by_database(limit)),
             ("By client address", snapshot.by_client(limit)),
+            ("By code", snapshot.by_code(limit) if _has_codes(snapshot) else []),
         ):
-            self.print(self._group_table(title, groups))
+            if groups or title != "By code":
+                self.print(self._group_table(title, groups))
         if snapshot.waiting_connections:
             self.print(self.lock_waits(snapshot, limit))
 
@@ -259,7 +261,7 @@ class Renderer:
             iit = s.get("idle in transaction", 0) + s.get("idle in transaction (aborted)", 0)
             other = group.count - s.get("active", 0) - s.get("idle", 0) - iit
             table.add_row(
-                group.name,
+                Text(group.name),  # a name is data, never markup
                 str(group.count),
                 str(s.get("active", 0)),
                 str(s.get("idle", 0)),
@@ -353,3 +355,9 @@ def render_health(renderer: Renderer, report: Report, perfdata: str = "") -> Non
             finding.message,
         )
     renderer.print(table)
+
+
+def _has_codes(snapshot: Snapshot) -> bool:
+    """Whether some session carries a code label (attribution on somewhere): only then is
+    the status table's "By code" shown."""
+    return any(c.code for c in snapshot.others())

@@ -10,13 +10,19 @@ from collections.abc import Callable
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, unquote
 
 from django.db import DatabaseError, InterfaceError, connections
 from django.db.backends.signals import connection_created
 
 from dbconnmgr import internals
+from dbconnmgr.attribution import _scope, comment_for
 from dbconnmgr.block_monitor.stats import AliasStats, LeakedConnection, MonitorStats
+from dbconnmgr.core.attribution import (
+    MONITOR_COMMENT_KEY,
+    clean_label,
+    code_comment,
+    monitor_label_of,
+)
 from dbconnmgr.exceptions import DbConnMgrError
 
 if TYPE_CHECKING:
@@ -26,7 +32,7 @@ if TYPE_CHECKING:
     from dbconnmgr.core.snapshot import ClientCount
 
 #: The key of the sqlcommenter-style comment that labels a block's statements.
-LABEL_COMMENT_KEY = "dbconnmgr_monitor"
+LABEL_COMMENT_KEY = MONITOR_COMMENT_KEY
 
 _THREAD_ATTR = "_dbconnmgr_monitor_blocks"
 
@@ -36,11 +42,7 @@ _active: ContextVar[tuple[_Block, ...]] = ContextVar("dbconnmgr_monitor_blocks",
 
 def label_from_query(query: str | None) -> str | None:
     """The monitor label of a statement's text (e.g. ``pg_stat_activity.query``), if any."""
-    prefix = f"/*{LABEL_COMMENT_KEY}='"
-    if not query or not query.startswith(prefix):
-        return None
-    end = query.find("'*/", len(prefix))
-    return unquote(query[len(prefix) : end]) if end >= 0 else None
+    return monitor_label_of(query)
 
 
 def _label_comment(label: str) -> str:
@@ -48,7 +50,7 @@ def _label_comment(label: str) -> str:
     # neither a quote nor "*/", so the comment cannot be closed early. Put in FRONT of the
     # statement: pg_stat_activity keeps only track_activity_query_size bytes (1 kB by
     # default) and a bulk INSERT would lose a trailing comment.
-    return f"/*{LABEL_COMMENT_KEY}='{quote(label, safe='')}'*/ "
+    return code_comment(None, clean_label(label))
 
 
 class _Tracked:
@@ -185,18 +187,36 @@ class _Sample:
 def _observe(
     execute: Callable[..., Any], sql: Any, params: Any, many: bool, context: dict[str, Any]
 ) -> Any:
-    """The execute wrapper: labels and counts statements of the open blocks."""
+    """The execute wrapper: labels statements with the code that sent them (attribution)
+    and the innermost open block, and counts the blocks' statements."""
     blocks = _active.get()
+    scope = _scope.get()
     if not blocks:
+        if scope is None:
+            return execute(sql, params, many, context)
+        if scope.leak_threshold is not None:
+            scope.note(context["connection"])
+        if isinstance(sql, str) and scope.code:
+            comment, escaped = comment_for(scope.code, None)
+            sql = (comment if params is None else escaped) + sql
         return execute(sql, params, many, context)
     db: BaseDatabaseWrapper = context["connection"]
     alias = db.alias
     watching = [b for b in blocks if b.open and alias in b.counts]
+    if scope is not None and scope.leak_threshold is not None:
+        scope.note(db)
     if not watching:
+        if scope is not None and isinstance(sql, str) and scope.code:
+            comment, escaped = comment_for(scope.code, None)
+            sql = (comment if params is None else escaped) + sql
         return execute(sql, params, many, context)
     if isinstance(sql, str):
         innermost = watching[-1]
-        sql = (innermost.comment if params is None else innermost.comment_escaped) + sql
+        if scope is None or not scope.code:
+            sql = (innermost.comment if params is None else innermost.comment_escaped) + sql
+        else:
+            comment, escaped = comment_for(scope.code, innermost.label)
+            sql = (comment if params is None else escaped) + sql
     raw = db.connection
     start = time.perf_counter()
     try:

@@ -15,7 +15,8 @@ accessors that read the key at run time. Ids (listed in docs/configuration.md):
 - ``dbconnmgr.E108`` STATUS_LIMIT, ``E109`` IDLE_TIMEOUT, ``E110`` TERMINATE_TIMEOUT,
   ``E111`` RETENTION_DAYS, ``E112`` BUDGET_HEADROOM, ``E113`` BUDGET_SAFETY, ``E114``
   SERVICES, ``E115`` MONITOR_INTERVAL, ``E116`` AAS_WINDOW, ``E117``
-  MONITOR_SAMPLE_SERVER, ``E118`` ASGI: wrong type or out of range.
+  MONITOR_SAMPLE_SERVER, ``E118`` ASGI, ``E125`` ATTRIBUTION, ``E126`` LEAK_THRESHOLD,
+  ``E127`` CODE_LABELS: wrong type or out of range.
 - ``dbconnmgr.E119`` PGBOUNCER is malformed (not a dict of aliases, unknown key, a URL
   that is not a postgres:// URL).
 """

@@ -97,6 +97,7 @@ def status_payload(
             "by_user": _group_payload(snapshot.by_user(limit)),
             "by_database": _group_payload(snapshot.by_database(limit)),
             "by_client": _group_payload(snapshot.by_client(limit)),
+            "by_code": _group_payload(snapshot.by_code(limit)),
             **_with_sessions(figures, STATUS_TAIL_KEYS),
         },
     )

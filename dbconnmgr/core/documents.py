@@ -40,6 +40,7 @@ class SessionDoc(TypedDict):
     database: str | None
     state: str
     seconds: float | None
+    code: str | None
 
 
 class GroupDoc(TypedDict):
@@ -100,6 +101,7 @@ class StatusDoc(TypedDict):
     by_user: list[GroupDoc]
     by_database: list[GroupDoc]
     by_client: list[GroupDoc]
+    by_code: list[GroupDoc]
     longest_idle_in_transaction_seconds: float | None
     longest_idle_in_transaction: SessionDoc | None
     oldest_transaction_seconds: float | None

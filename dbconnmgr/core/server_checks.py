@@ -7,9 +7,11 @@ Pure: no I/O, no Django.
 from __future__ import annotations
 
 import fnmatch
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from dbconnmgr.core.attribution import describe_code
 from dbconnmgr.core.findings import Finding, FindingCode, Severity
 from dbconnmgr.core.snapshot import Connection, Snapshot
 from dbconnmgr.core.thresholds import Thresholds, _fmt, level, level_low, limits_text
@@ -187,7 +189,19 @@ def session_brief(conn: Connection, seconds: float | None) -> dict[str, Any]:
         "database": conn.database,
         "state": conn.state,
         "seconds": None if seconds is None else round(seconds, 1),
+        "code": conn.code,
     }
+
+
+def codes_text(conns: Sequence[Connection]) -> str:
+    """Which code the sessions come from, for a finding's message: ``all from view `x```,
+    ``2 of 3 from view `x```, or ``""`` when none carries a code label."""
+    counts = Counter(c.code for c in conns if c.code)
+    if not counts:
+        return ""
+    (code, count), *_ = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    share = "all" if count == len(conns) else f"{count} of {len(conns)}"
+    return f"{share} from {describe_code(code)}"
 
 
 def _age_finding(
@@ -220,9 +234,12 @@ def _age_finding(
     else:
         top = over[0][1]
         limit = longest if threshold is None else threshold  # not OK: a threshold was met
+        origin = codes_text([c for _, c in over])
         message = (
-            f"{len(over)} {what} longer than {_fmt(limit)}s, the longest "
-            f"{longest:.0f}s (pid {top.pid}, {top.application_name or '(none)'}); {limits}"
+            f"{len(over)} {what} longer than {_fmt(limit)}s"
+            + (f", {origin}" if origin else "")
+            + f", the longest {longest:.0f}s (pid {top.pid}, "
+            f"{top.application_name or '(none)'}); {limits}"
         )
     return Finding(
         code,
@@ -232,6 +249,7 @@ def _age_finding(
             "count": len(over),
             "longest_seconds": round(longest, 1) if aged else None,
             "sessions": [session_brief(c, a) for a, c in over[:SESSIONS_LISTED]],
+            "by_code": dict(Counter(c.code for _, c in over if c.code).most_common()),
             "warning": warn,
             "critical": crit,
             "exempt_applications": list(exempt),

@@ -121,7 +121,13 @@ def configure(config: dict[str, Any], options: dict[str, Any], src: Sources) -> 
     if name:
         options["application_name"] = name
     elif src.keywords.get("service"):
-        options.setdefault("application_name", src.keywords["service"])
+        # A management command of the service says which (``web:migrate``), so a
+        # migration's sessions are not taken for the web workers'.
+        from dbconnmgr.identity import command_name
+
+        command = command_name()
+        service = str(src.keywords["service"])
+        options.setdefault("application_name", f"{service}:{command}" if command else service)
     set_option(
         options,
         "connect_timeout",
