@@ -255,6 +255,7 @@ class ConnectionsAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             by_application=snapshot.by_application(),
             by_user=snapshot.by_user(),
             by_database=snapshot.by_database(),
+            by_code=[g for g in snapshot.by_code() if g.name != "unknown"],
             lock_waits=lock_waits(snapshot) if caps.reports_lock_waits else None,
             connections=shown[:LIST_LIMIT],
             matching=len(shown),

@@ -9,6 +9,8 @@ from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
 
+from tests import urls as test_urls
+
 #: Set by a view once it holds its transaction; the test sets RELEASE to let it finish.
 HELD = threading.Event()
 RELEASE = threading.Event()
@@ -36,4 +38,5 @@ async def hold_transaction_async(request: HttpRequest) -> HttpResponse:
 urlpatterns = [
     path("hold/", hold_transaction, name="hold"),
     path("hold-async/", hold_transaction_async, name="hold-async"),
+    *test_urls.urlpatterns,
 ]

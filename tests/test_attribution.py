@@ -377,3 +377,43 @@ def test_code_of_reads_back_only_well_formed_comments() -> None:
     assert code_of("/*dbconnmgr_code='view%3Aa.b SELECT 1") is None  # never closed
     assert code_of("/*dbconnmgr_monitor='bulk'*/ SELECT 1") == "block:bulk"
     assert code_of(None) is None
+
+
+@pytest.mark.django_db
+def test_the_admin_page_shows_filters_and_groups_by_code(attribution_on, django_user_model) -> None:
+    from django.contrib.auth.models import Permission
+
+    held, release = threading.Event(), threading.Event()
+
+    def work() -> None:
+        with attributed("task", HOSTILE), transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            held.set()
+            release.wait(10)
+
+    thread = _in_thread(work)
+    try:
+        assert held.wait(10)
+        code = "task:x'*/ SELECT 1; -- [31m<script>alert(1)</script>[bold]%s"
+        assert _sessions_of(code)[1]
+        user = django_user_model.objects.create_user("codeviewer", password="pw", is_staff=True)
+        user.user_permissions.add(Permission.objects.get(codename="view_connections"))
+        client = Client()
+        client.force_login(user)
+        page = "/admin/dbconnmgr/connections/default/"
+        html = client.get(page).content.decode()
+        escaped = "task:x&#x27;*/ SELECT 1; -- [31m&lt;script&gt;alert(1)&lt;/script&gt;[bold]%s"
+        assert "<th>code</th>" in html
+        assert 'id="dbc-by-code"' in html and escaped in html
+        assert "<script>alert(1)" not in html
+        filtered = client.get(page, {"code": code}).content.decode()
+        assert "Connections (1 matching" in filtered
+        assert (
+            client.get(page, {"code": "view:nothing.here"})
+            .content.decode()
+            .count("No connection matches.")
+            == 1
+        )
+    finally:
+        release.set()
+        thread.join(10)

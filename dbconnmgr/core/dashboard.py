@@ -27,6 +27,7 @@ SORT_KEYS: dict[str, str] = {
     "pid": "pid",
     "user": "role",
     "application": "application_name",
+    "code": "code label (view, command, task)",
     "database": "database",
     "client": "client address",
     "state": "state",
@@ -49,6 +50,7 @@ class ConnectionFilter:
     user: str | None = None
     database: str | None = None
     min_age: float | None = None
+    code: str | None = None
 
     @classmethod
     def from_params(cls, params: Mapping[str, str]) -> tuple[ConnectionFilter, list[str]]:
@@ -76,6 +78,7 @@ class ConnectionFilter:
                 user=text("user"),
                 database=text("database"),
                 min_age=min_age,
+                code=text("code"),
             ),
             errors,
         )
@@ -85,7 +88,14 @@ class ConnectionFilter:
         """Some filter is set."""
         return any(
             v is not None
-            for v in (self.state, self.application, self.user, self.database, self.min_age)
+            for v in (
+                self.state,
+                self.application,
+                self.user,
+                self.database,
+                self.min_age,
+                self.code,
+            )
         )
 
     def matches(self, conn: Connection) -> bool:
@@ -97,6 +107,8 @@ class ConnectionFilter:
         if self.user is not None and conn.user != self.user:
             return False
         if self.database is not None and conn.database != self.database:
+            return False
+        if self.code is not None and conn.code != self.code:
             return False
         if self.min_age is not None:
             return conn.state_seconds is not None and conn.state_seconds >= self.min_age
@@ -119,6 +131,8 @@ def _sort_value(conn: Connection, key: str) -> Any:
         return conn.application_name
     if key == "database":
         return conn.database or ""
+    if key == "code":
+        return conn.code or ""
     if key == "client":
         return conn.client
     if key == "state":
