@@ -226,3 +226,37 @@ def test_processlist_rows_map_to_connections() -> None:
     assert built[10].state_seconds == 30
     assert [p for p, c in built.items() if c.is_superuser] == [12]
     assert connections(thread_columns([]), [], {}, set()) == []
+
+
+def test_a_running_statement_is_attributed_an_idle_thread_is_not(
+    maria_alias: str, mariadb: MariaDBServer
+) -> None:
+    """MariaDB shows a thread's statement only while it runs (INFO is NULL for Sleep): the
+    code label of a running statement is read; an idle thread's is unknown."""
+    from dbconnmgr.core.attribution import code_comment
+
+    comment = code_comment("view:shop.views.export", None)
+    running = MySQLdb.connect(**mariadb.connect_kwargs())
+    idle = MySQLdb.connect(**mariadb.connect_kwargs())
+    idle.cursor().execute(comment + "SELECT 1")
+
+    def run() -> None:
+        with contextlib.suppress(MySQLdb.Error):
+            running.cursor().execute(comment + "SELECT SLEEP(3)")
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 5
+        while True:
+            by_id = {c.pid: c for c in take_snapshot(maria_alias).others()}
+            if by_id[running.thread_id()].state == "active" or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert by_id[running.thread_id()].code == "view:shop.views.export"
+        assert by_id[idle.thread_id()].state == "idle"
+        assert by_id[idle.thread_id()].code is None
+    finally:
+        thread.join(10)
+        running.close()
+        idle.close()
