@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import sysconfig
 import threading
 import time
 import traceback
@@ -97,7 +98,8 @@ class Scope:
                 holds.pop((alias, "transaction"), None)
 
     def overdue(self, now: float) -> list[Hold]:
-        """The holds past the threshold not logged yet (marked logged)."""
+        """The holds past the threshold not logged yet (marked logged). A transaction held
+        too long is reported instead of its connection: one line per stuck alias."""
         threshold = self.leak_threshold
         if threshold is None:
             return []
@@ -107,18 +109,31 @@ class Scope:
                 if not hold.logged and now - hold.since > threshold:
                     hold.logged = True
                     found.append(hold)
-        return found
+            transactions = {h.alias for h in found if h.kind == "transaction"}
+            connections_too = {
+                h.alias for h in self.holds.values() if h.kind == "connection" and h.logged
+            }
+            for alias in transactions & connections_too:
+                self.holds[(alias, "connection")].logged = True
+        return [h for h in found if h.kind == "transaction" or h.alias not in transactions]
+
+
+_LIBRARY_PATHS = tuple(
+    {sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+)
 
 
 def _stack() -> traceback.StackSummary:
-    # The caller's stack without dbconnmgr's and Django's own frames on top: the line of
-    # the project's code that sent the statement is the last one shown.
-    frames = [
+    # The project's own frames: the library's (Django's handlers, dbconnmgr, the standard
+    # library) are left out, so the line that sent the statement is the last one shown.
+    frames = traceback.extract_stack(limit=STACK_LIMIT * 4)
+    own = [
         f
-        for f in traceback.extract_stack(limit=STACK_LIMIT + 24)
-        if "/django/db/" not in f.filename and "/dbconnmgr/" not in f.filename.replace("\\", "/")
+        for f in frames
+        if not f.filename.startswith(_LIBRARY_PATHS)
+        and "/dbconnmgr/" not in f.filename.replace("\\", "/")
     ]
-    return traceback.StackSummary.from_list(frames[-STACK_LIMIT:])
+    return traceback.StackSummary.from_list((own or frames)[-STACK_LIMIT:])
 
 
 # The scope of the current thread/task; None outside every request, task and command.

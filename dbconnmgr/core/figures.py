@@ -401,11 +401,13 @@ def format_value(figure: Figure, value: Any) -> str:
 
 
 def describe_session(conn: Connection | None, seconds: float | None) -> str:
-    """``4m05s (pid 123, app_user, web, idle in transaction)``; ``none`` without a session."""
+    """``4m05s (pid 123, app_user, web, idle in transaction, view:shop.views.export)`` (the
+    code label when the session carries one); ``none`` without a session."""
     if conn is None:
         return "none"
     app = conn.application_name or "(none)"
-    return f"{format_seconds(seconds)} (pid {conn.pid}, {conn.user}, {app}, {conn.state})"
+    code = f", {conn.code}" if conn.code else ""
+    return f"{format_seconds(seconds)} (pid {conn.pid}, {conn.user}, {app}, {conn.state}{code})"
 
 
 __all__ = [

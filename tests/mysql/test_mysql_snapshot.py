@@ -239,6 +239,7 @@ def test_a_running_statement_is_attributed_an_idle_thread_is_not(
     running = MySQLdb.connect(**mariadb.connect_kwargs())
     idle = MySQLdb.connect(**mariadb.connect_kwargs())
     idle.cursor().execute(comment + "SELECT 1")
+    running_id, idle_id = running.thread_id(), idle.thread_id()
 
     def run() -> None:
         with contextlib.suppress(MySQLdb.Error):
@@ -250,12 +251,12 @@ def test_a_running_statement_is_attributed_an_idle_thread_is_not(
         deadline = time.monotonic() + 5
         while True:
             by_id = {c.pid: c for c in take_snapshot(maria_alias).others()}
-            if by_id[running.thread_id()].state == "active" or time.monotonic() > deadline:
+            if by_id[running_id].state == "active" or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
-        assert by_id[running.thread_id()].code == "view:shop.views.export"
-        assert by_id[idle.thread_id()].state == "idle"
-        assert by_id[idle.thread_id()].code is None
+        assert by_id[running_id].code == "view:shop.views.export"
+        assert by_id[idle_id].state == "idle"
+        assert by_id[idle_id].code is None
     finally:
         thread.join(10)
         running.close()
