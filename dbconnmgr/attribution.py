@@ -85,7 +85,8 @@ class Scope:
         """A statement ran on ``db`` in this scope: start the holds it takes, end the
         transaction hold it left (called only with leak detection on)."""
         alias = db.alias
-        in_transaction = db.in_atomic_block or not db.get_autocommit()
+        # The attributes, not get_autocommit(): the statement is on its way, connected.
+        in_transaction = db.in_atomic_block or not db.autocommit
         holds = self.holds
         if (alias, "connection") in holds and (in_transaction == ((alias, "transaction") in holds)):
             return
@@ -225,8 +226,8 @@ def _end(scope: Scope) -> None:
     for alias, kind in list(scope.holds):
         if kind != "connection":
             continue
-        db = connections[alias]
-        if db.connection is not None and (db.in_atomic_block or not db.get_autocommit()):
+        db = connections[alias]  # this thread's: an async request's is never connected here
+        if db.connection is not None and (db.in_atomic_block or not db.autocommit):
             open_transaction = scope.holds.get((alias, "transaction"))
             if open_transaction is not None and not open_transaction.logged:
                 open_transaction.logged = True
