@@ -417,3 +417,20 @@ def test_the_admin_page_shows_filters_and_groups_by_code(attribution_on, django_
     finally:
         release.set()
         thread.join(10)
+
+
+def test_top_codes_keeps_n_labels_and_sums_the_rest_as_other() -> None:
+    from dbconnmgr.core.attribution import top_codes
+
+    counts = {f"view:v{n}": n for n in range(1, 16)}
+    top = top_codes(counts, 3)
+    assert top == {"view:v15": 15, "view:v14": 14, "view:v13": 13, "other": sum(range(1, 13))}
+    assert top_codes({"view:a": 2}, 3) == {"view:a": 2}
+
+
+def test_clean_label_drops_control_characters_and_caps_the_length() -> None:
+    from dbconnmgr.core.attribution import MAX_LABEL_LENGTH
+
+    assert clean_label("a\nb\x1b[1m\u202ec") == "a b [1m c"
+    assert len(clean_label("x" * 500)) == MAX_LABEL_LENGTH
+    assert clean_label("shop.views.export") == "shop.views.export"
