@@ -14,7 +14,7 @@ Readers (status, health, the admin page, ``/metrics``) read the label back from 
 session's statement text into ``Connection.code`` (:mod:`dbconnmgr.core.attribution`).
 
 Leak detection (``DBCONNMGR["LEAK_THRESHOLD"]`` seconds, None: off): a connection used
-by one request, task or block for longer than the threshold, or a transaction open
+by one request, task or ``connection_monitor`` block for longer than the threshold, or a transaction open
 longer, is logged once on ``dbconnmgr.leaks`` with the stack of the statement that took
 it and the code label, and counted in the process's figures
 (:func:`dbconnmgr.process_stats.collect`). A request or task that ends with its
@@ -23,6 +23,7 @@ transaction still open is logged at once.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import sysconfig
@@ -32,7 +33,7 @@ import traceback
 import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
@@ -73,11 +74,15 @@ class Hold:
 class Scope:
     """One request, task, command or block: its code label, and what it holds."""
 
-    __slots__ = ("__weakref__", "code", "holds", "leak_threshold", "lock")
+    __slots__ = ("__weakref__", "code", "holds", "leak_threshold", "lock", "name")
 
-    def __init__(self, code: str | None, leak_threshold: float | None) -> None:
+    def __init__(
+        self, code: str | None, leak_threshold: float | None, name: str | None = None
+    ) -> None:
         self.code = code
         self.leak_threshold = leak_threshold
+        #: How leak reports name it (the code; a block's label with it).
+        self.name = name
         self.holds: dict[tuple[str, str], Hold] = {}
         self.lock = threading.Lock()
 
@@ -246,12 +251,39 @@ def _report(scope: Scope, hold: Hold, now: float, *, ended: bool, left_open: boo
         what = f"{state} a {hold.kind} on {hold.alias!r} for {held:.1f} s"
     logger.warning(
         "%s %s (threshold %s s); taken at:\n%s",
-        scope.code,
+        scope.name or scope.code,
         what,
         f"{scope.leak_threshold:g}",
         "".join(hold.stack.format()).rstrip(),
         extra={"dbconnmgr_code": scope.code, "dbconnmgr_alias": hold.alias},
     )
+
+
+def open_block_scope(label: str) -> tuple[Token[Scope | None], Scope] | None:
+    """Watch a ``connection_monitor`` block for leaks (None: ``LEAK_THRESHOLD`` is off).
+
+    The block keeps the code of the request or task it is in (its statements still carry
+    it); its reports name both.
+    """
+    threshold = _leak_threshold()
+    if threshold is None:
+        return None
+    outer = _scope.get()
+    code = outer.code if outer is not None else None
+    block = make_code("block", label)
+    scope = Scope(code, threshold, name=f"{code} {block}" if code else block)
+    token = _scope.set(scope)
+    _watch(scope)
+    return token, scope
+
+
+def close_block_scope(opened: tuple[Token[Scope | None], Scope]) -> None:
+    """The block of :func:`open_block_scope` ended: report what it held too long."""
+    token, scope = opened
+    # Left in another context than entered (the block's caller's bug): nothing to reset.
+    with contextlib.suppress(ValueError):
+        _scope.reset(token)
+    _end(scope)
 
 
 @functools.lru_cache(maxsize=1024)

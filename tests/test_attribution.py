@@ -434,3 +434,26 @@ def test_clean_label_drops_control_characters_and_caps_the_length() -> None:
     assert clean_label("a\nb\x1b[1m\u202ec") == "a b [1m c"
     assert len(clean_label("x" * 500)) == MAX_LABEL_LENGTH
     assert clean_label("shop.views.export") == "shop.views.export"
+
+
+def test_a_connection_monitor_block_holding_a_transaction_too_long_is_logged(
+    attribution_on, settings, caplog
+) -> None:
+    settings.DBCONNMGR = {"ATTRIBUTION": True, "LEAK_THRESHOLD": 0.2}
+    caplog.set_level(logging.WARNING, logger="dbconnmgr.leaks")
+
+    def work() -> None:
+        with (
+            attributed("task", "t-outer-task"),
+            connection_monitor("t-slow-block", sample_server=False, log=False),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute("SELECT 1")  # the block's first statement
+            time.sleep(0.8)
+
+    _in_thread(work).join(10)
+    messages = [r.getMessage() for r in caplog.records if r.name == "dbconnmgr.leaks"]
+    assert len(messages) == 1, messages
+    assert messages[0].startswith("task:t-outer-task block:t-slow-block has held a transaction")
+    assert 'cursor.execute("SELECT 1")  # the block\'s first statement' in messages[0]

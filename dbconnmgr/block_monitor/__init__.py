@@ -42,6 +42,7 @@ from typing import Any, ParamSpec, TypeVar, cast
 from django.db import connections
 from django.utils.connection import ConnectionDoesNotExist
 
+from dbconnmgr.attribution import close_block_scope, open_block_scope
 from dbconnmgr.block_monitor.stats import AliasStats, LeakedConnection, MonitorStats
 from dbconnmgr.block_monitor.tracking import (
     LABEL_COMMENT_KEY,
@@ -244,6 +245,7 @@ class connection_monitor:  # lower case: used like contextlib's helpers
     def _push(self, block: _Block) -> None:
         block.stats.started_at = datetime.now(UTC)
         block.token = _active.set((*_active.get(), block))
+        block.leak_scope = open_block_scope(self.label)
         if block.follow_threads:
             _follow_threads(begin=True)
         block.started = time.perf_counter()
@@ -267,6 +269,8 @@ class connection_monitor:  # lower case: used like contextlib's helpers
         block.stats.wall_seconds = ended - block.started
         if exc_type is not None:
             block.stats.exception = exc_type.__qualname__
+        if block.leak_scope is not None:
+            close_block_scope(block.leak_scope)
         try:
             assert block.token is not None
             _active.reset(block.token)

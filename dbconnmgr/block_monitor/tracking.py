@@ -102,6 +102,7 @@ class _Block:
         "counts",
         "follow_threads",
         "label",
+        "leak_scope",
         "lock",
         "open",
         "owner",
@@ -127,6 +128,8 @@ class _Block:
         self.started = 0.0
         self.stats = MonitorStats(label=owner.label, aliases=aliases)
         self.token: Token[tuple[_Block, ...]] | None = None
+        #: Leak detection's watch of the block (``LEAK_THRESHOLD`` on), see attribution.
+        self.leak_scope: Any = None
 
     def record_query(
         self, alias: str, wrapper: BaseDatabaseWrapper, raw: Any, seconds: float
