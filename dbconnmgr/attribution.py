@@ -14,9 +14,9 @@ Readers (status, health, the admin page, ``/metrics``) read the label back from 
 session's statement text into ``Connection.code`` (:mod:`dbconnmgr.core.attribution`).
 
 Leak detection (``DBCONNMGR["LEAK_THRESHOLD"]`` seconds, None: off): a connection used
-by one request, task or ``connection_monitor`` block for longer than the threshold, or a transaction open
-longer, is logged once on ``dbconnmgr.leaks`` with the stack of the statement that took
-it and the code label, and counted in the process's figures
+by one request, task or ``connection_monitor`` block for longer than the threshold, or a
+transaction open longer, is logged once on ``dbconnmgr.leaks`` with the stack of the
+statement that took it and the code label, and counted in the process's figures
 (:func:`dbconnmgr.process_stats.collect`). A request or task that ends with its
 transaction still open is logged at once.
 """
