@@ -21,7 +21,12 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["MAX_APPLICATION_NAME_BYTES", "command_name", "process_application_name"]
+__all__ = [
+    "MAX_APPLICATION_NAME_BYTES",
+    "command_name",
+    "process_application_name",
+    "with_command",
+]
 
 #: PostgreSQL's NAMEDATALEN - 1: the bytes of ``application_name`` the server keeps.
 MAX_APPLICATION_NAME_BYTES = 63
@@ -41,6 +46,12 @@ def command_name(argv: Sequence[str] | None = None) -> str | None:
     if not is_runner or args[1].startswith("-"):
         return None
     return args[1]
+
+
+def with_command(name: str, argv: Sequence[str] | None = None) -> str:
+    """``name:command`` in a management command's process (``web:migrate``), else ``name``."""
+    command = command_name(argv)
+    return f"{name}:{command}" if command else name
 
 
 def _ascii(text: str) -> str:

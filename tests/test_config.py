@@ -316,7 +316,7 @@ def test_settings_py_from_the_environment_connects_through_the_pool(dsn: str) ->
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout.strip().splitlines()[-1])
-    assert data["name"] == app
+    assert data["name"] == f"{app}:shell"  # a management command names itself
     assert data["via_pool"] is True
     assert data["age"] == 0
     assert data["pool"]["max_size"] == 4

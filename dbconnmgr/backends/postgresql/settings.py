@@ -117,17 +117,15 @@ def configure(config: dict[str, Any], options: dict[str, Any], src: Sources) -> 
         # failures counted by cause (dbconnmgr/db/postgresql); vendor and features are
         # Django's. ENGINE= in the keywords puts Django's back.
         config["ENGINE"] = INSTRUMENTED_ENGINE
+    # A management command says which after the name (``web:migrate``), so a migration's
+    # sessions are not taken for the web workers'.
+    from dbconnmgr.identity import with_command
+
     name = src.keywords.get("application_name") or src.text("DB_APPLICATION_NAME")
     if name:
-        options["application_name"] = name
+        options["application_name"] = with_command(str(name))
     elif src.keywords.get("service"):
-        # A management command of the service says which (``web:migrate``), so a
-        # migration's sessions are not taken for the web workers'.
-        from dbconnmgr.identity import command_name
-
-        command = command_name()
-        service = str(src.keywords["service"])
-        options.setdefault("application_name", f"{service}:{command}" if command else service)
+        options.setdefault("application_name", with_command(str(src.keywords["service"])))
     set_option(
         options,
         "connect_timeout",
