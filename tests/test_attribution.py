@@ -457,3 +457,18 @@ def test_a_connection_monitor_block_holding_a_transaction_too_long_is_logged(
     assert len(messages) == 1, messages
     assert messages[0].startswith("task:t-outer-task block:t-slow-block has held a transaction")
     assert 'cursor.execute("SELECT 1")  # the block\'s first statement' in messages[0]
+
+
+def test_the_command_hook_wraps_basecommand_execute_once(attribution_on) -> None:
+    """internals.wrap_command_execute: the one method every way of running a command
+    passes through keeps its signature and is wrapped once however often it is asked."""
+    from django.core.management.base import BaseCommand
+
+    from dbconnmgr import internals
+    from dbconnmgr.attribution import _command_execute
+
+    wrapped = BaseCommand.execute
+    assert getattr(wrapped, "_dbconnmgr_wrapped", False)
+    internals.wrap_command_execute(_command_execute)
+    assert BaseCommand.execute is wrapped
+    assert wrapped.__wrapped__.__qualname__ == "BaseCommand.execute"  # type: ignore[attr-defined]
