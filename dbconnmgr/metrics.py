@@ -227,14 +227,23 @@ def _publish_forever() -> None:
             logger.exception("dbconnmgr could not write its multiprocess metrics")
 
 
+_writer_pid: int | None = None
+
+
 def start_publisher() -> None:
     """In multiprocess mode, write this process's figures every :data:`PUBLISH_SECONDS`.
 
-    Called by the app's ``ready()``; a process forked later (gunicorn ``--preload``) starts
-    its own writer. Nothing runs per request or per query.
+    Called at each request of a process that serves them (the app's ``request_started``
+    receiver): the first call in a process starts its writer thread, later ones return at
+    once. A process forked later (gunicorn ``--preload``) is another pid and starts its own.
     """
-    if multiprocess_dir() is None:
+    global _writer_pid
+    if multiprocess_dir() is None or _writer_pid == os.getpid():
         return
+    with _publisher_lock:
+        if _writer_pid == os.getpid():
+            return
+        _writer_pid = os.getpid()
     threading.Thread(target=_publish_forever, name="dbconnmgr-metrics", daemon=True).start()
 
 
