@@ -93,6 +93,23 @@ def test_the_address_ends_with_a_slash_like_health_and_the_old_one_still_answers
     assert old.status_code == 200 and b"dbconnmgr_up{" in old.content
 
 
+def test_activity_series_sum_to_the_client_connections_and_the_ratio_is_rounded(
+    token_settings, sessions: Sessions
+) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from dbconnmgr.metrics import scaled
+
+    sessions.open_many(2, "t-metrics-sum")
+    families = {f.name: f for f in text_string_to_metric_families(scrape(alias="default"))}
+    activity = sum(s.value for s in families["pg_stat_activity_count"].samples)
+    (clients,) = families["dbconnmgr_client_connections"].samples
+    assert activity == clients.value  # the scrape's own connection in neither
+    assert scaled(45.9, 100.0) == 0.459 and str(scaled(45.9, 100.0)) == "0.459"
+    (ratio,) = families["dbconnmgr_utilization_ratio"].samples
+    assert ratio.value == round(ratio.value, 3)
+
+
 def test_unknown_alias_is_404(token_settings) -> None:
     response = Client().get(URL, {"alias": "nope"}, HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
     assert response.status_code == 404
@@ -136,6 +153,6 @@ def test_aas_counts_the_sessions_running_a_query_but_not_the_scrape(
         for line in text.splitlines()
         if line.startswith("pg_stat_activity_count{") and 'state="active"' in line
     ]
-    # the same snapshot: every active client session except the scrape's own reading one
-    assert float(aas.rsplit(" ", 1)[1]) == sum(active) - 1 >= 2
+    # the same snapshot and rule: every active client session, the scrape's own left out
+    assert float(aas.rsplit(" ", 1)[1]) == sum(active) >= 2
     assert "avg_over_time(dbconnmgr_aas" in text  # the HELP says how to get the AAS
