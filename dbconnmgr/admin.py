@@ -314,8 +314,11 @@ def _log_entry(request: HttpRequest, alias: str, report: TerminationReport) -> N
     verb = "Cancel queries" if report.signal == "cancel" else "Terminate sessions"
     # object_repr is 200 characters at most; the change message holds the whole list.
     summary = f"{verb} on {alias}: {outcomes}"
+    user_id = request.user.pk
+    if user_id is None:  # admin_view lets only logged-in staff here
+        return
     LogEntry.objects.create(
-        user_id=request.user.pk,
+        user_id=user_id,
         content_type=ContentType.objects.get_for_model(Connections, for_concrete_model=False),
         object_id=alias,
         object_repr=summary if len(summary) <= 200 else summary[:199] + "…",
