@@ -238,8 +238,8 @@ def test_without_services_the_settings_pool_is_measured_against_the_server() -> 
     assert _settings_pool_line(25, 180) == (
         "The settings' pool of 25 per process: at most 7 such processes fit"
     )
-    assert _settings_pool_line(25, 16).startswith(
-        "WARNING: the settings' pool cannot fit this server: one process's pool of 25"
+    assert _settings_pool_line(25, 16) == (
+        "WARNING: the settings' pool cannot fit this server: 25 > capacity 16"
     )
 
 

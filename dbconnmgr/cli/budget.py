@@ -183,10 +183,8 @@ class BudgetAction(Action[BudgetOptions]):
         ]
         through = payload["through_pgbouncer"]
         if through is None and budget.safe_pool_max_size == 0:
-            lines.append(
-                "Largest safe DB_MAX_CONNS per process: none, not even 1 per process fits "
-                "(fewer processes, less headroom, or more server slots)"
-            )
+            # database_config() refuses DB_MAX_CONNS=0: no size to suggest (80 columns)
+            lines.append("Largest safe DB_MAX_CONNS per process: none, not even 1 per process fits")
         elif through is None:
             lines.append(f"Largest safe DB_MAX_CONNS per process: {budget.safe_pool_max_size}")
         else:
@@ -205,9 +203,7 @@ class BudgetAction(Action[BudgetOptions]):
                 lines.append(_settings_pool_line(pool, budget.capacity))
         elif not budget.fits:
             lines.append(
-                "WARNING: the configured pools cannot fit this server: at their peak the "
-                f"services hold {budget.demand} connections, {-budget.spare} more than the "
-                f"capacity of {budget.capacity}"
+                f"WARNING: the configured pools cannot fit this server: {-budget.spare} over capacity"
             )
         for text in lines:
             self.renderer.print(text)
@@ -217,10 +213,7 @@ def _settings_pool_line(pool: int, capacity: int) -> str:
     """How many processes with the settings' pool fit: said even without any service."""
     fit = capacity // pool
     if fit == 0:
-        return (
-            f"WARNING: the settings' pool cannot fit this server: one process's pool of {pool} "
-            f"is more than the capacity of {capacity}"
-        )
+        return f"WARNING: the settings' pool cannot fit this server: {pool} > capacity {capacity}"
     return f"The settings' pool of {pool} per process: at most {fit} such processes fit"
 
 
