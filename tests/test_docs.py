@@ -148,7 +148,7 @@ def check_excerpt(value: Any, tp: Any, where: str) -> None:
         if origin is list:
             for i, item in enumerate(value):
                 check_excerpt(item, options[0], f"{where}[{i}]")
-        elif not (origin is dict):
+        elif origin is not dict:
             check_excerpt(value, options[0], where)
 
 

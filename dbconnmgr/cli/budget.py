@@ -202,8 +202,9 @@ class BudgetAction(Action[BudgetOptions]):
             if pool is not None:
                 lines.append(_settings_pool_line(pool, budget.capacity))
         elif not budget.fits:
+            over = -budget.spare
             lines.append(
-                f"WARNING: the configured pools cannot fit this server: {-budget.spare} over capacity"
+                f"WARNING: the configured pools cannot fit this server: {over} over capacity"
             )
         for text in lines:
             self.renderer.print(text)
