@@ -103,7 +103,8 @@ CREATE TABLE redshift_emulation.wlm_query_log (
 );
 
 -- ---------------------------------------------------------------- helpers ------------------
--- Whether the session's user sees every row of user-visible views.
+-- Whether the session's user sees every row of user-visible views. Views call these as
+-- (SELECT ...): an uncorrelated subquery runs once per statement, not once per row.
 CREATE FUNCTION redshift_emulation.sees_all() RETURNS boolean
 LANGUAGE sql STABLE AS $$
     SELECT coalesce((SELECT rolsuper FROM pg_roles WHERE rolname = current_user), false)
@@ -141,7 +142,7 @@ CREATE VIEW redshift_emulation.visible_backends AS
 SELECT a.*
 FROM redshift_emulation.backends() a
 WHERE a.backend_type = 'client backend'
-  AND (redshift_emulation.sees_all() OR a.usename = current_user);
+  AND ((SELECT redshift_emulation.sees_all()) OR a.usename = current_user);
 
 -- ---------------------------------------------------------------- sessions -----------------
 CREATE VIEW redshift_catalog.stv_sessions AS
@@ -162,7 +163,7 @@ SELECT l.*,
 FROM redshift_emulation.session_log l
 LEFT JOIN redshift_emulation.backends() live
        ON NOT l.synthetic AND live.pid = l.pid AND live.backend_start = l.backend_start
-WHERE redshift_emulation.sees_all() OR l.user_name = current_user;
+WHERE (SELECT redshift_emulation.sees_all()) OR l.user_name = current_user;
 
 CREATE VIEW redshift_catalog.stl_sessions AS
 SELECT coalesce(l.user_id, r.oid::integer, 0)::integer AS userid,
@@ -219,7 +220,7 @@ CROSS JOIN LATERAL (
     VALUES ('initiating session', l.start_time),
            ('disconnecting session', CASE WHEN l.end_time IS NOT NULL THEN l.ended END)
 ) AS e (event, recordtime)
-WHERE e.recordtime IS NOT NULL AND redshift_emulation.is_superuser();
+WHERE e.recordtime IS NOT NULL AND (SELECT redshift_emulation.is_superuser());
 
 -- ---------------------------------------------------------------- queries ------------------
 CREATE VIEW redshift_catalog.stv_recents AS
@@ -294,7 +295,7 @@ SELECT q.user_id, q.query_id, ''::character(320), q.transaction_id, q.session_id
        ''::character(512), 0::bigint, 0::bigint, q.query_text::character(4000),
        'emulation'::character(256)
 FROM redshift_emulation.query_log q
-WHERE redshift_emulation.sees_all()
+WHERE (SELECT redshift_emulation.sees_all())
    OR q.user_id = (SELECT oid::integer FROM pg_roles WHERE rolname = current_user);
 
 -- ---------------------------------------------------------------- transactions -------------
@@ -342,7 +343,7 @@ SELECT r.rolname::text AS user_name,
 FROM pg_roles r
 LEFT JOIN redshift_emulation.user_settings s ON s.usename = r.rolname
 WHERE r.rolcanlogin
-  AND (redshift_emulation.is_superuser() OR r.rolname = current_user);
+  AND ((SELECT redshift_emulation.is_superuser()) OR r.rolname = current_user);
 
 -- PG_DATABASE_INFO: PostgreSQL 8.0's pg_database columns with oid as datid, and
 -- datconnlimit as text.
@@ -382,7 +383,7 @@ SELECT q.service_class::integer AS service_class,
        q.query_priority::character(20) AS query_priority,
        false AS user_role_wild_card
 FROM redshift_emulation.wlm_queue q
-WHERE redshift_emulation.is_superuser();
+WHERE (SELECT redshift_emulation.is_superuser());
 
 CREATE VIEW redshift_catalog.stv_wlm_query_state AS
 SELECT w.xid::integer AS xid,
@@ -399,7 +400,7 @@ SELECT w.xid::integer AS xid,
                                       clock_timestamp()), 0)::bigint AS exec_time,
        w.query_priority::character(20) AS query_priority
 FROM redshift_emulation.wlm_query w
-WHERE redshift_emulation.sees_all()
+WHERE (SELECT redshift_emulation.sees_all())
    OR w.userid = (SELECT oid::integer FROM pg_roles WHERE rolname = current_user);
 
 CREATE VIEW redshift_catalog.stv_wlm_service_class_state AS
@@ -417,7 +418,7 @@ LEFT JOIN redshift_emulation.wlm_query w ON w.service_class = q.service_class
 LEFT JOIN (SELECT service_class, count(*) AS done
            FROM redshift_emulation.wlm_query_log GROUP BY service_class) h
        ON h.service_class = q.service_class
-WHERE redshift_emulation.is_superuser()
+WHERE (SELECT redshift_emulation.is_superuser())
 GROUP BY q.service_class;
 
 CREATE VIEW redshift_catalog.stl_wlm_query AS
@@ -443,7 +444,7 @@ SELECT h.userid::integer AS userid,
        0::bigint AS est_peak_mem,
        h.query_priority::character(20) AS query_priority
 FROM redshift_emulation.wlm_query_log h
-WHERE redshift_emulation.sees_all()
+WHERE (SELECT redshift_emulation.sees_all())
    OR h.userid = (SELECT oid::integer FROM pg_roles WHERE rolname = current_user);
 
 GRANT SELECT ON ALL TABLES IN SCHEMA redshift_catalog TO PUBLIC;
