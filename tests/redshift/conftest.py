@@ -137,3 +137,54 @@ def rs_user(emulation: RedshiftEmulation) -> Iterator[Any]:
     yield make
     for name in created:
         emulation.drop_user(name)
+
+
+@contextlib.contextmanager
+def redshift_alias(
+    alias: str, emulation: RedshiftEmulation, *, user: str = "postgres",
+    password: str | None = None, options: dict[str, Any] | None = None,
+) -> Iterator[str]:  # fmt: skip
+    """Django alias ``alias`` on the emulation through ``ENGINE = "dbconnmgr.db.redshift"``,
+    for the block. ``options`` default to a node type whose limit is published
+    (``ra3.4xlarge``: 2,000)."""
+    from django.db import connections
+
+    from devtools.redshiftemu import DATABASE
+
+    config = connections.configure_settings(
+        {
+            "default": {"ENGINE": "django.db.backends.dummy"},
+            alias: {
+                "ENGINE": "dbconnmgr.db.redshift",
+                "NAME": DATABASE,
+                "USER": user,
+                "PASSWORD": emulation.password if password is None else password,
+                "HOST": "127.0.0.1",
+                "PORT": emulation.server.port,
+                "OPTIONS": {"connect_timeout": 5, "node_type": "ra3.4xlarge"}
+                if options is None
+                else options,
+            },
+        }
+    )[alias]
+    local = connections._connections  # type: ignore[attr-defined]
+    previous = connections.settings.get(alias)
+    connections.settings[alias] = config
+    try:
+        yield alias
+    finally:
+        conn = getattr(local, alias, None)
+        if conn is not None:
+            conn.close()
+            delattr(local, alias)
+        if previous is None:
+            connections.settings.pop(alias, None)
+        else:
+            connections.settings[alias] = previous
+
+
+@pytest.fixture
+def rs_alias(emulation: RedshiftEmulation) -> Iterator[str]:
+    """Django alias ``warehouse`` on the emulation as its superuser (node type ra3.4xlarge)."""
+    with redshift_alias("warehouse", emulation) as alias:
+        yield alias
