@@ -35,6 +35,8 @@ __all__ = [
     "POOL_ON_FULL_KEY",
     "POOL_SEEDS",
     "PROFILES",
+    "REDSHIFT_ENGINE",
+    "REDSHIFT_OPTIONS",
     "TRANSACTION_POOL_MODES",
     "PoolSeeds",
     "Profile",
@@ -97,6 +99,16 @@ POSTGRES_ENGINES: Final = frozenset(
 MYSQL_ENGINES: Final = frozenset(
     {"django.db.backends.mysql", "django.contrib.gis.db.backends.mysql"}
 )
+#: Amazon Redshift through Django's PostgreSQL backend (docs/redshift.md): libpq options,
+#: psycopg and Django's native pool as for PostgreSQL; vendor ``redshift``.
+REDSHIFT_ENGINE: Final = "dbconnmgr.db.redshift"
+#: What django-environ makes of a ``redshift://`` URL: django-redshift-backend, whose 5.0.0
+#: declares django<5.2 and psycopg2 only, so it installs on neither supported stack.
+_DJANGO_REDSHIFT_BACKEND: Final = "django_redshift_backend"
+#: OPTIONS of a Redshift alias that are not libpq's: the cluster's connection limit
+#: (``DB_REDSHIFT_NODE_TYPE`` / ``DB_REDSHIFT_MAX_CONNECTIONS``, ``?node_type=``...) and
+#: ``statement_timeout`` (ms), which the ENGINE sets with SET once connected.
+REDSHIFT_OPTIONS: Final = ("node_type", "max_connections", "statement_timeout")
 #: MySQL's and MariaDB's default ``wait_timeout``: the server closes a connection idle longer.
 DEFAULT_WAIT_TIMEOUT: Final = 28_800
 #: A persistent MySQL connection is retired this many seconds before the server's
@@ -236,7 +248,8 @@ def database_config(
     if not url:
         raise ImproperlyConfigured(f"{env_var} is not set (and no default URL was given)")
     try:
-        config = normalize_database_settings(environ.Env.db_url_config(url))
+        config = _redshift_engine(environ.Env.db_url_config(url), reader)
+        config = normalize_database_settings(config)
     except (KeyError, ValueError) as exc:
         raise ImproperlyConfigured(
             f"{env_var} is not a database URL django-environ reads: {exc}"
@@ -271,7 +284,8 @@ def database_config(
         raise ImproperlyConfigured(f"unknown database profile {chosen!r} (known: {known})")
     prof = PROFILES[chosen]
 
-    is_postgres = config.get("ENGINE") in POSTGRES_ENGINES
+    is_redshift = config.get("ENGINE") == REDSHIFT_ENGINE
+    is_postgres = config.get("ENGINE") in POSTGRES_ENGINES or is_redshift
     use_asgi = _first(reader.boolean("DB_ASGI", ("asgi", asgi)), False)
     pooler_mode = _pooler_mode(*reader._pick("DB_PGBOUNCER", ("pgbouncer", pgbouncer)))
     url_pool = (config.get("OPTIONS") or {}).get("pool")
@@ -384,6 +398,11 @@ def database_config(
                 _set_option(options, key, reader.whole(var), fallback)
         else:
             options["keepalives"] = 0
+        if is_redshift:
+            _redshift_session_options(
+                options, reader, statement_timeout, idle_in_transaction_session_timeout
+            )
+    if is_postgres and not is_redshift:
         server = {
             "statement_timeout": reader.whole(
                 "DB_STATEMENT_TIMEOUT", ("statement_timeout", statement_timeout), minimum=0
@@ -613,6 +632,68 @@ def _refuse_conflict(
         raise ImproperlyConfigured(
             f"{what}={value} conflicts with {name}={other}: set one of them "
             "(docs/configuration.md, SQLAlchemy names)"
+        )
+
+
+def _redshift_engine(config: dict[str, Any], reader: _Reader) -> dict[str, Any]:
+    """A ``redshift://`` URL: dbconnmgr's Redshift ENGINE (Django's PostgreSQL backend with
+    vendor ``redshift``) instead of django-redshift-backend, and the cluster's connection
+    limit from ``DB_REDSHIFT_NODE_TYPE`` / ``DB_REDSHIFT_MAX_CONNECTIONS`` (over the URL's
+    ``?node_type=`` / ``?max_connections=``). Other engines are returned as they are.
+
+    The limit is validated by the ``dbconnmgr.E030`` system check, with the node types AWS
+    publishes (this module is imported before Django is set up and reads no backend)."""
+    if config.get("ENGINE") not in (_DJANGO_REDSHIFT_BACKEND, REDSHIFT_ENGINE):
+        return config
+    config = {**config, "ENGINE": REDSHIFT_ENGINE}
+    options = dict(config.get("OPTIONS") or {})
+    node_type = reader.text("DB_REDSHIFT_NODE_TYPE")
+    if node_type is not None:
+        options["node_type"] = node_type
+    limit = reader.whole("DB_REDSHIFT_MAX_CONNECTIONS")
+    if limit is not None:
+        options["max_connections"] = limit
+    elif isinstance(options.get("max_connections"), str):
+        options["max_connections"] = _parse_whole(
+            "?max_connections", options["max_connections"], minimum=1
+        )
+    # the ENGINE sets it with SET; kept out of libpq's options (see _redshift_session_options)
+    if isinstance(options.get("statement_timeout"), str):
+        options["statement_timeout"] = _parse_whole(
+            "?statement_timeout", options["statement_timeout"], minimum=0
+        )
+    config["OPTIONS"] = options
+    return config
+
+
+def _redshift_session_options(
+    options: dict[str, Any],
+    reader: _Reader,
+    statement_timeout: int | None,
+    idle_in_transaction_session_timeout: int | None,
+) -> None:
+    """Redshift's session settings: ``statement_timeout`` (one of its configuration
+    parameters) is set by the ENGINE once connected, as no AWS page documents the startup
+    packet's ``options`` PostgreSQL reads ``-c`` settings from; PostgreSQL's
+    ``idle_in_transaction_session_timeout`` does not exist on Redshift (its idle
+    transactions end after 6 hours, not configurable) and is refused, naming the key."""
+    chosen = reader.whole("DB_STATEMENT_TIMEOUT", ("statement_timeout", statement_timeout),
+                          minimum=0)  # fmt: skip
+    if chosen is not None:
+        options["statement_timeout"] = chosen
+    name, value = reader._pick(
+        "DB_IDLE_IN_TRANSACTION_TIMEOUT",
+        ("idle_in_transaction_session_timeout", idle_in_transaction_session_timeout),
+    )
+    if value is not None:
+        raise ImproperlyConfigured(
+            f"{name}={value}: Amazon Redshift has no idle_in_transaction_session_timeout "
+            "(an idle transaction ends its session after 6 hours, a fixed limit); unset it"
+        )
+    if "options" in options:
+        raise ImproperlyConfigured(
+            "OPTIONS['options'] on a Redshift alias: no AWS page documents startup-packet "
+            "settings; use DB_STATEMENT_TIMEOUT (statement_timeout) or SET in your code"
         )
 
 

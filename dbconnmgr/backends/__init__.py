@@ -15,12 +15,14 @@ from django.utils.connection import ConnectionDoesNotExist
 from dbconnmgr.backends.base import ConnectionBackend, setup_error
 from dbconnmgr.backends.mysql import MySQLBackend
 from dbconnmgr.backends.postgresql import PostgreSQLBackend, time_limit_settings
+from dbconnmgr.backends.redshift import RedshiftBackend
 from dbconnmgr.core.capabilities import Capabilities
 from dbconnmgr.exceptions import UnknownDatabaseAlias, UnsupportedDatabase
 
 BACKENDS: dict[str, type[ConnectionBackend]] = {
     PostgreSQLBackend.vendor: PostgreSQLBackend,
     MySQLBackend.vendor: MySQLBackend,
+    RedshiftBackend.vendor: RedshiftBackend,
 }
 
 __all__ = [

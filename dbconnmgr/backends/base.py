@@ -6,11 +6,13 @@ import gc
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import tzinfo
 from typing import Any, ClassVar
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from dbconnmgr.core.capabilities import Capabilities
+from dbconnmgr.core.retained import RetainedPeaks
 from dbconnmgr.core.snapshot import ClientCount, Snapshot
 from dbconnmgr.core.termination import Candidate, Criteria, Selection, ServerAnswer
 from dbconnmgr.exceptions import ServerUnavailable
@@ -82,6 +84,12 @@ class ConnectionBackend(ABC):
         """Bound the statements of the transaction open on ``cursor`` to ``seconds``.
         The default sets no limit."""
         return
+
+    def retained_peaks(self, days: int, tz: tzinfo) -> RetainedPeaks | None:
+        """The busiest hours from the server's own retained history, over ``days`` days,
+        in ``tz``'s hours; None where the engine keeps none
+        (``capabilities.reports_retained_history``)."""
+        return None
 
     @abstractmethod
     def still_running(

@@ -27,6 +27,8 @@ from dbconnmgr.database_settings import (
     DEFAULT_WAIT_TIMEOUT,
     MYSQL_ENGINES,
     POSTGRES_ENGINES,
+    REDSHIFT_ENGINE,
+    REDSHIFT_OPTIONS,
     TRANSACTION_POOL_MODES,
 )
 
@@ -124,7 +126,12 @@ def _pool_parameters() -> frozenset[str]:
 
 
 def _is_postgres(db: Mapping[str, Any]) -> bool:
-    return db.get("ENGINE") in POSTGRES_ENGINES
+    """libpq, psycopg and Django's PostgreSQL backend: PostgreSQL, and Redshift through it."""
+    return db.get("ENGINE") in POSTGRES_ENGINES or _is_redshift(db)
+
+
+def _is_redshift(db: Mapping[str, Any]) -> bool:
+    return db.get("ENGINE") == REDSHIFT_ENGINE
 
 
 def _is_mysql(db: Mapping[str, Any]) -> bool:
@@ -256,7 +263,9 @@ def unknown_options(alias: str, db: Mapping[str, Any], ctx: Context) -> Iterator
     """E017: OPTIONS keys libpq does not know (the connection fails)."""
     if not _is_postgres(db):
         return
-    known = known_connection_options()
+    known = known_connection_options() | (
+        frozenset(REDSHIFT_OPTIONS) if _is_redshift(db) else set()
+    )
     unknown = sorted(k for k in _options(db) if k not in known)
     if unknown:
         yield Error(
@@ -379,6 +388,27 @@ def mysql_outlives_wait_timeout(
     )
 
 
+def redshift_connection_limit(
+    alias: str, db: Mapping[str, Any], ctx: Context
+) -> Iterator[CheckMessage]:
+    """E030: a Redshift alias without a connection limit dbconnmgr can count against.
+
+    Redshift does not show its limit: the alias gives a node type whose limit AWS publishes
+    (``OPTIONS["node_type"]``) or the number (``OPTIONS["max_connections"]``, 1-2,000)."""
+    if not _is_redshift(db):
+        return
+    from dbconnmgr.backends.redshift.limits import LimitError, cluster_limit
+
+    try:
+        cluster_limit(_options(db), alias)
+    except LimitError as exc:
+        yield Error(
+            f"{exc}.",
+            hint='AWS\'s published limits by node type: docs/redshift.md, "Slots".',
+            id="dbconnmgr.E030",
+        )
+
+
 #: Rules run with every management command.
 RULES: tuple[Rule, ...] = (
     pool_with_persistent_connections,
@@ -392,6 +422,7 @@ RULES: tuple[Rule, ...] = (
     pool_smaller_than_threads,
     unsafe_behind_transaction_pooler,
     mysql_outlives_wait_timeout,
+    redshift_connection_limit,
 )
 #: Rules run with ``manage.py check --deploy``.
 DEPLOY_RULES: tuple[Rule, ...] = (no_application_name, no_connect_timeout)

@@ -25,6 +25,7 @@ from dbconnmgr.core.snapshot import (
     Connection,
     Snapshot,
 )
+from dbconnmgr.core.wlm import WLM_THRESHOLD_DEFAULTS, wlm_findings
 from dbconnmgr.exceptions import ServerUnavailable
 
 #: The default of every threshold (``DBCONNMGR["THRESHOLDS"]`` overlays it). Utilization
@@ -63,6 +64,9 @@ DEFAULT_THRESHOLDS: dict[str, Any] = {
     "PGBOUNCER_MAXWAIT_CRITICAL": 5,
     "PGBOUNCER_SATURATION_WARNING": 80,
     "PGBOUNCER_SATURATION_CRITICAL": 100,
+    # Query queues (Redshift's WLM, dbconnmgr.core.wlm): queries waiting for a slot; seconds
+    # a queue has been at its slot count.
+    **WLM_THRESHOLD_DEFAULTS,
 }
 
 
@@ -235,6 +239,10 @@ THRESHOLD_KINDS: dict[str, str] = {
     "PGBOUNCER_MAXWAIT_CRITICAL": "seconds",
     "PGBOUNCER_SATURATION_WARNING": "percent",
     "PGBOUNCER_SATURATION_CRITICAL": "percent",
+    "WLM_QUEUED_WARNING": "count",
+    "WLM_QUEUED_CRITICAL": "count",
+    "WLM_SATURATED_WARNING": "seconds",
+    "WLM_SATURATED_CRITICAL": "seconds",
 }
 
 # (warning key, critical key, True when a higher value is worse)
@@ -250,6 +258,8 @@ _PAIRS: tuple[tuple[str, str, bool], ...] = (
     ("PGBOUNCER_WAITING_WARNING", "PGBOUNCER_WAITING_CRITICAL", True),
     ("PGBOUNCER_MAXWAIT_WARNING", "PGBOUNCER_MAXWAIT_CRITICAL", True),
     ("PGBOUNCER_SATURATION_WARNING", "PGBOUNCER_SATURATION_CRITICAL", True),
+    ("WLM_QUEUED_WARNING", "WLM_QUEUED_CRITICAL", True),
+    ("WLM_SATURATED_WARNING", "WLM_SATURATED_CRITICAL", True),
 )
 
 
@@ -328,6 +338,8 @@ _SNAPSHOT_CODES = frozenset(
         "lock_waits",
         "visibility",
         "refused_connections",
+        "wlm_queued",
+        "wlm_saturated",
     }
 )
 _UNAVAILABLE_CODES = frozenset(
@@ -372,7 +384,16 @@ def evaluate(
     ]
     if REFUSED_COUNTER in snapshot.extras:
         findings.append(_refused(snapshot, refused_connections, refused_full))
+    wlm = snapshot.extras.get("wlm")
+    if isinstance(wlm, Mapping):  # query queues, where the engine has them (Redshift)
+        findings += [
+            Finding(code, _SEVERITY_OF_LEVEL[level], message, data)
+            for code, level, message, data in wlm_findings(wlm, t)
+        ]
     return _report(snapshot.alias, findings, snapshot)
+
+
+_SEVERITY_OF_LEVEL = {0: Severity.OK, 1: Severity.WARNING, 2: Severity.CRITICAL}
 
 
 def evaluate_unavailable(exc: ServerUnavailable) -> Report:
@@ -781,11 +802,16 @@ def _visibility(snapshot: Snapshot) -> Finding:
     if snapshot.visibility == "full":
         return Finding("visibility", Severity.OK, "every session is visible", data)
     grant = snapshot.visibility_grant or "the privilege to read every session"
+    hidden = (
+        f"the state of {snapshot.hidden_connections} session(s) of other roles"
+        if snapshot.hidden_connections
+        # an engine that lists only the reader's own sessions (Redshift) cannot count the others
+        else "other roles' sessions at all (not even how many there are)"
+    )
     return Finding(
         "visibility",
         Severity.UNKNOWN,
-        f"restricted visibility: role {snapshot.limits.current_user} cannot see the state of "
-        f"{snapshot.hidden_connections} session(s) of other roles, so idle, idle-in-transaction "
-        f"and lock figures may be incomplete; grant it {grant}",
+        f"restricted visibility: role {snapshot.limits.current_user} cannot see {hidden}, "
+        f"so idle, idle-in-transaction and lock figures may be incomplete; grant it {grant}",
         data,
     )

@@ -20,7 +20,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, NamedTuple
 
 from django.core.exceptions import ImproperlyConfigured
@@ -30,6 +30,14 @@ from dbconnmgr.backends.base import ConnectionBackend, gc_paused, setup_error
 from dbconnmgr.backends.postgresql.reader import classify_error as classify_postgresql_error
 from dbconnmgr.backends.redshift.limits import ClusterLimit, LimitError, cluster_limit
 from dbconnmgr.core.capabilities import Capabilities
+from dbconnmgr.core.retained import (
+    QueueApex,
+    RetainedPeaks,
+    hour_floor,
+    hourly_levels,
+    queue_apex,
+)
+from dbconnmgr.core.samples import hourly_peaks
 from dbconnmgr.core.snapshot import ClientCount, Connection, ServerLimits, Snapshot
 from dbconnmgr.core.termination import Candidate, Criteria, Selection, ServerAnswer
 from dbconnmgr.exceptions import ActionNotPossible, ServerUnavailable
@@ -93,6 +101,24 @@ WLM_SQL = ";\n".join(
         "SUM(CASE WHEN TRIM(state) IN ('Running', 'Returning') THEN slot_count ELSE 0 END) "
         "FROM stv_wlm_query_state GROUP BY service_class",
     )
+)
+#: Retained sessions (SYS_SESSION_HISTORY, where AWS recommends reading them; it holds the
+#: open ones too, ``status = 'active'``), from %s on (a bound parameter: the server's clock
+#: minus the days asked; Redshift's date arithmetic is not PostgreSQL's).
+SESSION_HISTORY_SQL = (
+    "SELECT start_time, end_time, TRIM(status) FROM sys_session_history "
+    "WHERE end_time IS NULL OR end_time >= %s OR TRIM(status) = 'active'"
+)
+#: Retained time of queries in the user queues (service class above 4, users above 1), as
+#: ``wlm_apex_hourly.sql`` reads STL_WLM_QUERY; and the queues' slots. Superuser-only.
+WLM_HISTORY_SQL = (
+    "SELECT service_class, service_class_start_time, service_class_end_time, slot_count "
+    "FROM stl_wlm_query WHERE service_class > 4 AND userid > 1 "
+    "AND service_class_end_time >= %s"
+)
+WLM_SLOTS_SQL = (
+    "SELECT service_class, num_query_tasks FROM stv_wlm_service_class_config "
+    "WHERE service_class > 4"
 )
 #: Sessions counted (the reader's own among them: the caller subtracts it).
 CLIENT_COUNT_SQL = "SELECT COUNT(*) FROM stv_sessions"
@@ -239,13 +265,6 @@ def blockers_by_waiter(rows: Sequence[tuple[Any, ...]]) -> dict[int, tuple[int, 
     return {pid: tuple(sorted(pids)) for pid, pids in result.items()}
 
 
-def _seconds(now: datetime, since: datetime | None) -> float | None:
-    """Age of a naive UTC timestamp at ``now``; never negative (clocks read apart)."""
-    if since is None:
-        return None
-    return max(0.0, (now - since.replace(tzinfo=UTC)).total_seconds())
-
-
 def session_state(
     query_start: datetime | None, txn_start: datetime | None, last_end: datetime | None,
     started: datetime,
@@ -263,7 +282,12 @@ def session_connections(
     read: SessionRead, blockers: dict[int, tuple[int, ...]] | None = None
 ) -> list[Connection]:
     """The common model's connections from one read."""
-    now = read.now
+    now = read.now.replace(tzinfo=None)  # the views' timestamps are naive UTC
+
+    def _seconds(since: datetime | None) -> float | None:
+        # never negative: the clock and the views are read apart
+        return None if since is None else max(0.0, (now - since).total_seconds())
+
     users = read.users
     blockers = blockers or {}
     result = []
@@ -294,10 +318,10 @@ def session_connections(
                 query=query[:QUERY_TEXT_LIMIT] if query is not None else None,
                 visible=True,
                 is_superuser=bool(info and info.superuser),
-                backend_seconds=_seconds(now, started),
-                transaction_seconds=_seconds(now, txn_start),
-                query_seconds=_seconds(now, query_start),
-                state_seconds=_seconds(now, since),
+                backend_seconds=_seconds(started),
+                transaction_seconds=_seconds(txn_start),
+                query_seconds=_seconds(query_start),
+                state_seconds=_seconds(since),
             )
         )
     return result
@@ -324,6 +348,9 @@ def recheck_sql(pids: Sequence[int]) -> str:
     sessions = _SESSIONS_TEMPLATE.replace("{filter}", f"WHERE s.process IN ({ids})")
     return ";\n".join((SERVER_SQL, USERS_SQL, DATABASES_SQL, sessions))
 
+
+#: Attribute of Django's connection wrapper: its reader was a superuser at the last snapshot.
+_SUPERUSER_MARK = "dbconnmgr_redshift_superuser"
 
 #: Candidates re-checked per round trip, just before their signals (docs/redshift.md,
 #: "The race window").
@@ -381,6 +408,7 @@ class RedshiftBackend(ConnectionBackend):
         counts_refused_connections=False,
         reports_application_name=False,
         reports_session_start=True,
+        reports_retained_history=True,
         full_visibility_grant=(
             "SYSLOG ACCESS UNRESTRICTED (ALTER USER name SYSLOG ACCESS UNRESTRICTED)"
         ),
@@ -426,12 +454,29 @@ class RedshiftBackend(ConnectionBackend):
 
     # -- snapshot ------------------------------------------------------------------------
     def read(self) -> tuple[SessionRead, dict[int, tuple[int, ...]], list[WlmQueue] | None]:
-        """One snapshot's reads: one round trip, one more when a session waits for a lock,
-        one more for the WLM queues when the reader is a superuser."""
-        read = parse_read(self._results(SNAPSHOT_SQL))
-        blockers = blockers_by_waiter(self._results(LOCKS_SQL)[0]) if read.waits else {}
+        """One snapshot's reads: one round trip (one more when a session waits for a lock).
+
+        The WLM queues' views are superuser-only: the first snapshot of a process learns
+        whether the reader is one and reads them in a second round trip; later snapshots
+        of a superuser send them with the rest (remembered on Django's connection).
+        """
+        known_superuser = getattr(self.connection, _SUPERUSER_MARK, False)
+        if known_superuser:
+            try:
+                results = self._results(SNAPSHOT_SQL + ";\n" + WLM_SQL)
+            except Exception:  # no longer a superuser? read as one who is not, then learn
+                known_superuser = False
+                results = self._results(SNAPSHOT_SQL)
+        else:
+            results = self._results(SNAPSHOT_SQL)
+        read = parse_read(results[:4])
         reader = read.reader
-        queues = wlm_queues(self._results(WLM_SQL)) if reader and reader.superuser else None
+        superuser = bool(reader and reader.superuser)
+        setattr(self.connection, _SUPERUSER_MARK, superuser)
+        queues = None
+        if superuser:
+            queues = wlm_queues(results[4:6] if known_superuser else self._results(WLM_SQL))
+        blockers = blockers_by_waiter(self._results(LOCKS_SQL)[0]) if read.waits else {}
         return read, blockers, queues
 
     def snapshot(self) -> Snapshot:
@@ -572,6 +617,47 @@ class RedshiftBackend(ConnectionBackend):
                 answers[s.pid] = ServerAnswer(s.pid, "signalled", s.state, s.state_seconds)
         return answers
 
+    # -- retained history ----------------------------------------------------------------
+    def retained_peaks(self, days: int, tz: tzinfo) -> RetainedPeaks:
+        """The busiest hours from what the cluster itself keeps (no recorded samples
+        needed): per clock hour the most sessions open at once (SYS_SESSION_HISTORY), and,
+        for a superuser, the WLM apex per queue and hour as ``wlm_apex_hourly.sql``
+        computes it (STL_WLM_QUERY). Redshift keeps about seven days of both.
+        """
+        with self._cursor() as cursor:
+            cursor.execute(SERVER_SQL + ";\n" + USERS_SQL)
+            server = cursor.fetchall()
+            cursor.nextset()
+            users = cursor.fetchall()
+            now = server_clock(server[0][0]).replace(tzinfo=None)
+            since = now - timedelta(days=days)
+            cursor.execute(SESSION_HISTORY_SQL, [since])
+            sessions = cursor.fetchall()
+            current_user = str(server[0][3])
+            superuser = any(str(u[0]) == current_user and u[1] for u in users)
+            apex: list[QueueApex] | None = None
+            if superuser:
+                cursor.execute(WLM_SLOTS_SQL)
+                slots = {int(c): int(n) for c, n in cursor.fetchall()}
+                cursor.execute(WLM_HISTORY_SQL, [since])
+                rows = [(int(c), a, b, int(n)) for c, a, b, n in cursor.fetchall()]
+        intervals = [
+            (start, now if end is None or status == "active" else end, 1)
+            for start, end, status in sessions
+        ]
+        # the window starts where the history does: hours before it are unknown, not zero
+        first = min((start for start, _, _ in intervals), default=now)
+        window = max(since, hour_floor(first))
+        levels = hourly_levels(intervals, window, now)
+        report = hourly_peaks(((hour.replace(tzinfo=UTC), peak) for hour, peak in levels), tz)
+        if superuser:
+            apex = queue_apex(rows, slots, since, now)
+        return RetainedPeaks(
+            sessions=report, wlm_apex=apex, since=window.replace(tzinfo=UTC),
+            until=now.replace(tzinfo=UTC), visibility="full" if _sees_all(users, current_user)
+            else "restricted",
+        )  # fmt: skip
+
     def still_running(
         self, candidates: Sequence[Candidate], timeout: float, *, queries: bool = False
     ) -> set[int]:
@@ -601,6 +687,13 @@ class RedshiftBackend(ConnectionBackend):
                     return running
                 time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
                 pause = min(pause * 2, 0.02)
+
+
+def _sees_all(users: Sequence[tuple[Any, ...]], current_user: str) -> bool:
+    for name, superuser, _, syslog in users:
+        if str(name) == current_user:
+            return bool(superuser) or syslog == "UNRESTRICTED"
+    return False
 
 
 def _utc(moment: datetime) -> datetime:

@@ -1,20 +1,23 @@
-"""Peak hours from Redshift's retained history: pure sweeps, no SQL, no I/O.
+"""Peak hours from a server's retained history: pure sweeps, no SQL, no I/O.
 
-Redshift keeps days of sessions (SYS_SESSION_HISTORY) and of WLM queue occupancy
-(STL_WLM_QUERY). The busiest hour is found by sweeping their start and end times: at every
-instant, the sessions open (or the query slots held) are the starts so far minus the ends
-so far; the highest level reached within each clock hour is that hour's peak.
+Some engines keep days of their own history (Amazon Redshift: sessions in
+SYS_SESSION_HISTORY, WLM queue occupancy in STL_WLM_QUERY), so the busiest hours can be
+found without recorded samples. A sweep over start and end times: at every instant, the
+sessions open (or the query slots held) are the starts so far minus the ends so far; the
+highest level reached within each clock hour is that hour's peak.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Hashable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import NamedTuple
 
-Key = TypeVar("Key", bound=Hashable)
+from dbconnmgr.core.samples import PeakReport
+
+__all__ = ["QueueApex", "RetainedPeaks", "hour_floor", "hourly_levels", "queue_apex"]
 
 HOUR = timedelta(hours=1)
 
@@ -117,3 +120,22 @@ def queue_apex(
             if peak:
                 result.append(QueueApex(service_class, hour, peak, slots.get(service_class)))
     return result
+
+
+class RetainedPeaks(NamedTuple):
+    """Peaks from the server's own history (a backend's ``retained_peaks()``).
+
+    Attributes:
+        sessions: per hour of the day, the most sessions open at once, over the days kept
+            (``samples`` of each hour: the days it was seen).
+        wlm_apex: per queue and clock hour, the most query slots held at once (None when
+            the reader may not read the queues).
+        since, until: the window the history covered (aware, UTC).
+        visibility: ``restricted`` when the reader saw only its own sessions.
+    """
+
+    sessions: PeakReport
+    wlm_apex: list[QueueApex] | None
+    since: datetime
+    until: datetime
+    visibility: str
