@@ -87,3 +87,18 @@ def test_status_json_and_table_carry_the_wlm_queues(
                     extra_env=env)  # fmt: skip
     assert health.returncode == 1  # the queued query: a warning
     assert "waiting for a WLM slot" in health.stdout
+
+
+def test_monitor_json_lines_carry_the_wlm_queues(
+    emulation: RedshiftEmulation, feeds: psycopg.Connection[Any]
+) -> None:
+    add_queue(feeds, 6, "etl", 2)
+    add_wlm_query(feeds, query=1, service_class=6, state="Queued",
+                  queued_since=now() - timedelta(seconds=20))  # fmt: skip
+    result = manage("db_connections", "--action=monitor", "--format=json", "--count=2",
+                    "--interval=0.2", database_url=emulation.url,
+                    extra_env={"DB_REDSHIFT_NODE_TYPE": "ra3.4xlarge"})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    assert len(lines) == 2
+    assert all(line["redshift"]["wlm"]["queued_queries"] == 1 for line in lines)
