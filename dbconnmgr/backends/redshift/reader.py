@@ -288,9 +288,13 @@ def session_connections(
         # never negative: the clock and the views are read apart
         return None if since is None else max(0.0, (now - since).total_seconds())
 
-    users = read.users
+    superusers = {name for name, info in read.users.items() if info.superuser}
     blockers = blockers or {}
-    result = []
+    result: list[Connection] = []
+    append = result.append
+    # tuple.__new__ with the fields in order: several times cheaper than keyword
+    # arguments at 500 sessions (the same row layout as Connection's fields)
+    make = tuple.__new__
     for (
         pid,
         user,
@@ -303,25 +307,27 @@ def session_connections(
         last_end,
     ) in read.sessions:
         state, since = session_state(query_start, txn_start, last_end, started)
-        info = users.get(user)
-        result.append(
-            Connection(
-                pid=int(pid),
-                database=database,
-                user=user,
-                application_name="",
-                client="unknown",
-                state=state,
-                wait_event_type="Lock" if waits else None,
-                wait_event="relation" if waits else None,
-                blocking_pids=blockers.get(int(pid), ()),
-                query=query[:QUERY_TEXT_LIMIT] if query is not None else None,
-                visible=True,
-                is_superuser=bool(info and info.superuser),
-                backend_seconds=_seconds(started),
-                transaction_seconds=_seconds(txn_start),
-                query_seconds=_seconds(query_start),
-                state_seconds=_seconds(since),
+        append(
+            make(
+                Connection,
+                (
+                    pid,
+                    database,
+                    user,
+                    "",
+                    "unknown",
+                    state,
+                    "Lock" if waits else None,
+                    "relation" if waits else None,
+                    blockers.get(pid, ()),
+                    query[:QUERY_TEXT_LIMIT] if query is not None else None,
+                    True,
+                    user in superusers,
+                    _seconds(started),
+                    _seconds(txn_start),
+                    _seconds(query_start),
+                    _seconds(since),
+                ),
             )
         )
     return result
