@@ -3,13 +3,14 @@ where the server keeps its own history, from that too)."""
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 
 from django.core.management.base import CommandError
 from django.db import DatabaseError, connections
 from django.utils import timezone
 
 from dbconnmgr.cli import Action, whole_number
+from dbconnmgr.cli.options import Options, option
 from dbconnmgr.core.retained import RetainedPeaks
 
 #: Days of samples --action=peak reads by default.
@@ -18,22 +19,24 @@ DEFAULT_DAYS = 7
 MAX_DAYS = 36_500
 
 
-class PeakAction(Action):
+@dataclass(frozen=True)
+class PeakOptions(Options):
+    """``--action=peak``'s options."""
+
+    days: int | None = option(
+        "--days",
+        type=whole_number(1, MAX_DAYS),
+        metavar="N",
+        help=f"peak: how many days of recorded samples to read (default {DEFAULT_DAYS})",
+    )
+
+
+class PeakAction(Action[PeakOptions]):
     """Max, average and p95 of total connections per hour of day; the peak day and hour."""
 
     name = "peak"
     help = "busiest hours of the day from samples recorded by monitor --record (--days N)"
-    options = ("days",)
-
-    @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument(
-            "--days",
-            type=whole_number(1, MAX_DAYS),
-            default=None,
-            metavar="N",
-            help=f"peak: how many days of recorded samples to read (default {DEFAULT_DAYS})",
-        )
+    options_type = PeakOptions
 
     def run(self) -> int:
         from dbconnmgr.core.samples import hourly_peaks
@@ -41,7 +44,7 @@ class PeakAction(Action):
         from dbconnmgr.live_view import peak_renderables, retained_peak_renderables
         from dbconnmgr.payloads import peak_payload, retained_peak_payload
 
-        days = self.opts.get("days") or DEFAULT_DAYS
+        days = self.options.days or DEFAULT_DAYS
         if self.alias not in connections.settings:
             known = ", ".join(sorted(connections.settings)) or "none"
             raise CommandError(f"unknown database alias {self.alias!r} (configured: {known})")
@@ -72,10 +75,11 @@ class PeakAction(Action):
     def _retained(self, days: int) -> RetainedPeaks | None:
         """The server's own history, where the engine keeps one
         (``capabilities.reports_retained_history``)."""
-        from dbconnmgr.backends import capabilities_of, working_backend
+        from dbconnmgr.backends import backend_class_of, working_backend
         from dbconnmgr.exceptions import ServerUnavailable
 
-        if not capabilities_of(connections[self.alias].vendor).reports_retained_history:
+        backend_class = backend_class_of(self.alias)
+        if backend_class is None or not backend_class.capabilities.reports_retained_history:
             return None
         try:
             with working_backend(self.alias) as backend:

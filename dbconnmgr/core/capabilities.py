@@ -39,10 +39,15 @@ class Capabilities:
         reports_retained_history: the server keeps its own session history, from which
             ``--action=peak`` finds the busiest hours without recorded samples (the
             backend's ``retained_peaks()``).
+        reports_query_queues: the engine has query queues beside its connections (Redshift's
+            WLM: slots, queued queries), in ``Snapshot.extras["wlm"]``; the ``wlm_queued``
+            and ``wlm_saturated`` checks judge them.
         full_visibility_grant: what to grant the reading role so it sees every session.
         role_limit_name: how the engine names a role's (account's) connection limit.
         states: the common-model states this engine's sessions can be in; tables leave
             out the others while they count nothing (the JSON documents keep every key).
+        postgresql_info: the health document repeats ``server_info`` as
+            ``postgresql_info`` (its name from before other engines, kept for PostgreSQL).
     """
 
     display_name: str
@@ -56,6 +61,8 @@ class Capabilities:
     reports_application_name: bool = True
     reports_session_start: bool = True
     reports_retained_history: bool = False
+    reports_query_queues: bool = False
     full_visibility_grant: str = ""
     role_limit_name: str = "CONNECTION LIMIT of role"
     states: tuple[str, ...] = STATES
+    postgresql_info: bool = False

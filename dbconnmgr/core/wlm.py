@@ -1,10 +1,10 @@
-"""Query queues (Amazon Redshift's WLM): findings from the queues a snapshot carries.
+"""Query queues (Amazon Redshift's WLM): the ``wlm_queued`` and ``wlm_saturated`` findings.
 
 Connections and query slots are different limits: a cluster far from its connection limit
 can still make queries wait, because each WLM queue runs only as many at once as it has
-slots. A backend that reads queues puts them in ``Snapshot.extras["wlm"]`` (the
-``redshift`` key of the JSON documents, docs/json.md); these checks read that plain data.
-Pure: no I/O, no settings.
+slots. A backend that reads queues (``capabilities.reports_query_queues``) puts them in
+``Snapshot.extras["wlm"]`` (the ``redshift`` key of the JSON documents, docs/json.md);
+these checks read that plain data. Pure: no I/O, no settings.
 """
 
 from __future__ import annotations
@@ -12,84 +12,90 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["WLM_THRESHOLD_DEFAULTS", "wlm_findings"]
+from dbconnmgr.core.findings import Finding, Severity
+from dbconnmgr.core.snapshot import Snapshot
+from dbconnmgr.core.thresholds import Thresholds, level, limits_text
 
-#: THRESHOLDS keys of the two checks (merged into dbconnmgr.core.health's defaults).
-WLM_THRESHOLD_DEFAULTS: dict[str, Any] = {
-    # Queries waiting in WLM queues for a slot, every queue together.
-    "WLM_QUEUED_WARNING": 1,
-    "WLM_QUEUED_CRITICAL": None,
-    # Seconds a queue has been at its slot count, known from its longest-waiting query
-    # (it queued because every slot was taken, and still waits).
-    "WLM_SATURATED_WARNING": 60,
-    "WLM_SATURATED_CRITICAL": 300,
-}
+__all__ = ["queued_finding", "saturated_finding"]
 
 
-def wlm_findings(
-    wlm: Mapping[str, Any], thresholds: Mapping[str, Any]
-) -> list[tuple[str, int, str, dict[str, Any]]]:
-    """The ``wlm_queued`` and ``wlm_saturated`` checks, as (code, level, message, data)
-    with level 0 ok, 1 warning, 2 critical (the caller makes them Findings).
+def _queues(snapshot: Snapshot) -> Mapping[str, Any] | None:
+    wlm = snapshot.extras.get("wlm")
+    return wlm if isinstance(wlm, Mapping) else None
+
+
+def queued_finding(snapshot: Snapshot, t: Thresholds) -> list[Finding]:
+    """Queries waiting for a WLM slot, every queue together.
 
     Without the queues (``visible`` false: their views are superuser-only) one ok finding
-    says they were not read: connection figures stay valid, queueing is simply unknown to
-    this reader, which is not a fault of the server.
+    says they were not read: the connection figures stay valid, and queueing is unknown to
+    this reader, not a fault of the server.
     """
+    wlm = _queues(snapshot)
+    if wlm is None:
+        return []
     if not wlm.get("visible"):
         return [
-            (
+            Finding(
                 "wlm_queued",
-                0,
+                Severity.OK,
                 "WLM queues not read: their system views are visible to superusers only",
                 {"visible": False},
             )
         ]
     queues = list(wlm.get("queues") or ())
     queued = sum(int(q.get("queued") or 0) for q in queues)
-    warn, crit = thresholds.get("WLM_QUEUED_WARNING"), thresholds.get("WLM_QUEUED_CRITICAL")
-    level = _level(queued, warn, crit)
-    waiting = [q for q in queues if int(q.get("queued") or 0) > 0]
-    where = ", ".join(f"{q['name']} ({q['queued']})" for q in waiting)
+    where = ", ".join(f"{q['name']} ({q['queued']})" for q in queues if int(q.get("queued") or 0))
     message = (
         f"{queued} quer{'y' if queued == 1 else 'ies'} waiting for a WLM slot: {where}"
         if queued
         else "no query waiting for a WLM slot"
     )
-    findings = [
-        (
+    limits = limits_text("at", t.wlm_queued_warning, t.wlm_queued_critical, "")
+    return [
+        Finding(
             "wlm_queued",
-            level,
-            message + _thresholds_text(warn, crit, ""),
-            {"queued_queries": queued, "warning": warn, "critical": crit},
+            level(queued, t.wlm_queued_warning, t.wlm_queued_critical),
+            f"{message}; {limits}" if limits else message,
+            {
+                "queued_queries": queued,
+                "warning": t.wlm_queued_warning,
+                "critical": t.wlm_queued_critical,
+            },
         )
     ]
-    swarn = thresholds.get("WLM_SATURATED_WARNING")
-    scrit = thresholds.get("WLM_SATURATED_CRITICAL")
+
+
+def saturated_finding(snapshot: Snapshot, t: Thresholds) -> list[Finding]:
+    """A queue with every slot taken and queries waiting: for as long as its oldest queued
+    query has waited (it queued because no slot was free, and still waits)."""
+    wlm = _queues(snapshot)
+    if wlm is None or not wlm.get("visible"):
+        return []
     saturated = []
-    for q in queues:
+    for q in wlm.get("queues") or ():
         slots = q.get("slots")
         if slots is None or int(q.get("queued") or 0) == 0:
             continue  # automatic WLM has no fixed slot count; a queue with no wait is not full
         if int(q.get("slots_in_use") or 0) >= int(slots):
             saturated.append((float(q.get("longest_queued_seconds") or 0.0), q))
     saturated.sort(key=lambda item: -item[0])
-    longest = saturated[0][0] if saturated else 0.0
-    slevel = _level(longest, swarn, scrit) if saturated else 0
+    limits = limits_text("at", t.wlm_saturated_warning, t.wlm_saturated_critical, "s")
     if saturated:
         seconds, queue = saturated[0]
-        smessage = (
+        severity = level(seconds, t.wlm_saturated_warning, t.wlm_saturated_critical)
+        message = (
             f"WLM queue {queue['name']} (service class {queue['service_class']}) at its "
             f"{queue['slots']} slots for at least {seconds:.0f}s (its oldest queued query "
             "waits that long); more connections would not run more queries"
         )
     else:
-        smessage = "no WLM queue at its slot count with queries waiting"
-    findings.append(
-        (
+        severity, message = Severity.OK, "no WLM queue at its slot count with queries waiting"
+    return [
+        Finding(
             "wlm_saturated",
-            slevel,
-            smessage + _thresholds_text(swarn, scrit, "s"),
+            severity,
+            f"{message}; {limits}" if limits else message,
             {
                 "queues": [
                     {
@@ -100,26 +106,8 @@ def wlm_findings(
                     }
                     for s, q in saturated
                 ],
-                "warning": swarn,
-                "critical": scrit,
+                "warning": t.wlm_saturated_warning,
+                "critical": t.wlm_saturated_critical,
             },
         )
-    )
-    return findings
-
-
-def _level(value: float, warning: float | None, critical: float | None) -> int:
-    if critical is not None and value >= critical:
-        return 2
-    if warning is not None and value >= warning:
-        return 1
-    return 0
-
-
-def _thresholds_text(warning: float | None, critical: float | None, unit: str) -> str:
-    parts = []
-    if warning is not None:
-        parts.append(f"warning at {warning:g}{unit}")
-    if critical is not None:
-        parts.append(f"critical at {critical:g}{unit}")
-    return "; " + ", ".join(parts) if parts else ""
+    ]

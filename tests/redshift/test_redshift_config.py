@@ -11,8 +11,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
 from dbconnmgr import take_snapshot
+from dbconnmgr.backends.redshift.settings import REDSHIFT_ENGINE
 from dbconnmgr.checks.databases import check_database_settings
-from dbconnmgr.database_settings import REDSHIFT_ENGINE, database_config
+from dbconnmgr.database_settings import database_config
 from devtools.redshiftemu import RedshiftEmulation
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from dbconnmgr.actions import cancel_long_queries, close_idle_connections
 from dbconnmgr.backends import get_backend
-from dbconnmgr.backends.redshift import RedshiftBackend
+from dbconnmgr.backends.redshift.reader import RedshiftBackend
 from dbconnmgr.core.termination import Criteria
 from dbconnmgr.exceptions import ActionNotPossible
 from devtools.redshiftemu import RedshiftEmulation
