@@ -23,11 +23,12 @@ def test_health_endpoint_and_metrics_read_a_redshift_alias(
     token_settings: Any, rs_alias: str, rs_sessions: RsSessions
 ) -> None:
     rs_sessions.open_many(2, "idle")
-    auth = {"HTTP_AUTHORIZATION": f"Bearer {TOKEN}"}
-    health = Client().get(f"/dbconnmgr/health/{rs_alias}/", **auth)
+    bearer = f"Bearer {TOKEN}"
+    health = Client().get(f"/dbconnmgr/health/{rs_alias}/", HTTP_AUTHORIZATION=bearer)
     assert health.status_code == 200, health.content
     assert health.json()["vendor"] == "redshift"
-    text = Client().get("/dbconnmgr/metrics", {"alias": rs_alias}, **auth).content.decode()
+    metrics = Client().get("/dbconnmgr/metrics", {"alias": rs_alias}, HTTP_AUTHORIZATION=bearer)
+    text = metrics.content.decode()
     assert f'dbconnmgr_up{{alias="{rs_alias}"}} 1.0' in text
     assert f'dbconnmgr_usable_connections{{alias="{rs_alias}"}} 2000.0' in text
 
