@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Callable
 
@@ -17,15 +18,20 @@ class DbConnMgrConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        """Register the system checks, count new connections of unpooled aliases, and in
-        prometheus_client's multiprocess mode write this process's figures for ``/metrics``.
+        """Register the system checks, log how each alias holds its connections (one INFO
+        line each, at DEBUG), count new connections of unpooled aliases, and in prometheus_client's
+        multiprocess mode write this process's figures for ``/metrics``.
         """
         from django.conf import settings
         from django.db.backends.signals import connection_created
 
         from dbconnmgr import checks  # noqa: F401
+        from dbconnmgr.database_settings import describe_pooling
         from dbconnmgr.process_stats import needs_signal, on_connection_created
 
+        for alias, db in getattr(settings, "DATABASES", {}).items():
+            if isinstance(db, dict):  # "is pooling working?": how each alias holds connections
+                logging.getLogger("dbconnmgr").debug("%s", describe_pooling(alias, db))
         if needs_signal(getattr(settings, "DATABASES", {})):
             connection_created.connect(
                 on_connection_created, dispatch_uid="dbconnmgr.process_stats"

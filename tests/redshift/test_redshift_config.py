@@ -107,3 +107,22 @@ def test_e030_accepts_a_published_node_type_or_a_number() -> None:
     for options in ({"node_type": "RA3.4XLARGE"}, {"max_connections": 1500}):
         db = {"ENGINE": REDSHIFT_ENGINE, "NAME": "dev", "OPTIONS": options}
         assert check_database_settings({"warehouse": db}) == []
+
+
+def test_one_startup_line_says_how_each_alias_holds_its_connections() -> None:
+    """The seed's "check whether pooling is working": the same line for every engine."""
+    from dbconnmgr.database_settings import describe_pooling
+
+    pooled = config(
+        "redshift://u:p@example.invalid:5439/dev?pool_size=2&max_overflow=3",
+        DB_REDSHIFT_NODE_TYPE="ra3.xlplus", DB_POOL_RECYCLE="1800", DB_POOL_PRE_PING="true",
+    )  # fmt: skip
+    assert describe_pooling("warehouse", pooled) == (
+        "database 'warehouse' (dbconnmgr.db.redshift): native pool, min_size 2, max_size 5 "
+        "(the most connections per process), timeout 10s, max_lifetime 1800s; connections "
+        "checked before use"
+    )
+    unpooled = config("mysql://u:p@example.invalid/shop", DB_POOL="false")
+    assert describe_pooling("shop", unpooled).startswith(
+        "database 'shop' (django.db.backends.mysql): no pool, each connection lives for "
+    )
