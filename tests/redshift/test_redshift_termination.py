@@ -113,8 +113,8 @@ def test_race_sessions_flipping_every_50ms_are_never_ended_mid_query(
     re-read just before its signals, in the round trip before. Sessions alternate 50 ms of
     pg_sleep and 50 ms idle; close-idle (older_than=0) runs again and again, 20 ms after
     each selection (as a confirmation would). A session whose query was sent more than
-    GRACE before its re-check's rows arrived, yet was ended, was ended mid-query: there
-    must be none. Queries sent between the re-check and the signal are the race window
+    GRACE before its re-check was sent, yet was ended, was ended mid-query: there must be
+    none. Queries sent between the re-check and the signal are the race window
     left: counted and printed, with the window's length."""
     dsn = rs_user("rs_race")
     sessions = 24  # several re-check chunks
@@ -171,7 +171,7 @@ def test_race_sessions_flipping_every_50ms_are_never_ended_mid_query(
             mid_query.append(round((checked - sent) * 1000, 2))
     print(
         f"\nrace: {len(backend.signalled_at)} ended, {spared} spared by the re-check; "
-        f"{len(in_window)} had a query sent inside the window; window (re-check rows in to "
+        f"{len(in_window)} had a query sent inside the window; window (re-check sent to "
         f"signal returned) median {statistics.median(windows):.2f} ms, max "
         f"{max(windows):.2f} ms; {len(mid_query)} ended mid-query"
     )

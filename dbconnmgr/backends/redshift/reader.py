@@ -95,8 +95,8 @@ class RedshiftBackend(ConnectionBackend):
 
     def __init__(self, alias: str, connection: Any) -> None:
         super().__init__(alias, connection)
-        #: For each pid terminate() signalled: this process's clock (epoch seconds) when the
-        #: re-check's rows arrived and when the signal returned: the race window's bound.
+        #: For each pid terminate() signalled: this process's clock (epoch seconds) when its
+        #: re-check was sent and when the signal returned: the race window's upper bound.
         self.signalled_at: dict[int, tuple[float, float]] = {}
 
     def _limit(self) -> ClusterLimit:
@@ -265,8 +265,10 @@ class RedshiftBackend(ConnectionBackend):
         function = _SIGNAL_FUNCTION[criteria.signal]
         for start in range(0, len(eligible), RECHECK_CHUNK):
             chunk = eligible[start : start + RECHECK_CHUNK]
-            read = parse_read(self._results(recheck_sql([c.pid for c in chunk])))
+            # when the re-check was sent: the server reads the views after this, at a moment
+            # this process cannot see, so the window is counted from here (an upper bound)
             checked = time.time()
+            read = parse_read(self._results(recheck_sql([c.pid for c in chunk])))
             now = {s.pid: s for s in session_connections(read)}
             exact = _exact_times(read)
             chosen: list[Connection] = []
