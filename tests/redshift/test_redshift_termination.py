@@ -102,8 +102,11 @@ def test_selecting_by_application_is_refused_in_one_line(rs_alias: str) -> None:
         close_idle_connections(rs_alias, older_than=0, application="web")
 
 
-#: How long a sent query may stay unseen in STV_RECENTS: the server must read it first.
-GRACE = 0.005
+#: How long a sent query may stay unseen in STV_RECENTS: the server's backend must be
+#: scheduled to read it from its socket first, and until then it is idle to any re-check
+#: (PostgreSQL's one-statement re-check too). 5 ms held on a quiet machine; with other
+#: suites loading this 2-core one, 5.9 ms was seen once (one run in ten).
+GRACE = 0.02
 
 
 def test_race_sessions_flipping_every_50ms_are_never_ended_mid_query(
