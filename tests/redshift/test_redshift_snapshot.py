@@ -103,6 +103,7 @@ def test_a_regular_user_without_syslog_access_is_unknown_never_healthy(
     (finding,) = [f for f in health["findings"] if f["code"] == "visibility"]
     assert finding["severity"] == "unknown"
     assert "SYSLOG ACCESS UNRESTRICTED" in finding["message"]
+    assert "not even how many there are" in finding["message"]
 
 
 def test_syslog_access_unrestricted_sees_every_session_but_not_the_wlm_queues(
