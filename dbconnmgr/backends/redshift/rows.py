@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from dbconnmgr.backends.redshift.sql import QUERY_TEXT_LIMIT
+from dbconnmgr.core.attribution import code_of
 from dbconnmgr.core.snapshot import Connection
 from dbconnmgr.core.termination import Candidate, Criteria
 
@@ -204,6 +205,7 @@ def session_connections(
                     _seconds(txn_start),
                     _seconds(query_start),
                     _seconds(since),
+                    code_of(query),  # the code label of its statement (core/attribution)
                 ),
             )
         )
