@@ -194,6 +194,7 @@ def connections(
         threads.query, repeat(True, n), map(admins.__contains__, threads.user),
         repeat(None, n), map(trx_seconds.get, pid) if trx_seconds else repeat(None, n),
         threads.running, threads.seconds,
+        repeat(None, n),  # code: the attribution's label, parsed where it is built
         strict=True,
     )  # fmt: skip
     return list(map(_new_connection, connections))
