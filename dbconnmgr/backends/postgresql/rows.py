@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from itertools import repeat
 from datetime import datetime
+from itertools import repeat
 from typing import Any, NamedTuple
 
 from dbconnmgr.core.snapshot import Connection, ServerLimits
