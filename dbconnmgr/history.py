@@ -46,6 +46,8 @@ def record_sample(sample: Sample) -> ConnectionSample | None:
         **sample.figures.pick(RECORDED_KEYS),
         by_state={state: n for state, n in by_state.items() if n},
         by_application=sample.by_application or {},
+        load=None if sample.load is None else sample.load.as_dict(),
+        refused_connections=sample.refused_connections,
     )
 
 

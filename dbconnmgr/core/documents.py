@@ -219,6 +219,15 @@ class ChangeDoc(TypedDict):
     by_application: dict[str, int]
 
 
+class LoadDoc(TypedDict):
+    """The active sessions of one sample split three ways (each part sums to
+    ``active_connections``); only parts with sessions are listed."""
+
+    wait_class: dict[str, int]
+    application: dict[str, int]
+    code: dict[str, int]
+
+
 class MonitorDoc(TypedDict):
     """One JSON Lines record of ``--action=monitor --format=json``."""
 
@@ -240,6 +249,7 @@ class MonitorDoc(TypedDict):
     aas: float | None
     aas_window_seconds: float
     aas_samples: int
+    load: LoadDoc | None
     waiting_connections: int | None
     longest_idle_in_transaction: SessionDoc | None
     refused_connections: int | None

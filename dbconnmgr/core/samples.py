@@ -20,6 +20,7 @@ from datetime import date, datetime, tzinfo
 from typing import Any, cast
 
 from dbconnmgr.core.figures import LONGEST_IDLE_IN_TRANSACTION, Figures
+from dbconnmgr.core.load import LoadSplit, load_split
 from dbconnmgr.core.snapshot import Connection, Counters, Snapshot
 from dbconnmgr.exceptions import ServerUnavailable
 
@@ -68,6 +69,8 @@ class Sample:
             samples of the last ``aas_window_seconds`` (this one included).
         aas_window_seconds: the length of the AAS window.
         aas_samples: how many samples the AAS averages.
+        load: the active sessions of this sample split by wait class, application and code
+            label (:class:`~dbconnmgr.core.load.LoadSplit`; None when unreachable).
         refused_connections: connection attempts the server refused (full, bad
             credentials, handshake timeouts) since the previous reachable sample, on engines
             that count them (MySQL's Aborted_connects); None otherwise.
@@ -92,6 +95,7 @@ class Sample:
     aas: float | None = None
     aas_window_seconds: float = DEFAULT_AAS_WINDOW
     aas_samples: int = 0
+    load: LoadSplit | None = None
     refused_connections: int | None = None
     refused_full: int | None = None
     extras: dict[str, Any] | None = None
@@ -222,6 +226,7 @@ class SampleWindow:
             aas=aas,
             aas_window_seconds=self.aas_window,
             aas_samples=len(self._active),
+            load=load_split(snapshot),
             refused_connections=refused,
             refused_full=None
             if extras is None or snapshot.counters.full_refused is None
