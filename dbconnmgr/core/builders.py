@@ -254,6 +254,7 @@ def sample_payload(sample: Sample) -> MonitorDoc:
         "aas": sample.aas,
         "aas_window_seconds": sample.aas_window_seconds,
         "aas_samples": sample.aas_samples,
+        "aas_by_wait_class": sample.aas_by_wait_class,
         "load": load_payload(sample.load),
         "waiting_connections": sample.waiting_connections,
         "longest_idle_in_transaction": connection_brief(iit, iit.state_seconds if iit else None),

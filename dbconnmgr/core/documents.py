@@ -249,6 +249,7 @@ class MonitorDoc(TypedDict):
     aas: float | None
     aas_window_seconds: float
     aas_samples: int
+    aas_by_wait_class: dict[str, float] | None
     load: LoadDoc | None
     waiting_connections: int | None
     longest_idle_in_transaction: SessionDoc | None

@@ -33,6 +33,7 @@ FindingCode = Literal[
     "lock_waits",
     "visibility",
     "refused_connections",
+    "database_load",
     "server_full",
     "server_unreachable",
     "authentication_failed",

@@ -32,6 +32,8 @@ __all__ = [
     "WAIT_CLASSES",
     "LoadSplit",
     "load_split",
+    "ordered_classes",
+    "split_connections",
     "top_with_other",
     "wait_class",
 ]
@@ -126,7 +128,8 @@ class LoadSplit:
         )
 
 
-def _ordered_classes(counts: Counter[str]) -> dict[str, int]:
+def ordered_classes(counts: Mapping[str, int]) -> dict[str, int]:
+    """The classes of ``counts`` with sessions, in :data:`WAIT_CLASSES` order (others after)."""
     result = {name: counts[name] for name in WAIT_CLASSES if counts.get(name)}
     # a class a future server version invents is kept, after the known ones
     result.update(sorted((n, c) for n, c in counts.items() if n not in result and c))
@@ -146,7 +149,7 @@ def split_connections(active: Iterable[Connection], top: int = LOAD_TOP) -> Load
     codes: Counter[str] = Counter(c.code or NO_LABEL for c in sessions)
     return LoadSplit(
         active_sessions=len(sessions),
-        by_wait_class=_ordered_classes(classes),
+        by_wait_class=ordered_classes(classes),
         by_application=top_with_other(applications, top),
         by_code=top_with_other(codes, top),
     )
