@@ -7,12 +7,12 @@ project's database routers send the ``dbconnmgr`` app (``default`` without a rou
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
 
 from dbconnmgr.app_settings import get_setting
-from dbconnmgr.core.charts import HeatCell, Heatmap, Series, SeriesPoint
+from dbconnmgr.core.charts import HeatCell, Heatmap, LoadPoint, LoadSeries, Series, SeriesPoint
 from dbconnmgr.core.figures import RECORDED_KEYS
 from dbconnmgr.core.samples import PeakReport, Sample, histogram_percentile, hourly_peaks
 
@@ -214,4 +214,145 @@ def hourly_heatmap(
             )
             for key, counts in cells.items()
         },
+    )
+
+
+# -- database load over time ---------------------------------------------------------------------
+#: Parts of an application or code chart (the largest over the period; the rest: other).
+LOAD_CHART_PARTS = 8
+#: Samples read to rank the applications or code labels of a period (spread over it); their
+#: figures are then summed over every sample by the database.
+LOAD_RANK_SAMPLES = 2000
+
+
+def _bucketed(rows: QuerySet[ConnectionSample], bucket_seconds: int) -> Any:
+    """``rows`` annotated with ``bucket`` (minute or hour) and ``quarter`` (0-3 for 900 s)."""
+    from django.db.models import IntegerField, Value
+    from django.db.models.functions import Cast, ExtractMinute, Floor, TruncHour, TruncMinute
+
+    if bucket_seconds not in (60, 900, 3600):
+        raise ValueError(f"bucket_seconds must be 60, 900 or 3600, got {bucket_seconds}")
+    zero = Value(0, output_field=IntegerField())
+    if bucket_seconds == 60:
+        return rows.annotate(bucket=TruncMinute("taken_at"), quarter=zero)
+    rows = rows.annotate(bucket=TruncHour("taken_at"))
+    if bucket_seconds == 900:
+        return rows.annotate(quarter=Cast(Floor(ExtractMinute("taken_at") / 15.0), IntegerField()))
+    return rows.annotate(quarter=zero)
+
+
+def _ranked_names(rows: QuerySet[ConnectionSample], dimension: str) -> list[str]:
+    """The largest parts of ``dimension`` in ``rows``, ranked on at most
+    :data:`LOAD_RANK_SAMPLES` samples spread over them (``other`` excluded)."""
+    from collections import Counter
+
+    from django.db.models import F, IntegerField
+    from django.db.models.functions import Mod
+
+    count = rows.count()
+    step = max(1, count // LOAD_RANK_SAMPLES)
+    picked = rows.exclude(load=None)
+    if step > 1:  # every step-th sample by id: spread over the period, read by an index-free scan
+        picked = picked.annotate(pick=Mod(F("pk"), step, output_field=IntegerField())).filter(
+            pick=0
+        )
+    totals: Counter[str] = Counter()
+    for load in picked.values_list("load", flat=True)[: LOAD_RANK_SAMPLES * 2]:
+        if isinstance(load, dict):
+            totals.update({str(k): int(v) for k, v in (load.get(dimension) or {}).items()})
+    totals.pop("other", None)
+    return [name for name, _ in totals.most_common(LOAD_CHART_PARTS)]
+
+
+def load_series(
+    using: str = "default",
+    *,
+    dimension: str = "wait_class",
+    seconds: int = 86400,
+    bucket_seconds: int = 900,
+    now: datetime | None = None,
+) -> LoadSeries:
+    """Database load of ``using`` per time bucket over the last ``seconds``: the average
+    active sessions (AAS) split by ``dimension`` (``wait_class``, ``application`` or
+    ``code``), the highest total of connections and the connections refused, per bucket.
+
+    Aggregated by the database: one row per bucket comes back, each part summed from the
+    samples' recorded split (JSON key lookups, which every database Django supports). The
+    applications and code labels charted are the largest of the period (ranked on a spread
+    of its samples); the rest are ``other``, what the AAS leaves over the named parts.
+    ``bucket_seconds``: 60, 900 or 3600, in the current Django time zone.
+
+    Raises:
+        ValueError: unknown dimension or bucket.
+    """
+    from django.db.models import Avg, Count, FloatField, IntegerField, Max, Sum
+    from django.db.models.fields.json import KeyTextTransform, KeyTransform
+    from django.db.models.functions import Cast
+
+    from dbconnmgr.app_settings import thresholds
+    from dbconnmgr.core.load import LOAD_DIMENSIONS, WAIT_CLASSES
+    from dbconnmgr.models import ConnectionSample
+
+    if dimension not in LOAD_DIMENSIONS:
+        raise ValueError(
+            f"dimension must be one of {', '.join(LOAD_DIMENSIONS)}, got {dimension!r}"
+        )
+    end = now or timezone.now()
+    start = end - timedelta(seconds=seconds)
+    rows = ConnectionSample.objects.filter(
+        alias=using, taken_at__gte=start, taken_at__lte=end
+    ).order_by()
+    names = list(WAIT_CLASSES) if dimension == "wait_class" else _ranked_names(rows, dimension)
+    sums = {
+        f"part_{i}": Sum(
+            Cast(KeyTextTransform(name, KeyTransform(dimension, "load")), IntegerField())
+        )
+        for i, name in enumerate(names)
+    }
+    grouped = (
+        _bucketed(rows, bucket_seconds)
+        .values("bucket", "quarter")
+        .annotate(
+            samples=Count("*"),
+            aas=Avg("active_connections", output_field=FloatField()),
+            max_connections=Max("total_connections"),
+            refused=Sum("refused_connections"),
+            **sums,
+        )
+        .order_by("bucket", "quarter")
+    )
+    points = []
+    seen: set[str] = set()
+    for row in grouped:
+        n = int(row["samples"])
+        parts = {}
+        for i, name in enumerate(names):
+            total = row[f"part_{i}"]
+            if total:
+                parts[name] = total / n
+                seen.add(name)
+        aas = float(row["aas"] or 0.0)
+        rest = round(aas - sum(parts.values()), 6)
+        if (rest > 0 and dimension != "wait_class") or rest > 0.005:
+            parts["other"] = rest
+            seen.add("other")
+        points.append(
+            LoadPoint(
+                start=row["bucket"] + timedelta(minutes=15 * row["quarter"]),
+                samples=n,
+                aas=aas,
+                parts=parts,
+                max_connections=int(row["max_connections"]),
+                refused_connections=None if row["refused"] is None else int(row["refused"]),
+            )
+        )
+    cpus = thresholds().get("DATABASE_CPUS")
+    return LoadSeries(
+        start=start,
+        end=end,
+        bucket_seconds=bucket_seconds,
+        dimension=dimension,
+        names=tuple(n for n in [*names, "other"] if n in seen),
+        points=tuple(points),
+        cpus=None if cpus is None else float(cpus),
     )
