@@ -14,8 +14,12 @@ each beside a baseline measured in the same run.
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 from bench.common import bench_server, interleaved_samples, median_ratio, print_table
+
+if TYPE_CHECKING:
+    from dbconnmgr.core.load import LoadSplit
 
 SAMPLES_DAYS = 30
 SAMPLE_SECONDS = 5
@@ -52,11 +56,11 @@ FROM (
 """
 
 
-def busy_split() -> object:
+def busy_split() -> LoadSplit:
     """A load split as a busy server's sample has it: every part of the JSON filled."""
-    from dbconnmgr.core.load import LoadSplit
+    from dbconnmgr.core import load
 
-    return LoadSplit(
+    return load.LoadSplit(
         active_sessions=60,
         by_wait_class={"CPU": 30, "Lock": 12, "IO": 10, "Client": 5, "LWLock": 3},
         by_application={f"service-{i}": 5 for i in range(10)} | {"other": 10},
@@ -90,7 +94,7 @@ def main() -> None:
         )
         ratio = median_ratio(rounds, "with", "without")
         stored = ConnectionSample.objects.exclude(load=None).latest()
-        assert stored.load == busy_split().as_dict()  # type: ignore[attr-defined]
+        assert stored.load == busy_split().as_dict()
         med = {k: sorted(v)[len(v) // 2] for k, v in rounds.items()}
         print_table(
             "Recording one monitor sample (Recorder: bounded transaction + INSERT)",
@@ -142,7 +146,7 @@ def main() -> None:
             warmup=1,
         )
         meds = {k: sorted(v)[len(v) // 2] for k, v in history.items()}
-        rows = [
+        rows: list[tuple[str, ...]] = [
             ("count(*) over the 30 days (baseline)", f"{meds['count'] * 1000:.0f}", "1.00x", "")
         ]
         for key, what in (

@@ -267,7 +267,7 @@ class ConnectionsAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def _history(self, request: HttpRequest, alias: str) -> dict[str, Any]:
         from dbconnmgr.core.charts import Heatmap, heatmap_svg, line_chart_svg, load_chart_svg
-        from dbconnmgr.history import hourly_heatmap, load_series, utilization_series
+        from dbconnmgr.history import hourly_heatmap, load_charts, utilization_series
 
         period = request.GET.get("period", "day")
         if period not in PERIODS:
@@ -278,8 +278,10 @@ class ConnectionsAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             load_by = "application"
         try:
             series = utilization_series(alias, seconds=seconds, bucket_seconds=bucket)
-            by_wait_class = load_series(alias, seconds=seconds, bucket_seconds=bucket)
-            by_who = load_series(alias, dimension=load_by, seconds=seconds, bucket_seconds=bucket)
+            load = load_charts(
+                alias, ("wait_class", load_by), seconds=seconds, bucket_seconds=bucket
+            )
+            by_wait_class, by_who = load["wait_class"], load[load_by]
             heat = cache.get_or_set(
                 f"dbconnmgr:heatmap:{alias}:30:{timezone.get_current_timezone_name()}",
                 lambda: hourly_heatmap(alias, days=30),

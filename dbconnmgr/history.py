@@ -241,27 +241,35 @@ def _bucketed(rows: QuerySet[ConnectionSample], bucket_seconds: int) -> Any:
     return rows.annotate(quarter=zero)
 
 
-def _ranked_names(rows: QuerySet[ConnectionSample], dimension: str) -> list[str]:
-    """The largest parts of ``dimension`` in ``rows``, ranked on at most
-    :data:`LOAD_RANK_SAMPLES` samples spread over them (``other`` excluded)."""
+def _ranked_names(
+    rows: QuerySet[ConnectionSample], dimensions: tuple[str, ...]
+) -> dict[str, list[str]]:
+    """The largest parts of each of ``dimensions`` in ``rows``, ranked on at most
+    :data:`LOAD_RANK_SAMPLES` samples spread evenly over them (``other`` excluded).
+
+    The spread is taken by primary key between the period's first and last sample (two
+    index lookups, then one lookup per id), so ranking costs the same for a day or a month.
+    """
     from collections import Counter
 
-    from django.db.models import F, IntegerField
-    from django.db.models.functions import Mod
-
-    count = rows.count()
-    step = max(1, count // LOAD_RANK_SAMPLES)
-    picked = rows.exclude(load=None)
-    if step > 1:  # every step-th sample by id: spread over the period, read by an index-free scan
-        picked = picked.annotate(pick=Mod(F("pk"), step, output_field=IntegerField())).filter(
-            pick=0
-        )
-    totals: Counter[str] = Counter()
-    for load in picked.values_list("load", flat=True)[: LOAD_RANK_SAMPLES * 2]:
+    first = rows.order_by("taken_at").values_list("pk", flat=True).first()
+    last = rows.order_by("-taken_at").values_list("pk", flat=True).first()
+    totals: dict[str, Counter[str]] = {d: Counter() for d in dimensions}
+    if first is None or last is None:
+        return {d: [] for d in dimensions}
+    low, high = min(first, last), max(first, last)
+    step = max(1, (high - low) // LOAD_RANK_SAMPLES)
+    picked = rows.filter(pk__in=range(low, high + 1, step)).exclude(load=None)
+    for load in picked.values_list("load", flat=True):
         if isinstance(load, dict):
-            totals.update({str(k): int(v) for k, v in (load.get(dimension) or {}).items()})
-    totals.pop("other", None)
-    return [name for name, _ in totals.most_common(LOAD_CHART_PARTS)]
+            for dimension in dimensions:
+                part = load.get(dimension) or {}
+                totals[dimension].update({str(k): int(v) for k, v in part.items()})
+    result = {}
+    for dimension, counts in totals.items():
+        counts.pop("other", None)
+        result[dimension] = [name for name, _ in counts.most_common(LOAD_CHART_PARTS)]
+    return result
 
 
 def load_series(
@@ -281,6 +289,25 @@ def load_series(
     applications and code labels charted are the largest of the period (ranked on a spread
     of its samples); the rest are ``other``, what the AAS leaves over the named parts.
     ``bucket_seconds``: 60, 900 or 3600, in the current Django time zone.
+    :func:`load_charts` reads several dimensions in one pass.
+
+    Raises:
+        ValueError: unknown dimension or bucket.
+    """
+    return load_charts(
+        using, (dimension,), seconds=seconds, bucket_seconds=bucket_seconds, now=now
+    )[dimension]
+
+
+def load_charts(
+    using: str = "default",
+    dimensions: tuple[str, ...] = ("wait_class", "application"),
+    *,
+    seconds: int = 86400,
+    bucket_seconds: int = 900,
+    now: datetime | None = None,
+) -> dict[str, LoadSeries]:
+    """:func:`load_series` of each of ``dimensions``, read in one pass over the samples.
 
     Raises:
         ValueError: unknown dimension or bucket.
@@ -293,21 +320,22 @@ def load_series(
     from dbconnmgr.core.load import LOAD_DIMENSIONS, WAIT_CLASSES
     from dbconnmgr.models import ConnectionSample
 
-    if dimension not in LOAD_DIMENSIONS:
-        raise ValueError(
-            f"dimension must be one of {', '.join(LOAD_DIMENSIONS)}, got {dimension!r}"
-        )
+    for dimension in dimensions:
+        if dimension not in LOAD_DIMENSIONS:
+            known = ", ".join(LOAD_DIMENSIONS)
+            raise ValueError(f"dimension must be one of {known}, got {dimension!r}")
     end = now or timezone.now()
     start = end - timedelta(seconds=seconds)
     rows = ConnectionSample.objects.filter(
         alias=using, taken_at__gte=start, taken_at__lte=end
     ).order_by()
-    names = list(WAIT_CLASSES) if dimension == "wait_class" else _ranked_names(rows, dimension)
+    named = tuple(d for d in dimensions if d != "wait_class")
+    ranked = _ranked_names(rows, named) if named else {}
+    names = {d: list(WAIT_CLASSES) if d == "wait_class" else ranked[d] for d in dimensions}
     sums = {
-        f"part_{i}": Sum(
-            Cast(KeyTextTransform(name, KeyTransform(dimension, "load")), IntegerField())
-        )
-        for i, name in enumerate(names)
+        f"part_{d}_{i}": Sum(Cast(KeyTextTransform(name, KeyTransform(d, "load")), IntegerField()))
+        for d in dimensions
+        for i, name in enumerate(names[d])
     }
     grouped = (
         _bucketed(rows, bucket_seconds)
@@ -321,38 +349,43 @@ def load_series(
         )
         .order_by("bucket", "quarter")
     )
-    points = []
-    seen: set[str] = set()
+    points: dict[str, list[LoadPoint]] = {d: [] for d in dimensions}
+    seen: dict[str, set[str]] = {d: set() for d in dimensions}
     for row in grouped:
         n = int(row["samples"])
-        parts = {}
-        for i, name in enumerate(names):
-            total = row[f"part_{i}"]
-            if total:
-                parts[name] = total / n
-                seen.add(name)
         aas = float(row["aas"] or 0.0)
-        rest = round(aas - sum(parts.values()), 6)
-        if (rest > 0 and dimension != "wait_class") or rest > 0.005:
-            parts["other"] = rest
-            seen.add("other")
-        points.append(
-            LoadPoint(
-                start=row["bucket"] + timedelta(minutes=15 * row["quarter"]),
-                samples=n,
-                aas=aas,
-                parts=parts,
-                max_connections=int(row["max_connections"]),
-                refused_connections=None if row["refused"] is None else int(row["refused"]),
+        begins = row["bucket"] + timedelta(minutes=15 * row["quarter"])
+        refused = None if row["refused"] is None else int(row["refused"])
+        for d in dimensions:
+            parts = {}
+            for i, name in enumerate(names[d]):
+                total = row[f"part_{d}_{i}"]
+                if total:
+                    parts[name] = total / n
+            rest = round(aas - sum(parts.values()), 6)
+            if rest > 0.005:  # sessions of no named part (rounding noise aside)
+                parts["other"] = rest
+            seen[d].update(parts)
+            points[d].append(
+                LoadPoint(
+                    start=begins,
+                    samples=n,
+                    aas=aas,
+                    parts=parts,
+                    max_connections=int(row["max_connections"]),
+                    refused_connections=refused,
+                )
             )
-        )
     cpus = thresholds().get("DATABASE_CPUS")
-    return LoadSeries(
-        start=start,
-        end=end,
-        bucket_seconds=bucket_seconds,
-        dimension=dimension,
-        names=tuple(n for n in [*names, "other"] if n in seen),
-        points=tuple(points),
-        cpus=None if cpus is None else float(cpus),
-    )
+    return {
+        d: LoadSeries(
+            start=start,
+            end=end,
+            bucket_seconds=bucket_seconds,
+            dimension=d,
+            names=tuple(n for n in [*names[d], "other"] if n in seen[d]),
+            points=tuple(points[d]),
+            cpus=None if cpus is None else float(cpus),
+        )
+        for d in dimensions
+    }

@@ -16,6 +16,8 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 from prometheus_client import generate_latest
+from prometheus_client import registry as prometheus_registry
+from prometheus_client.core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
@@ -57,11 +59,12 @@ def lock_waiters(dsn: str, count: int, application_name: str) -> Iterator[list[i
     deadline = time.monotonic() + 10
     with psycopg.connect(dsn, autocommit=True) as admin:
         while True:
-            (n,) = admin.execute(
+            row = admin.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)"
                 " AND wait_event_type = 'Lock'",
                 (pids,),
             ).fetchone()
+            n = row[0] if row else 0
             if n == count:
                 break
             assert time.monotonic() < deadline, "the waiters never waited"
@@ -100,6 +103,7 @@ def test_the_split_of_a_sample_is_what_pg_stat_activity_shows(
         monitor = Monitor(health_alias, 1.0)
         try:
             sample = monitor.sample()
+            assert sample.snapshot is not None
             classes, applications = activity_now(dsn, exclude=sample.snapshot.own_pid)
         finally:
             monitor.close()
@@ -169,6 +173,7 @@ def test_recorded_samples_chart_the_load_with_connections_and_refusals(
             )
         )
     for stored in ConnectionSample.objects.filter(alias=health_alias):
+        assert stored.load is not None
         stored.active_connections = sum(stored.load["wait_class"].values())
         stored.save()
     series = load_series(
@@ -184,8 +189,8 @@ def test_recorded_samples_chart_the_load_with_connections_and_refusals(
     (bucket,) = [g for g in root.iter(f"{ns}g") if g.get("class") == "bucket"]
     assert bucket.get("data-aas") == "3.00" and bucket.get("data-refused") == "6"
     assert [r.get("data-name") for r in bucket.iter(f"{ns}rect")] == ["CPU", "Lock"]
-    refused = [r for r in root.iter(f"{ns}rect") if r.get("class") == "refused"]
-    assert [r.get("data-refused") for r in refused] == ["6"]
+    bars = [r for r in root.iter(f"{ns}rect") if r.get("class") == "refused"]
+    assert [r.get("data-refused") for r in bars] == ["6"]
 
 
 def test_hostile_application_names_stay_text_in_the_chart_and_the_metrics(
@@ -218,11 +223,11 @@ def test_hostile_application_names_stay_text_in_the_chart_and_the_metrics(
     newline_code = LoadSplit(1, {"CPU": 1}, {"a": 1}, {'shop.views\n"x"\\ */': 1})
     gauges.add("other-alias", newline_code)
 
-    class Collector:
-        def collect(self):  # type: ignore[no-untyped-def]
-            return gauges.families()
+    class Collector(prometheus_registry.Collector):
+        def collect(self) -> Iterator[Metric]:
+            return iter(gauges.families())
 
-    registry.register(Collector())  # type: ignore[arg-type]
+    registry.register(Collector())
     text = generate_latest(registry).decode()
     found = {
         (s.name, tuple(sorted(s.labels.items()))): s.value
