@@ -245,12 +245,15 @@ def _ranked_names(
     rows: QuerySet[ConnectionSample], dimensions: tuple[str, ...]
 ) -> dict[str, list[str]]:
     """The largest parts of each of ``dimensions`` in ``rows``, ranked on at most
-    :data:`LOAD_RANK_SAMPLES` samples spread evenly over them (``other`` excluded).
+    :data:`LOAD_RANK_SAMPLES` samples spread evenly over them (``other`` excluded; for
+    ``wait_class``, every class seen, in display order).
 
     The spread is taken by primary key between the period's first and last sample (two
     index lookups, then one lookup per id), so ranking costs the same for a day or a month.
     """
     from collections import Counter
+
+    from dbconnmgr.core.load import ordered_classes
 
     first = rows.order_by("taken_at").values_list("pk", flat=True).first()
     last = rows.order_by("-taken_at").values_list("pk", flat=True).first()
@@ -268,7 +271,10 @@ def _ranked_names(
     result = {}
     for dimension, counts in totals.items():
         counts.pop("other", None)
-        result[dimension] = [name for name, _ in counts.most_common(LOAD_CHART_PARTS)]
+        if dimension == "wait_class":  # every class seen, in display order
+            result[dimension] = list(ordered_classes(counts))
+        else:
+            result[dimension] = [name for name, _ in counts.most_common(LOAD_CHART_PARTS)]
     return result
 
 
@@ -317,7 +323,7 @@ def load_charts(
     from django.db.models.functions import Cast
 
     from dbconnmgr.app_settings import thresholds
-    from dbconnmgr.core.load import LOAD_DIMENSIONS, WAIT_CLASSES
+    from dbconnmgr.core.load import LOAD_DIMENSIONS
     from dbconnmgr.models import ConnectionSample
 
     for dimension in dimensions:
@@ -329,9 +335,9 @@ def load_charts(
     rows = ConnectionSample.objects.filter(
         alias=using, taken_at__gte=start, taken_at__lte=end
     ).order_by()
-    named = tuple(d for d in dimensions if d != "wait_class")
-    ranked = _ranked_names(rows, named) if named else {}
-    names = {d: list(WAIT_CLASSES) if d == "wait_class" else ranked[d] for d in dimensions}
+    # Only the parts the period's spread of samples shows are summed (each sum is a JSON
+    # lookup per sample): a wait class too rare to show in it is counted as ``other``.
+    names = _ranked_names(rows, dimensions)
     sums = {
         f"part_{d}_{i}": Sum(Cast(KeyTextTransform(name, KeyTransform(d, "load")), IntegerField()))
         for d in dimensions
