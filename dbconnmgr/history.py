@@ -228,11 +228,20 @@ LOAD_RANK_SAMPLES = 2000
 def _bucketed(rows: QuerySet[ConnectionSample], bucket_seconds: int) -> Any:
     """``rows`` annotated with ``bucket`` (minute or hour) and ``quarter`` (0-3 for 900 s)."""
     from django.db.models import IntegerField, Value
-    from django.db.models.functions import Cast, ExtractMinute, Floor, TruncHour, TruncMinute
+    from django.db.models.functions import (
+        Cast,
+        ExtractMinute,
+        Floor,
+        TruncDay,
+        TruncHour,
+        TruncMinute,
+    )
 
-    if bucket_seconds not in (60, 900, 3600):
-        raise ValueError(f"bucket_seconds must be 60, 900 or 3600, got {bucket_seconds}")
+    if bucket_seconds not in (60, 900, 3600, 86400):
+        raise ValueError(f"bucket_seconds must be 60, 900, 3600 or 86400, got {bucket_seconds}")
     zero = Value(0, output_field=IntegerField())
+    if bucket_seconds == 86400:
+        return rows.annotate(bucket=TruncDay("taken_at"), quarter=zero)
     if bucket_seconds == 60:
         return rows.annotate(bucket=TruncMinute("taken_at"), quarter=zero)
     rows = rows.annotate(bucket=TruncHour("taken_at"))
@@ -294,7 +303,7 @@ def load_series(
     samples' recorded split (JSON key lookups, which every database Django supports). The
     applications and code labels charted are the largest of the period (ranked on a spread
     of its samples); the rest are ``other``, what the AAS leaves over the named parts.
-    ``bucket_seconds``: 60, 900 or 3600, in the current Django time zone.
+    ``bucket_seconds``: 60, 900, 3600 or 86400, in the current Django time zone.
     :func:`load_charts` reads several dimensions in one pass.
 
     Raises:

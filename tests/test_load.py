@@ -266,3 +266,42 @@ def test_only_the_largest_names_are_kept_the_rest_is_other() -> None:
     assert list(kept) == [f"app{i:02d}" for i in range(10)] + ["other"]
     assert kept["other"] == sum(counts.values()) - sum(20 - i for i in range(10))
     assert sum(kept.values()) == sum(counts.values())
+
+
+def test_peak_shows_the_recorded_load_in_json_and_in_the_table(
+    health_alias: str, held: Sessions
+) -> None:
+    import json
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    held.open("sleeper", "active")
+    with lock_waiters(held.dsn, 2, "waiter"):
+        monitor = Monitor(health_alias, 1.0)
+        recorder = Recorder(5.0)
+        try:
+            for _ in range(2):
+                recorder(monitor.sample())
+        finally:
+            monitor.close()
+    out = StringIO()
+    call_command(
+        "db_connections", "--action=peak", f"--database={health_alias}", "--days=1",
+        "--format=json", stdout=out,
+    )  # fmt: skip
+    load = json.loads(out.getvalue())["load"]
+    assert load["bucket_seconds"] == 3600 and load["cpus"] is None
+    (point,) = load["points"]
+    assert point["samples"] == 2 and point["aas"] == 3
+    assert point["wait_class"] == {"Lock": 2, "Timeout": 1}
+    assert point["application"] == {"waiter": 2, "sleeper": 1}
+    assert point["code"] == {"(none)": 3}
+    table = StringIO()
+    call_command(
+        "db_connections", "--action=peak", f"--database={health_alias}", "--days=1",
+        stdout=table,
+    )  # fmt: skip
+    text = table.getvalue()
+    assert "Database load per hour" in text
+    assert "waiter 2.0, sleeper 1.0" in text

@@ -36,8 +36,9 @@ class PeakAction(Action[PeakOptions]):
     options_type = PeakOptions
 
     def run(self) -> int:
-        from dbconnmgr.history import peak_hours
+        from dbconnmgr.history import load_charts, peak_hours
         from dbconnmgr.live_view import peak_renderables
+        from dbconnmgr.load_view import load_renderables
         from dbconnmgr.payloads import peak_payload
 
         days = self.options.days or DEFAULT_DAYS
@@ -46,15 +47,22 @@ class PeakAction(Action[PeakOptions]):
             raise CommandError(f"unknown database alias {self.alias!r} (configured: {known})")
         try:
             report = peak_hours(self.alias, days)
+            load = load_charts(
+                self.alias,
+                ("wait_class", "application", "code"),
+                seconds=days * 86400,
+                bucket_seconds=3600 if days <= 2 else 86400,
+            )
         except DatabaseError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
             hint = "; run: manage.py migrate dbconnmgr" if _missing_table(exc) else ""
             raise CommandError(f"cannot read recorded samples: {first}{hint}") from None
         if self.format == "json":
-            self.write_json(peak_payload(report, self.alias, days))
+            self.write_json(peak_payload(report, self.alias, days, load))
         else:
             self.renderer.print(
-                *peak_renderables(report, self.alias, days, plain=self.renderer.plain)
+                *peak_renderables(report, self.alias, days, plain=self.renderer.plain),
+                *load_renderables(load, plain=self.renderer.plain),
             )
         return 0
 

@@ -271,6 +271,27 @@ class HourDoc(TypedDict):
     p95: int
 
 
+class LoadPointDoc(TypedDict):
+    """One time bucket of the database load (``load.points`` of ``peak``)."""
+
+    start: str
+    samples: int
+    aas: float
+    max_connections: int
+    refused_connections: int | None
+    wait_class: dict[str, float]
+    application: dict[str, float]
+    code: dict[str, float]
+
+
+class PeakLoadDoc(TypedDict):
+    """The database load over the days read, per time bucket."""
+
+    bucket_seconds: int
+    cpus: float | None
+    points: list[LoadPointDoc]
+
+
 class PeakDoc(TypedDict):
     """``--action=peak --format=json``."""
 
@@ -287,6 +308,7 @@ class PeakDoc(TypedDict):
     peak_day_hour: int | None
     peak_connections: int | None
     peak_at: str | None
+    load: NotRequired[PeakLoadDoc]
 
 
 class BudgetServerDoc(TypedDict):
