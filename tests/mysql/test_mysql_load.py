@@ -18,7 +18,7 @@ from dbconnmgr.monitor_loop import Monitor
 from devtools.mariadbserver import MariaDBServer
 from tests.mysql.conftest import MySessions
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.mysql, pytest.mark.django_db(transaction=True)]
 
 
 @contextlib.contextmanager
