@@ -40,11 +40,11 @@ def metadata_lock_waiters(server: MariaDBServer) -> Iterator[list[int]]:
 
     threads = []
     ids = [c.thread_id() for c in waiters]
-    for conn, sql in zip(waiters, statements, strict=True):
+    for conn, thread_id, sql in zip(waiters, ids, statements, strict=True):
         threads.append(threading.Thread(target=run, args=(conn, sql), daemon=True))
         threads[-1].start()
         deadline = time.monotonic() + 10
-        while states(server, [conn.thread_id()]) != ["Waiting for table metadata lock"]:
+        while states(server, [thread_id]) != ["Waiting for table metadata lock"]:
             assert time.monotonic() < deadline, "the waiter never waited"
             time.sleep(0.05)
     try:
