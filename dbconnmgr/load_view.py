@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from dbconnmgr.core.charts import LoadSeries
+from dbconnmgr.core.load import NO_CODE
 
 #: Terminal colours of the wait classes (the SVG chart's, by name).
 CLASS_STYLES: dict[str, str] = {
@@ -63,7 +64,7 @@ def load_renderables(
     )
     apps, codes = load.get("application"), load.get("code")
     # a code column only when some session carried a label
-    labelled = codes is not None and any(n != "(none)" for n in codes.names)
+    labelled = codes is not None and any(n not in (NO_CODE, "other") for n in codes.names)
     columns = [
         ("start", "left"),
         ("AAS", "right"),

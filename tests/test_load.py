@@ -112,14 +112,14 @@ def test_the_split_of_a_sample_is_what_pg_stat_activity_shows(
     # what the server showed at that moment, and what the mix is made of
     assert load.by_wait_class == dict(classes) == {"Lock": 3, "Timeout": 2}
     assert load.by_application == dict(applications) == {"waiter": 3, "sleeper": 2}
-    assert load.by_code == {"(none)": 5}  # no statement carried a code label
+    assert load.by_code == {"unknown": 5}  # no statement carried a code label
     assert load.active_sessions == sample.active_connections == 5
     assert sample.aas == 5 and sample.aas_by_wait_class == {"Lock": 3.0, "Timeout": 2.0}
     document = sample_payload(sample)
     assert document["load"] == {
         "wait_class": {"Lock": 3, "Timeout": 2},
         "application": {"waiter": 3, "sleeper": 2},
-        "code": {"(none)": 5},
+        "code": {"unknown": 5},
     }
 
     # recorded as it was, and charted from the record
@@ -163,7 +163,7 @@ def test_recorded_samples_chart_the_load_with_connections_and_refusals(
     # three samples in one minute: the bucket's AAS is their mean, its parts likewise
     for i, (cpu, lock, refused) in enumerate(((1, 0, None), (2, 3, 4), (3, 0, 2))):
         split = LoadSplit(cpu + lock, {"CPU": cpu, "Lock": lock} if lock else {"CPU": cpu},
-                          {"web": cpu + lock}, {"(none)": cpu + lock})  # fmt: skip
+                          {"web": cpu + lock}, {"unknown": cpu + lock})  # fmt: skip
         Recorder(5.0)(
             dataclasses.replace(
                 first,
@@ -296,7 +296,7 @@ def test_peak_shows_the_recorded_load_in_json_and_in_the_table(
     assert point["samples"] == 2 and point["aas"] == 3
     assert point["wait_class"] == {"Lock": 2, "Timeout": 1}
     assert point["application"] == {"waiter": 2, "sleeper": 1}
-    assert point["code"] == {"(none)": 3}
+    assert point["code"] == {"unknown": 3}
     table = StringIO()
     call_command(
         "db_connections", "--action=peak", f"--database={health_alias}", "--days=1",

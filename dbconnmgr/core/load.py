@@ -27,6 +27,7 @@ __all__ = [
     "CPU",
     "LOAD_DIMENSIONS",
     "LOAD_TOP",
+    "NO_CODE",
     "NO_LABEL",
     "OTHER",
     "WAIT_CLASSES",
@@ -57,8 +58,11 @@ WAIT_CLASSES: Final[tuple[str, ...]] = (
 LOAD_TOP: Final = 10
 #: The name under which the sessions beyond the top ones are counted.
 OTHER: Final = "other"
-#: The name of sessions without an application name or a code label.
+#: The name of sessions without an application name (as the status groups name them).
 NO_LABEL: Final = "(none)"
+#: The name of sessions whose statement carries no code label (as the status's by-code
+#: grouping names them).
+NO_CODE: Final = "unknown"
 #: The dimensions of a split, as the documents and the recorded samples name them.
 LOAD_DIMENSIONS: Final[tuple[str, ...]] = ("wait_class", "application", "code")
 
@@ -95,7 +99,7 @@ class LoadSplit:
         by_application: sessions per application name (top :data:`LOAD_TOP`, then
             :data:`OTHER`; no name: :data:`NO_LABEL`).
         by_code: sessions per code label (the view, task or command of their statement;
-            top :data:`LOAD_TOP`, then :data:`OTHER`; unlabelled: :data:`NO_LABEL`).
+            top :data:`LOAD_TOP`, then :data:`OTHER`; unlabelled: :data:`NO_CODE`).
     """
 
     active_sessions: int
@@ -146,7 +150,7 @@ def split_connections(active: Iterable[Connection], top: int = LOAD_TOP) -> Load
     sessions = tuple(active)
     classes: Counter[str] = Counter(map(wait_class, sessions))
     applications: Counter[str] = Counter(c.application_name or NO_LABEL for c in sessions)
-    codes: Counter[str] = Counter(c.code or NO_LABEL for c in sessions)
+    codes: Counter[str] = Counter(c.code or NO_CODE for c in sessions)
     return LoadSplit(
         active_sessions=len(sessions),
         by_wait_class=ordered_classes(classes),
