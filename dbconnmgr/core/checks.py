@@ -39,6 +39,7 @@ from dbconnmgr.core.server_checks import (
 )
 from dbconnmgr.core.snapshot import Snapshot
 from dbconnmgr.core.thresholds import Thresholds
+from dbconnmgr.core.wlm import queued_finding, saturated_finding
 from dbconnmgr.exceptions import ProblemKind, ServerUnavailable
 
 __all__ = [
@@ -275,6 +276,20 @@ CHECKS: tuple[Check, ...] = (
         capability="counts_refused_connections",
     ),
     Check("database_load", "snapshot", _database_load_check, ("DATABASE_CPUS",)),
+    Check(
+        "wlm_queued",
+        "snapshot",
+        _on_snapshot(queued_finding),
+        _pairs("WLM_QUEUED"),
+        capability="reports_query_queues",
+    ),
+    Check(
+        "wlm_saturated",
+        "snapshot",
+        _on_snapshot(saturated_finding),
+        _pairs("WLM_SATURATED"),
+        capability="reports_query_queues",
+    ),
     Check("server_full", "failure", _failure("server_full")),
     Check("server_unreachable", "failure", _failure("server_unreachable")),
     Check("authentication_failed", "failure", _failure("authentication_failed")),

@@ -34,6 +34,8 @@ FindingCode = Literal[
     "visibility",
     "refused_connections",
     "database_load",
+    "wlm_queued",
+    "wlm_saturated",
     "server_full",
     "server_unreachable",
     "authentication_failed",
