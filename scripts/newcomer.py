@@ -232,7 +232,7 @@ def web(base: str) -> None:
     print(f"    /dbconnmgr/health/: {code}, status {document['status']}", flush=True)
     with opener.open(f"{base}/admin/dbconnmgr/connections/", timeout=60) as answer:
         page = answer.read().decode()
-        if answer.status != 200 or "pg_stat_activity" not in page and "Connections" not in page:
+        if answer.status != 200 or "Connections" not in page:
             raise StepFailed(f"/admin/dbconnmgr/connections/: {answer.status}")
     print("    /admin/dbconnmgr/connections/: 200", flush=True)
 
