@@ -28,7 +28,8 @@ def main() -> None:
         import os
 
         os.environ.update(
-            DB_POOL="true", DB_POOL_SIZE="2", DB_POOL_PRE_PING="false", DB_POOL_TIMEOUT="5"
+            DB_POOL="true", DB_POOL_SIZE="2", DB_POOL_PRE_PING="false", DB_POOL_TIMEOUT="5",
+            DB_INSTRUMENTED="true",  # the "dbconnmgr" row measures dbconnmgr's engine
         )
         setup_django(server.url)
         from django.db import connections
