@@ -5,9 +5,10 @@ This module is imported from ``settings.py``, before Django is set up: it never 
 
     from dbconnmgr.database_settings import database_config
 
-    DATABASES = {"default": database_config(service="web")}
+    DATABASES = {"default": database_config(service="web", env_prefix="DBCONNMGR_")}
 
-Every environment variable, the profiles and the precedence rules are documented in
+Django's own ENGINE is kept unless ``instrumented=True`` (or the reject gate) asks for
+dbconnmgr's. Every environment variable, the profiles and the precedence rules are documented in
 docs/configuration.md. Precedence, highest first: a keyword argument, the dedicated
 environment variable (``DB_MAX_CONNS``...), the ``DATABASE_URL`` query string, the profile.
 :func:`database_config` decides every engine-neutral value in one place (:func:`_decide`),
