@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from django.test import AsyncRequestFactory
 from health_check.exceptions import ServiceUnavailable, ServiceWarning
 from health_check.views import HealthCheckView
@@ -17,8 +16,6 @@ from health_check.views import HealthCheckView
 from dbconnmgr.contrib.health_check import ConnectionHealth
 from devtools.pgserver import free_port
 from tests.conftest import ROOT, Sessions, database_alias
-
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
 QUIET = {"IDLE_RATIO_WARNING": None}
 
