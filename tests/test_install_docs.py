@@ -289,6 +289,7 @@ def test_a_mysql_only_project_needs_no_postgresql_package() -> None:
         "dbconnmgr.backends.pgbouncer",
         "dbconnmgr.backends.postgresql.reader",
         "dbconnmgr.db.postgresql.base",
+        "dbconnmgr.db.redshift.base",  # Redshift speaks PostgreSQL's protocol: psycopg too
     ]
 
 
