@@ -12,13 +12,16 @@ import os
 import threading
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from dbconnmgr import process_stats
 from dbconnmgr.core.attribution import top_codes
+
+if TYPE_CHECKING:
+    from dbconnmgr.core.load import LoadSplit
 
 __all__ = [
     "PUBLISH_SECONDS",
@@ -85,6 +88,45 @@ def _code_labels() -> int:
     return int(get_setting("CODE_LABELS"))
 
 
+class LoadGauges:
+    """The database load of each alias's snapshot: active sessions by wait class (every
+    class, zeros included), by application and by code label (the top
+    :data:`~dbconnmgr.core.load.LOAD_TOP` of each, the rest as ``other``: a bounded label
+    set whatever the names). ``avg_over_time`` of their sum is the AAS."""
+
+    def __init__(self) -> None:
+        self.by_wait_class = GaugeMetricFamily(
+            "dbconnmgr_active_sessions_by_wait_class",
+            "active sessions by wait class (CPU: waiting on nothing)",
+            labels=["alias", "wait_class"],
+        )
+        self.by_application = GaugeMetricFamily(
+            "dbconnmgr_active_sessions_by_application",
+            "active sessions by application_name (top 10, the rest as other)",
+            labels=["alias", "application_name"],
+        )
+        self.by_code = GaugeMetricFamily(
+            "dbconnmgr_active_sessions_by_code",
+            "active sessions by code label (top 10, the rest as other)",
+            labels=["alias", "code"],
+        )
+
+    def add(self, alias: str, split: LoadSplit) -> None:
+        """Add one alias's split."""
+        from dbconnmgr.core.load import WAIT_CLASSES
+
+        for name in dict.fromkeys([*WAIT_CLASSES, *split.by_wait_class]):
+            self.by_wait_class.add_metric([alias, name], split.by_wait_class.get(name, 0))
+        for name, count in split.by_application.items():
+            self.by_application.add_metric([alias, name], count)
+        for name, count in split.by_code.items():
+            self.by_code.add_metric([alias, name], count)
+
+    def families(self) -> tuple[Metric, ...]:
+        """The three gauges."""
+        return (self.by_wait_class, self.by_application, self.by_code)
+
+
 def scaled(value: float, per: float) -> float:
     """``value / per`` without the float noise of the division: a percentage of one decimal
     gives a ratio of three (45.9 -> 0.459, not 0.45899999999999996)."""
@@ -110,6 +152,7 @@ class DatabaseCollector(Collector):
     def _server(self) -> Iterator[Metric]:
         from dbconnmgr.core.figures import FIGURES, Figures
         from dbconnmgr.core.health import Severity
+        from dbconnmgr.core.load import load_split
         from dbconnmgr.health import check_health, project_thresholds
 
         labels = ["alias"]
@@ -133,6 +176,7 @@ class DatabaseCollector(Collector):
         findings = GaugeMetricFamily(
             "dbconnmgr_findings", "health findings by severity", labels=["alias", "severity"]
         )
+        load = LoadGauges()
         limits = project_thresholds()
         for alias in self.aliases:
             # PgBouncer's findings included, as docs/metrics.md says of dbconnmgr_findings.
@@ -151,6 +195,7 @@ class DatabaseCollector(Collector):
                 codes = {g.name: g.count for g in snapshot.by_code()}
                 for code, count in top_codes(codes, code_labels).items():
                     by_code.add_metric([alias, code], count)
+                load.add(alias, load_split(snapshot))
                 figures = Figures.of(snapshot)
                 for name, metric, gauge in gauges:
                     value = figures[name]
@@ -161,6 +206,7 @@ class DatabaseCollector(Collector):
                 findings.add_metric([alias, severity.label], severities.get(severity, 0))
         yield from (up, activity, by_code)
         yield from (gauge for _, _, gauge in gauges)
+        yield from load.families()
         yield findings
 
     def _process(self) -> Iterator[Metric]:
