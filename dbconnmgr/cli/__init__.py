@@ -38,7 +38,12 @@ class OneLineOutput(OutputWrapper):
     plant a link or forge a second line.
     """
 
-    def write(self, msg: str = "", style_func: Any = None, ending: str | None = None) -> None:
+    def write(  # type: ignore[override]  # Django's signature, as its stubs declare it
+        self,
+        msg: str = "",
+        style_func: Callable[[str], str] | None = None,
+        ending: str | None = None,
+    ) -> None:
         """Write ``msg`` with its control characters escaped, then the line's ending."""
         end = self.ending if ending is None else ending
         if end and msg.endswith(end):

@@ -8,7 +8,7 @@ bad settings or configuration, no permission to look).
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, TextIO, cast
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 
@@ -47,7 +47,9 @@ class Command(BaseCommand):
     @stderr.setter
     def stderr(self, wrapper: OutputWrapper) -> None:
         # BaseCommand sets a plain OutputWrapper in __init__ and execute(): write through it.
-        self._stderr = wrapper if isinstance(wrapper, OneLineOutput) else OneLineOutput(wrapper)
+        self._stderr = (
+            wrapper if isinstance(wrapper, OneLineOutput) else OneLineOutput(cast(TextIO, wrapper))
+        )
 
     def run_from_argv(self, argv: list[str]) -> None:
         """From a command line, the parser is built for the ``--action`` given there."""
