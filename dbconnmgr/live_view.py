@@ -40,7 +40,7 @@ def utilization_bar(percent: float, *, plain: bool = False, width: int = BAR_WID
     """``[#####.....]``: the share of usable slots in use, coloured by the thresholds."""
     filled = min(width, max(0, round(percent * width / 100)))
     full, empty = ("#", ".") if plain else ("█", "░")
-    return Text.assemble(
+    return assemble(
         "[", (full * filled, utilization_style(percent)), (empty * (width - filled), "dim"), "]"
     )
 

@@ -146,7 +146,7 @@ class DataTable(Table):
             yield Text.assemble(title, style="bold")
         cells = [list(column.cells) for column in self.columns]
         for index in range(self.row_count):
-            block = Table.grid(padding=(0, 2))
+            block = DataTable.grid(padding=(0, 2))
             block.add_column(style="bold", no_wrap=True)
             block.add_column(overflow="fold")
             for column, values in zip(self.columns, cells, strict=True):

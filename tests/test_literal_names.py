@@ -188,8 +188,9 @@ def hostile() -> Iterator[Hostile]:
             psycopg.connect(server.dsn(), autocommit=True) as a,
         ):
             a.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'"
-            )  # noqa: E501
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'"
+            )
         for conn in conns:
             with contextlib.suppress(psycopg.Error):
                 conn.close()
@@ -449,7 +450,7 @@ def shop(hostile: Hostile) -> Iterator[list[psycopg.Connection]]:
             dbname=LONG["database"],
             application_name=LONG["application"],
             autocommit=True,
-        )  # fmt: skip
+        )
         for _ in range(2)
     ]
     for conn in conns:
