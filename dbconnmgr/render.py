@@ -18,6 +18,7 @@ and ``\x1b[2J`` as a backslash and ``x1b[2J``. To add a column or a panel::
 A table whose columns cannot all be shown whole at the terminal's width is laid out
 vertically, one block of ``column  value`` lines per row, instead of cutting a value
 (``shop_w…``); only the columns named in ``wrap=`` (a reason, a finding) wrap in place.
+Without a terminal (a pipe, a file, cron's mail) a table is as wide as its rows.
 """
 
 from __future__ import annotations
@@ -132,7 +133,12 @@ class DataTable(Table):
         if not self.show_header or self.row_count == 0:
             yield from super().__rich_console__(console, options)
             return
-        if self._whole_width(console, options) <= options.max_width:
+        needed = self._whole_width(console, options)
+        if needed > options.max_width and not getattr(console, "on_terminal", True):
+            # A pipe or a file has no width to fit: one line per row, as wide as it takes
+            # (Renderer.print does not crop plain output).
+            options = options.update_width(needed)
+        if needed <= options.max_width:
             for column in self.columns:
                 column.no_wrap = column.header not in self.wrap
             yield from super().__rich_console__(console, options)
@@ -181,6 +187,11 @@ class _Console(Console):
     rich's own reaction is ``SystemExit(1)``, which would replace ``health``'s verdict.
     """
 
+    def __init__(self, *args: Any, on_terminal: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: The stream is a terminal (with or without colours): tables fit its width.
+        self.on_terminal = on_terminal
+
     def on_broken_pipe(self) -> None:
         """Stop writing and let the BrokenPipeError reach the command."""
         self.quiet = True
@@ -194,10 +205,12 @@ def make_console(stream: Stream) -> Console:
     """
     plain = _is_plain(stream)
     width = None
-    if plain:
+    terminal = stream.isatty()
+    if not terminal:
         width = max(100, int(os.environ.get("COLUMNS", "0") or 0))
     return _Console(
-        file=stream,  # type: ignore[arg-type]
+        on_terminal=terminal,
+        file=stream,
         no_color=plain,
         force_terminal=not plain and None,
         markup=False,
@@ -271,8 +284,13 @@ class Renderer:
         return grid
 
     def print(self, *objects: Any) -> None:
-        """Print rich renderables; a ``str`` is printed literally (as :func:`literal`)."""
-        self.console.print(*(literal(o) if isinstance(o, str) else o for o in objects))
+        """Print rich renderables; a ``str`` is printed literally (as :func:`literal`).
+
+        Plain output is not cropped: a table wider than the width keeps its rows whole.
+        """
+        self.console.print(
+            *(literal(o) if isinstance(o, str) else o for o in objects), crop=not self.plain
+        )
 
     def status(
         self,
