@@ -133,11 +133,12 @@ class DataTable(Table):
         if not self.show_header or self.row_count == 0:
             yield from super().__rich_console__(console, options)
             return
-        needed = self._whole_width(console, options)
-        if needed > options.max_width and not getattr(console, "on_terminal", True):
+        if not getattr(console, "on_terminal", True):
             # A pipe or a file has no width to fit: one line per row, as wide as it takes
             # (Renderer.print does not crop plain output).
-            options = options.update_width(needed)
+            natural = Measurement.get(console, options.update_width(10**6), self).maximum
+            options = options.update_width(max(options.max_width, natural))
+        needed = self._whole_width(console, options)
         if needed <= options.max_width:
             for column in self.columns:
                 column.no_wrap = column.header not in self.wrap
