@@ -125,7 +125,7 @@ class MonitorView:
         return assemble(
             ("dbconnmgr monitor", "bold"),
             f": {sample.alias}{server}",
-            "\n",
+            Text("\n"),  # ours: the line break between the two header lines
             (
                 f"sample {sample.sequence}{of} at {_clock(sample.taken_at)}, "
                 f"every {format_seconds(self.interval)}",

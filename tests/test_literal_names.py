@@ -297,6 +297,8 @@ def test_every_surface_shows_hostile_names_literally(hostile: Hostile, surface: 
         name = HOSTILE[key]
         assert escape_controls(name) in shown, f"{key}: {name!r} not shown literally:\n{shown}"
     assert "click" not in shown.replace(HOSTILE["link"], ""), "the link's text was rendered"
+    if surface.startswith("monitor"):  # the program's own line breaks are not escaped
+        assert re.search(r"dbconnmgr monitor: default[^\n]*\n\s*sample 1", shown), shown
     assert_tables_intact(shown)
 
 
