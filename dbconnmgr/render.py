@@ -10,7 +10,7 @@ in a rich ``Text`` with control characters escaped (:func:`dbconnmgr.core.text.e
 Markup is never parsed: the console is built with ``markup=False`` and a
 :class:`DataTable` (made by :meth:`Renderer.table` and :meth:`Renderer.grid`) refuses a
 ``str`` cell, so a name like ``[link=http://x]click[/link]`` prints as those characters
-and ``\x1b[2J`` as a backslash and ``x1b[2J``. To add a column or a panel::
+and an ESC character as the four characters ``\\x1b``. To add a column or a panel::
 
     table = renderer.table("By code label", "label", "count")
     table.add_row(literal(label), literal(count))
