@@ -36,7 +36,7 @@ from dbconnmgr.core.dashboard import (
 )
 from dbconnmgr.core.figures import Figures
 from dbconnmgr.core.health import Severity
-from dbconnmgr.core.termination import WOULD, Signal
+from dbconnmgr.core.termination import WOULD, Signal, TerminationReport
 from dbconnmgr.exceptions import (
     DbConnMgrError,
     ServerUnavailable,
@@ -176,8 +176,13 @@ class ConnectionsAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 backend_starts=starts,
             )
         except DbConnMgrError as exc:
+            done = getattr(exc, "report", None)  # TerminationIncomplete: signals were sent
+            if done is not None:
+                _log_entry(request, alias, done)
             context["error"] = str(exc)
             return TemplateResponse(request, "admin/dbconnmgr/act.html", context, status=503)
+        if confirmed:
+            _log_entry(request, alias, report)
         context.update(
             report=report, rows=_report_rows(report), confirmed=confirmed, would=WOULD[signal]
         )
@@ -291,6 +296,35 @@ class ConnectionsAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             "heatmap_svg": heatmap_svg(heat),
             "heatmap_samples": heat.samples,
         }
+
+
+def _log_entry(request: HttpRequest, alias: str, report: TerminationReport) -> None:
+    """An admin ``LogEntry`` for a confirmed cancel or terminate: "Recent actions" lists it.
+
+    The ``dbconnmgr`` audit lines are INFO, below a default project's logging level; the
+    admin's own history is the trail every project has. One entry per confirmed action,
+    naming each pid and what happened to it; none when nothing matched.
+    """
+    from django.contrib.admin.models import CHANGE, LogEntry
+    from django.contrib.contenttypes.models import ContentType
+
+    if not report.results:  # nothing matched (a pid reused since the confirmation page)
+        return
+    outcomes = ", ".join(f"pid {r.pid} {r.outcome}" for r in report.results)
+    verb = "Cancel queries" if report.signal == "cancel" else "Terminate sessions"
+    # object_repr is 200 characters at most; the change message holds the whole list.
+    summary = f"{verb} on {alias}: {outcomes}"
+    user_id = request.user.pk
+    if user_id is None:  # admin_view lets only logged-in staff here
+        return
+    LogEntry.objects.create(
+        user_id=user_id,
+        content_type=ContentType.objects.get_for_model(Connections, for_concrete_model=False),
+        object_id=alias,
+        object_repr=summary if len(summary) <= 200 else summary[:199] + "…",
+        action_flag=CHANGE,
+        change_message=summary,
+    )
 
 
 def _pids(values: list[str]) -> list[int]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable
+from typing import Any
 
 from django.apps import AppConfig
 
@@ -18,7 +18,8 @@ class DbConnMgrConfig(AppConfig):
 
     def ready(self) -> None:
         """Register the system checks, count new connections of unpooled aliases, and in
-        prometheus_client's multiprocess mode write this process's figures for ``/metrics``.
+        prometheus_client's multiprocess mode have each process that serves requests write its
+        figures for ``/metrics`` (from its first request: no thread in other processes).
         """
         from django.conf import settings
         from django.db.backends.signals import connection_created
@@ -31,23 +32,20 @@ class DbConnMgrConfig(AppConfig):
                 on_connection_created, dispatch_uid="dbconnmgr.process_stats"
             )
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-            with contextlib.suppress(ImportError):  # without the extra /metrics answers 501
-                from dbconnmgr.metrics import start_publisher
+            # Only a process that serves requests writes figures for /metrics: migrate,
+            # shell or a Celery worker of a django-prometheus project start no thread.
+            from django.core.signals import request_started
 
-                start_publisher()
-                _start_publisher_after_fork(start_publisher)
-
-
-_fork_hook_registered = False
+            request_started.connect(_publish_once_serving, dispatch_uid="dbconnmgr.metrics")
 
 
-def _start_publisher_after_fork(start: Callable[[], None]) -> None:
-    """A process forked later (gunicorn ``--preload``) starts its own writer.
+def _publish_once_serving(**kwargs: Any) -> None:
+    """At a process's first request, start its writer of the multiprocess files.
 
-    Registered here, once per process, rather than when metrics.py is imported: an
-    at-fork hook cannot be removed, so only a project in multiprocess mode gets one.
+    A process forked later (gunicorn ``--preload``) is a new pid: it starts its own at its
+    first request. Without prometheus_client /metrics answers 501 and nothing starts.
     """
-    global _fork_hook_registered
-    if not _fork_hook_registered:
-        os.register_at_fork(after_in_child=start)
-        _fork_hook_registered = True
+    with contextlib.suppress(ImportError):
+        from dbconnmgr.metrics import start_publisher
+
+        start_publisher()

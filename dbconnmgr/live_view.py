@@ -221,10 +221,18 @@ def peak_renderables(
     """The ``--action=peak`` report as rich renderables."""
     tz = timezone.get_current_timezone_name()
     if not report.samples:
+        # The command on a line of its own that rich never breaks: it is copied and pasted.
         return [
-            literal(
-                f"No recorded samples for database {alias!r} in the last {days} day(s). "
-                "Record some with: manage.py db_connections --action=monitor --watch --record"
+            RichGroup(
+                literal(
+                    f"No recorded samples for database {alias!r} in the last {days} day(s). "
+                    "Record some with:"
+                ),
+                Text(
+                    "  manage.py db_connections --action=monitor --watch --record",
+                    no_wrap=True,
+                    overflow="ignore",
+                ),
             )
         ]
     head = render.Renderer.grid()

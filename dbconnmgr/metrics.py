@@ -77,6 +77,14 @@ def _loaded(aliases: Sequence[str]) -> list[str]:
     return found
 
 
+def scaled(value: float, per: float) -> float:
+    """``value / per`` without the float noise of the division: a percentage of one decimal
+    gives a ratio of three (45.9 -> 0.459, not 0.45899999999999996)."""
+    if per == 1:
+        return value
+    return round(value / per, 6)
+
+
 class DatabaseCollector(Collector):
     """Reads every alias once per scrape: register it on a per-request registry."""
 
@@ -118,9 +126,11 @@ class DatabaseCollector(Collector):
             snapshot = report.snapshot
             up.add_metric([alias], 0 if snapshot is None else 1)
             if snapshot is not None:
+                # The reader's own connection is left out, as from every count of dbconnmgr:
+                # the series sum to dbconnmgr_client_connections.
                 groups: Counter[tuple[str, str, str, str]] = Counter(
                     (c.database or "", c.state or "", c.user or "", c.application_name or "")
-                    for c in snapshot.connections
+                    for c in snapshot.others()
                 )
                 for key, count in sorted(groups.items()):
                     activity.add_metric([alias, *key], count)
@@ -128,7 +138,7 @@ class DatabaseCollector(Collector):
                 for name, metric, gauge in gauges:
                     value = figures[name]
                     if value is not None:  # a seconds figure without its session: no sample
-                        gauge.add_metric([alias], value / metric.per if metric.per != 1 else value)
+                        gauge.add_metric([alias], scaled(value, metric.per))
             severities = Counter(finding.severity for finding in report.findings)
             for severity in Severity:
                 findings.add_metric([alias, severity.label], severities.get(severity, 0))
@@ -227,14 +237,23 @@ def _publish_forever() -> None:
             logger.exception("dbconnmgr could not write its multiprocess metrics")
 
 
+_writer_pid: int | None = None
+
+
 def start_publisher() -> None:
     """In multiprocess mode, write this process's figures every :data:`PUBLISH_SECONDS`.
 
-    Called by the app's ``ready()``; a process forked later (gunicorn ``--preload``) starts
-    its own writer. Nothing runs per request or per query.
+    Called at each request of a process that serves them (the app's ``request_started``
+    receiver): the first call in a process starts its writer thread, later ones return at
+    once. A process forked later (gunicorn ``--preload``) is another pid and starts its own.
     """
-    if multiprocess_dir() is None:
+    global _writer_pid
+    if multiprocess_dir() is None or _writer_pid == os.getpid():
         return
+    with _publisher_lock:
+        if _writer_pid == os.getpid():
+            return
+        _writer_pid = os.getpid()
     threading.Thread(target=_publish_forever, name="dbconnmgr-metrics", daemon=True).start()
 
 

@@ -1,8 +1,10 @@
 """The HTTP health endpoint: JSON, 200 when ok or warning, 503 when critical or unknown.
 
-Only staff users (Django's session login) and callers sending
-``Authorization: Bearer <token>`` with a token from ``DBCONNMGR["HEALTH_TOKENS"]`` get an
-answer: 401 without credentials or with a wrong token, 403 for a logged-in non-staff user.
+Callers sending ``Authorization: Bearer <token>`` with a token from
+``DBCONNMGR["HEALTH_TOKENS"]``, and staff users logged in with Django's session who have the
+``dbconnmgr.view_connections`` permission (the admin page's), get an answer: 401 without
+credentials or with a wrong token, 403 for a logged-in user who is not staff or lacks the
+permission.
 An invalid ``HEALTH_TOKENS`` (not a list of strings) refuses everyone with 401 and logs
 why; invalid ``THRESHOLDS`` answer 503 with status ``unknown``. Only GET and HEAD are
 allowed: other methods get 405 JSON with an ``Allow`` header (no CSRF page).
@@ -34,6 +36,8 @@ __all__ = ["health", "metrics"]
 logger = logging.getLogger("dbconnmgr")
 
 _UNHEALTHY = {"critical", "unknown"}
+#: The admin page's permission (dbconnmgr.admin.VIEW); a session needs it here too.
+VIEW_PERMISSION = "dbconnmgr.view_connections"
 _ALLOWED = ("GET", "HEAD")
 
 
@@ -82,7 +86,11 @@ def _unknown(alias: str, exc: InvalidSetting) -> JsonResponse:
 
 
 def _authorize(request: HttpRequest) -> JsonResponse | None:
-    """None when the caller may read (a health token, or a staff session), else the answer."""
+    """None when the caller may read, else the answer.
+
+    A health token, or a staff session with the admin page's view permission: the document
+    shows what the page shows (pids, roles, application names), so the same people see it.
+    """
     try:
         tokens = get_setting("HEALTH_TOKENS") or ()
     except InvalidSetting as exc:
@@ -98,6 +106,8 @@ def _authorize(request: HttpRequest) -> JsonResponse | None:
             return _denied(401, "authentication required: log in as staff or send a token")
         if not user.is_staff:
             return _denied(403, "staff only")
+        if not user.has_perm(VIEW_PERMISSION):
+            return _denied(403, f"needs the {VIEW_PERMISSION} permission")
     return None
 
 

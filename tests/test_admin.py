@@ -10,6 +10,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission
 from django.core.cache import cache
 from django.test import Client
@@ -147,6 +148,12 @@ def test_terminate_from_the_page_asks_then_ends_the_session(
         and "Django user ops via OS user" in r.getMessage()
         for r in caplog.records
     )
+    # the admin's own trail: one LogEntry, listed under "Recent actions" on the index
+    entries = LogEntry.objects.filter(user__username="ops")
+    assert [e.change_message for e in entries] == [
+        f"Terminate sessions on default: pid {victim.pid} terminated"
+    ]
+    assert f"pid {victim.pid} terminated" in ops.get("/admin/").content.decode()
 
 
 def test_cancel_from_the_page_ends_the_query_and_keeps_the_session(
@@ -167,6 +174,9 @@ def test_cancel_from_the_page_ends_the_query_and_keeps_the_session(
     busy.thread.join(timeout=10)
     wait_for_state(dsn, busy.pid, "idle")
     assert busy.conn.execute("SELECT 1").fetchone() == (1,)
+    assert [e.object_repr for e in LogEntry.objects.filter(user__username="ops2")] == [
+        f"Cancel queries on default: pid {busy.pid} query_cancelled"
+    ]
 
 
 def test_posts_without_a_csrf_token_are_refused(django_user_model: Any) -> None:

@@ -197,3 +197,34 @@ def test_live_part_refreshes_without_reloading_the_page(
     )
     assert browser.execute_script("return window.dbcMarker") == "still the same page"
     assert re.search(r"\d{4}-\d\d-\d\dT", first or "")
+
+
+def test_the_connection_list_fits_a_1400_pixel_window(
+    browser: Any, live_server: Any, django_user_model: Any, sessions: Sessions, app_dsn: str
+) -> None:
+    """Every column, query text included, without a horizontal scroll bar at 1400 px; the
+    age columns say their unit."""
+    for name in ("shop-web-frontend-eu-west-1a-canary", "celery-worker-high-priority-queue"):
+        sessions.open(name, "active", dsn=app_dsn)
+    sessions.open("nightly-report", "idle in transaction", dsn=app_dsn)
+    make_staff(django_user_model, "erin", "view_connections", "view_query_text",
+               "terminate_connections")  # fmt: skip
+    log_in(browser, live_server, "erin")
+    browser.get(live_server.url + PAGE)
+    widths = browser.execute_script(
+        "const t = document.getElementById('dbc-connection-list');"
+        "return [window.innerWidth, document.documentElement.scrollWidth,"
+        " Math.ceil(t.getBoundingClientRect().right), t.parentElement.scrollWidth,"
+        " t.parentElement.clientWidth];"
+    )
+    inner, scroll, right, box_scroll, box_width = widths
+    if path := os.environ.get("DBCONNMGR_SHOT_1400"):  # to look at it
+        browser.save_screenshot(path)
+    assert inner <= 1400
+    assert scroll <= inner, f"the page scrolls sideways: {widths}"
+    assert right <= inner, f"the table overflows the window: {widths}"
+    assert box_scroll <= box_width, f"the table scrolls inside its box: {widths}"
+    headers = [
+        h.text.lower() for h in browser.find_elements(By.CSS_SELECTOR, "#dbc-connection-list th")
+    ]
+    assert "in state (s)" in headers and "transaction (s)" in headers

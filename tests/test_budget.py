@@ -22,19 +22,32 @@ from devtools.pgserver import PgServer
 from tests.conftest import manage
 
 # The services of docs/budget.md, example 1.
-DOC_SERVICES = ("web=4x8:25", "worker=1x4:25", "cron=1x1:25")
+DOC_SERVICES = ("web=4x32:25", "worker=1x32:25", "cron=1x1:25")
 
 
-def test_doc_example_1_four_workers_of_25_plus_25_plus_25_plus_10() -> None:
+def test_doc_example_1_four_workers_of_25_plus_25_plus_1_plus_10() -> None:
     services = [parse_service(s) for s in DOC_SERVICES]
     budget = compute_budget(services, usable_connections=200, headroom=10)
-    assert [s.service.demand for s in budget.services] == [100, 25, 25]
-    assert budget.demand == 150
-    assert budget.demand_with_headroom == 160 <= 200
+    # cron's one thread holds one connection, whatever its pool of 25
+    assert [s.service.demand for s in budget.services] == [100, 25, 1]
+    assert budget.demand == 126
+    assert budget.demand_with_headroom == 136 <= 200
     assert budget.capacity == 180  # floor((200 - 10) x 0.95)
-    assert budget.fits and budget.spare == 30
+    assert budget.fits and budget.spare == 54
     assert budget.safe_pool_max_size == 30  # 180 / 6 pooled processes
-    assert [s.safe_pool_max_size for s in budget.services] == [32, 55, 55]
+    assert [s.safe_pool_max_size for s in budget.services] == [38, 79, 55]
+
+
+def test_a_process_holds_at_most_one_connection_per_thread_even_with_a_larger_pool() -> None:
+    """docs/budget.md example 4: 4 x 8 threads + 1 x 4 threads with the default profile's
+    pool of 25, on a server of 40 max_connections (37 usable): 36 connections at most, over
+    the capacity of 30 by 6, not by 95 (5 x 25 pools)."""
+    web, worker = parse_service("web=4x8:25"), parse_service("worker=1x4:25")
+    assert (web.connections_per_process, worker.connections_per_process) == (8, 4)
+    budget = compute_budget([web, worker], usable_connections=37, headroom=5)
+    assert (budget.demand, budget.capacity, budget.spare) == (36, 30, -6)
+    assert parse_service("web=4x8").connections_per_process == 8  # persistent: one per thread
+    assert parse_service("web=4x8:6").connections_per_process == 6  # the pool caps it
 
 
 def test_doc_example_2_per_connector_share() -> None:
@@ -87,15 +100,18 @@ def test_services_and_pool_max_size_from_settings() -> None:
     assert pool_max_size_from_settings({"OPTIONS": {"pool": {"max_size": 12}}}) == 12
     assert pool_max_size_from_settings({"OPTIONS": {}}) is None
     services = services_from_setting(
-        ["web=4x8", {"name": "worker", "processes": 2, "threads": 1}], pool_max_size=12
+        ["web=4x16", {"name": "worker", "processes": 2, "threads": 1}], pool_max_size=12
     )
-    assert [s.demand for s in services] == [48, 24]
+    assert [s.pool_max_size for s in services] == [12, 12]
+    assert [s.demand for s in services] == [48, 2]  # 4 x 12; 2 x 1 thread
     with pytest.raises(ValueError, match="SERVICES"):
         services_from_setting([{"name": "x", "procs": 1}])
 
 
 def test_services_dict_form_takes_pool_max_size_and_names_the_old_key() -> None:
-    (web,) = services_from_setting([{"name": "web", "processes": 4, "pool_max_size": 10}])
+    (web,) = services_from_setting(
+        [{"name": "web", "processes": 4, "threads": 16, "pool_max_size": 10}]
+    )
     assert web.pool_max_size == 10 and web.demand == 40
     (worker,) = services_from_setting(["worker=2x4:persistent"], pool_max_size=12)
     assert worker.pool_max_size is None and worker.demand == 8
@@ -126,10 +142,10 @@ def test_services_setting_refuses_fractions_duplicates_and_strings(
 
 
 def test_demand_exactly_at_capacity_fits() -> None:
-    budget = compute_budget([parse_service("web=2x1:95")], 100)  # capacity floor(100 x 0.95)
+    budget = compute_budget([parse_service("web=2x95:95")], 100)  # capacity floor(100 x 0.95)
     assert (budget.capacity, budget.demand) == (95, 190)
     assert not budget.fits
-    budget = compute_budget([parse_service("web=1x1:95")], 100)
+    budget = compute_budget([parse_service("web=1x95:95")], 100)
     assert budget.demand == budget.capacity == 95
     assert budget.fits and budget.spare == 0
 
@@ -138,9 +154,9 @@ def test_nothing_fits_is_zero_never_negative() -> None:
     # headroom larger than the server: no capacity at all
     budget = compute_budget([parse_service("web=4x8:10")], 10, headroom=20)
     assert budget.capacity == 0 and budget.safe_pool_max_size == 0
-    assert budget.spare == -40
+    assert budget.spare == -32
     # the other services already take everything: this one may have no pool at all
-    web, batch = parse_service("web=2x1:6"), parse_service("batch=1x1:persistent")
+    web, batch = parse_service("web=2x6:6"), parse_service("batch=1x1:persistent")
     budget = compute_budget([web, batch], 10, safety=1)
     assert [s.safe_pool_max_size for s in budget.services] == [4, 0]
 
@@ -189,19 +205,42 @@ def test_command_matches_doc_example_1(server_203: PgServer) -> None:
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["usable_connections"] == 200
-    assert data["demand"] == 150 and data["demand_with_headroom"] == 160
+    assert data["demand"] == 126 and data["demand_with_headroom"] == 136
     assert data["capacity"] == 180 and data["fits"] is True
     assert data["safe_pool_max_size"] == 30
     table = budget(server_203.url, *args, "--headroom=10")
     assert table.returncode == 0
-    assert "Demand 150 + headroom 10 = 160 of 200 usable" in table.stdout
+    assert "Demand 126 + headroom 10 = 136 of 200 usable" in table.stdout
+    assert "1 (pool 25)" in table.stdout  # cron: one thread, one connection
     assert "Largest safe DB_MAX_CONNS per process: 30" in table.stdout
 
 
-def test_command_exits_1_over_budget(server_203: PgServer) -> None:
-    result = budget(server_203.url, "--service=web=8x8:25", "--service=worker=2x4:25")
+def test_command_exits_1_over_budget_and_warns(server_203: PgServer) -> None:
+    result = budget(server_203.url, "--service=web=8x25:25", "--service=worker=2x25:25")
     assert result.returncode == 1
     assert "OVER BUDGET by 65" in result.stdout  # 250 > floor(195 x 0.95) = 185
+    assert "WARNING: the configured pools cannot fit this server" in result.stdout
+
+
+def test_nothing_fits_suggests_no_pool_of_0(server_203: PgServer) -> None:
+    """database_config() refuses DB_MAX_CONNS=0: the budget never suggests it."""
+    result = budget(server_203.url, "--service=web=400x8:4", "--headroom=0")
+    assert result.returncode == 1
+    assert "Largest safe DB_MAX_CONNS per process: none, not even 1 per process fits" in (
+        result.stdout
+    )
+    assert "none fits" in result.stdout and "| 0 " not in result.stdout.replace("  ", " ")
+
+
+def test_without_services_the_settings_pool_is_measured_against_the_server() -> None:
+    from dbconnmgr.cli.budget import _settings_pool_line
+
+    assert _settings_pool_line(25, 180) == (
+        "The settings' pool of 25 per process: at most 7 such processes fit"
+    )
+    assert _settings_pool_line(25, 16) == (
+        "WARNING: the settings' pool cannot fit this server: 25 > capacity 16"
+    )
 
 
 def test_command_uses_the_projects_pool_size(server_203: PgServer) -> None:

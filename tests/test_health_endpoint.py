@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from django.contrib.auth.models import AnonymousUser, User
+from django.contrib.auth.models import AnonymousUser, Permission, User
 from django.http import HttpResponse
 from django.test import Client, RequestFactory
 
@@ -55,12 +55,24 @@ def _as(user: User | AnonymousUser) -> HttpResponse:
     return health(request)
 
 
-def test_non_staff_403_staff_200(token_settings) -> None:
+@pytest.mark.django_db
+def test_a_session_needs_staff_and_the_view_permission_of_the_admin_page(token_settings) -> None:
     assert _as(AnonymousUser()).status_code == 401
-    assert _as(User(username="someone", is_staff=False)).status_code == 403
-    response = _as(User(username="ops", is_staff=True))
+    viewer = User.objects.create_user("someone", is_staff=False)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_connections"))
+    assert _as(User.objects.get(pk=viewer.pk)).status_code == 403  # not staff
+    plain = User.objects.create_user("plainstaff", is_staff=True)
+    denied = _as(plain)
+    assert denied.status_code == 403
+    assert json.loads(denied.content) == {
+        "error": "needs the dbconnmgr.view_connections permission"
+    }
+    ops = User.objects.create_user("ops", is_staff=True)
+    ops.user_permissions.add(Permission.objects.get(codename="view_connections"))
+    response = _as(User.objects.get(pk=ops.pk))  # fresh: the permission cache is per object
     assert response.status_code == 200
     assert json.loads(response.content)["status"] == "ok"
+    assert _as(User.objects.create_superuser("root", password="pw")).status_code == 200
 
 
 def test_token_gets_the_document(token_settings) -> None:
@@ -123,7 +135,7 @@ def test_unhealthy_is_503_and_nothing_leaks(token_settings, dsn: str) -> None:
     with secret_lock_wait(dsn, marker):
         time.sleep(0.3)
         response = Client().get(URL, headers=bearer(TOKEN))
-        staff = _as(User(username="ops", is_staff=True))
+        staff = _as(User(username="ops", is_staff=True, is_superuser=True))
     assert response.status_code == 503
     payload = response.json()
     assert payload["status"] == "critical"
@@ -148,7 +160,7 @@ def test_health_tokens_as_a_string_refuses_everyone(settings, caplog) -> None:
             response = Client().get(URL, headers=bearer(sent))
             assert response.status_code == 401, sent
             assert response.json() == {"error": "health endpoint misconfigured: see the server log"}
-        staff = _as(User(username="ops", is_staff=True))
+        staff = _as(User(username="ops", is_staff=True, is_superuser=True))
     assert staff.status_code == 401
     lines = [r.getMessage() for r in caplog.records if r.name == "dbconnmgr"]
     assert len(lines) == 4
@@ -202,7 +214,7 @@ from dbconnmgr.internals import open_pool
 
 health_doc = dbconnmgr.check_connection_health("pooled")
 request = RequestFactory().get("/dbconnmgr/health/pooled/")
-request.user = User(username="ops", is_staff=True)
+request.user = User(username="ops", is_staff=True, is_superuser=True)
 response = health(request, "pooled")
 print(json.dumps({
     "status": health_doc["status"],

@@ -152,11 +152,17 @@ def test_peak_command_json_and_table(settings: Any) -> None:
 
 
 @pytest.mark.django_db
-def test_peak_without_samples_says_how_to_record_some() -> None:
+@pytest.mark.parametrize("columns", ["80", "50"])
+def test_peak_without_samples_says_how_to_record_some(
+    columns: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", columns)
     out = io.StringIO()
     call_command("db_connections", "--action=peak", "--days=2", stdout=out)
     assert "No recorded samples" in out.getvalue()
-    assert "--record" in out.getvalue()
+    # the command on one line, never broken mid-command, whatever the width
+    command = "manage.py db_connections --action=monitor --watch --record"
+    assert command in [line.strip() for line in out.getvalue().splitlines()]
 
 
 def test_percentile_and_hourly_peaks_are_pure() -> None:

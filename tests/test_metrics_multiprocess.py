@@ -140,3 +140,33 @@ def test_per_process_figures_are_summed_over_the_workers(gunicorn: int, dsn: str
         assert {name: figures(text).get(name) for name in expected} == expected
         assert 'dbconnmgr_up{alias="default"} 1.0' in text
         assert "pid=" not in text
+
+
+_THREADS_AFTER_SETUP = """
+import threading, django
+django.setup()
+print(sorted(t.name for t in threading.enumerate() if t.name.startswith("dbconnmgr")))
+from django.test import Client
+Client().get("/dbconnmgr/health/")  # any request: this process serves requests
+print(sorted(t.name for t in threading.enumerate() if t.name.startswith("dbconnmgr")))
+"""
+
+
+def test_only_a_process_that_serves_requests_starts_the_metrics_writer(
+    dsn: str, tmp_path: Path
+) -> None:
+    """With PROMETHEUS_MULTIPROC_DIR set (django-prometheus users set it), migrate or shell
+    start no thread: the writer starts at a process's first request."""
+    env = dict(
+        os.environ,
+        DJANGO_SETTINGS_MODULE="example_project.settings",
+        DATABASE_URL=dsn_to_url(dsn),
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path),
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", _THREADS_AFTER_SETUP],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    before, after = out.stdout.splitlines()[-2:]
+    assert before == "[]"
+    assert after == "['dbconnmgr-metrics']"

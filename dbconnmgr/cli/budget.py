@@ -163,9 +163,9 @@ class BudgetAction(Action[BudgetOptions]):
                 literal(s.name),
                 literal(_processes(s)),
                 literal(s.threads),
-                literal(f"pool {s.pool_max_size}" if s.pooled else f"{s.threads} (persistent)"),
+                literal(_per_process(s)),
                 literal(s.demand),
-                literal(line.safe_pool_max_size),
+                literal(_pool_size(line.safe_pool_max_size)),
             )
         blank = literal("")
         table.add_row(literal("headroom"), blank, blank, blank, literal(budget.headroom), blank)
@@ -187,7 +187,10 @@ class BudgetAction(Action[BudgetOptions]):
             + (f"fits, {budget.spare} spare" if budget.fits else f"OVER BUDGET by {-budget.spare}"),
         ]
         through = payload["through_pgbouncer"]
-        if through is None:
+        if through is None and budget.safe_pool_max_size == 0:
+            # database_config() refuses DB_MAX_CONNS=0: no size to suggest (80 columns)
+            lines.append("Largest safe DB_MAX_CONNS per process: none, not even 1 per process fits")
+        elif through is None:
             lines.append(f"Largest safe DB_MAX_CONNS per process: {budget.safe_pool_max_size}")
         else:
             lines.append(
@@ -200,8 +203,39 @@ class BudgetAction(Action[BudgetOptions]):
                 "No services: describe them with --service NAME=PROCESSESxTHREADS or "
                 "DBCONNMGR['SERVICES']"
             )
+            pool = payload["settings_pool_max_size"]
+            if pool is not None:
+                lines.append(_settings_pool_line(pool, budget.capacity))
+        elif not budget.fits:
+            over = -budget.spare
+            lines.append(
+                f"WARNING: the configured pools cannot fit this server: {over} over capacity"
+            )
         for text in lines:
             self.renderer.print(text)
+
+
+def _settings_pool_line(pool: int, capacity: int) -> str:
+    """How many processes with the settings' pool fit: said even without any service."""
+    fit = capacity // pool
+    if fit == 0:
+        return f"WARNING: the settings' pool cannot fit this server: {pool} > capacity {capacity}"
+    return f"The settings' pool of {pool} per process: at most {fit} such processes fit"
+
+
+def _per_process(service: Service) -> str:
+    """What a process holds at most: a pool larger than the threads says so."""
+    size = service.pool_max_size
+    if size is None:
+        return f"{service.threads} (persistent)"
+    if size > service.threads:
+        return f"{service.threads} (pool {size})"
+    return f"pool {size}"
+
+
+def _pool_size(size: int) -> str:
+    """A pool size to set; 0 is none (database_config() refuses a pool of 0)."""
+    return str(size) if size else "none fits"
 
 
 def _processes(service: Service) -> str:

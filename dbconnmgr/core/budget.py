@@ -1,13 +1,15 @@
 """Connection budget: what every service may open against the slots the server has.
 
-Pure arithmetic, no I/O. A service runs ``instances x processes`` processes; each holds
-either a pool of ``pool_max_size`` connections (the pool's ``max_size``) or, without a pool,
-one connection per thread (Django gives every thread its own connection). The server's
+Pure arithmetic, no I/O. A service runs ``instances x processes`` processes. Django gives
+every thread its own connection, and a pooled one holds one pool connection at a time, so
+a process holds at most one connection per thread; with a pool, at most its ``max_size``
+too (``DB_MAX_OVERFLOW`` is part of ``max_size``). Threads that use the database outside
+requests (a scheduler, a thread pool of the project's own) count as threads. The server's
 usable slots, minus the headroom kept for people and one-off jobs, times the safety
 factor, is the capacity the services may fill::
 
     capacity = floor((usable_connections - headroom) x safety)
-    demand   = sum(instances x processes x (pool_max_size or threads))
+    demand   = sum(instances x processes x min(pool_max_size, threads))   (threads without a pool)
 
 The largest safe ``DB_MAX_CONNS`` per process spreads what the persistent services leave
 over every pooled process; with one service and no headroom it is the connector formula
@@ -98,8 +100,11 @@ class Service:
 
     @property
     def connections_per_process(self) -> int:
-        """The pool's max_size, or one connection per thread without a pool."""
-        return self.pool_max_size if self.pool_max_size is not None else self.threads
+        """The most connections a process holds: one per thread, and with a pool no more
+        than its max_size (a pool larger than the threads never fills)."""
+        if self.pool_max_size is None:
+            return self.threads
+        return min(self.pool_max_size, self.threads)
 
     @property
     def demand(self) -> int:
@@ -114,7 +119,8 @@ class ServiceBudget:
     Attributes:
         service: the service.
         safe_pool_max_size: the largest per-process pool this service may have, the other
-            services unchanged (0 when even that does not fit).
+            services unchanged (0 when not even a pool of 1 fits: no size to set, since
+            ``database_config()`` refuses 0).
     """
 
     service: Service
@@ -134,7 +140,8 @@ class Budget:
         capacity: ``floor((usable - headroom) x safety)``.
         demand: connections the services may hold at their peak.
         safe_pool_max_size: the largest ``DB_MAX_CONNS`` every pooled process may have
-            (every process, if none is pooled yet); 0 when nothing fits.
+            (every process, if none is pooled yet); 0 when not even 1 fits (no size to
+            set: ``database_config()`` refuses 0).
     """
 
     services: tuple[ServiceBudget, ...]

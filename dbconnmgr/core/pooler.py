@@ -336,7 +336,10 @@ def pooler_service(pooler: PoolerSnapshot) -> Service:
     possible = pooler.max_server_connections() or (
         pooler.setting("default_pool_size") + pooler.setting("reserve_pool_size")
     )
-    return Service("pgbouncer", processes=1, threads=1, pool_max_size=max(possible, 1))
+    size = max(possible, 1)
+    # As many "threads" as connections: PgBouncer fills its pools whatever a process's
+    # threads (a Service holds at most min(pool, threads)).
+    return Service("pgbouncer", processes=1, threads=size, pool_max_size=size)
 
 
 def maxwait_from(row: Mapping[str, Any]) -> float:
