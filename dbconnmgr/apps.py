@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from typing import Any
 
@@ -17,16 +18,21 @@ class DbConnMgrConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        """Register the system checks, count new connections of unpooled aliases, and in
-        prometheus_client's multiprocess mode have each process that serves requests write its
-        figures for ``/metrics`` (from its first request: no thread in other processes).
+        """Register the system checks, log how each alias holds its connections (one line
+        each, at DEBUG), count new connections of unpooled aliases, and in prometheus_client's
+        multiprocess mode have each process that serves requests write its figures for
+        ``/metrics`` (from its first request: no thread in other processes).
         """
         from django.conf import settings
         from django.db.backends.signals import connection_created
 
         from dbconnmgr import checks  # noqa: F401
+        from dbconnmgr.database_settings import describe_pooling
         from dbconnmgr.process_stats import needs_signal, on_connection_created
 
+        for alias, db in getattr(settings, "DATABASES", {}).items():
+            if isinstance(db, dict):  # "is pooling working?": how each alias holds connections
+                logging.getLogger("dbconnmgr").debug("%s", describe_pooling(alias, db))
         if needs_signal(getattr(settings, "DATABASES", {})):
             connection_created.connect(
                 on_connection_created, dispatch_uid="dbconnmgr.process_stats"

@@ -84,6 +84,7 @@ __all__ = [
     "Profile",
     "append_server_options",
     "database_config",
+    "describe_pooling",
     "normalize_database_settings",
     "pool_options",
     "pooling_available",
@@ -726,3 +727,27 @@ def normalize_database_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     if "OPTIONS" in result or options:
         result["OPTIONS"] = options
     return result
+
+
+def describe_pooling(alias: str, db: Mapping[str, Any]) -> str:
+    """One line saying how ``alias`` holds its connections: the pool's sizes (the seed's
+    ``pool_size`` and ``pool_size + max_overflow``), its wait and lifetime, whether a
+    connection is checked before use; or, without a pool, how long a connection lives.
+    Logged once per process at startup (``dbconnmgr`` logger, DEBUG), for every engine:
+    what to look at first when asking "is pooling working?"."""
+    engine = db.get("ENGINE", "?")
+    options = db.get("OPTIONS") if isinstance(db.get("OPTIONS"), Mapping) else {}
+    pool = options.get("pool") if isinstance(options, Mapping) else None
+    checks = "checked before use" if db.get("CONN_HEALTH_CHECKS") else "not checked before use"
+    if pool:
+        sizes = pool if isinstance(pool, Mapping) else {}
+        lifetime = sizes.get("max_lifetime", 3600.0)
+        return (
+            f"database {alias!r} ({engine}): native pool, min_size {sizes.get('min_size', 4)}, "
+            f"max_size {sizes.get('max_size', 'min_size')} (the most connections per process), "
+            f"timeout {sizes.get('timeout', 30.0):g}s, max_lifetime {lifetime:g}s; connections "
+            f"{checks}"
+        )
+    age = db.get("CONN_MAX_AGE", 0)
+    lives = "forever" if age is None else ("per request" if not age else f"for {age}s")
+    return f"database {alias!r} ({engine}): no pool, each connection lives {lives}; {checks}"

@@ -18,6 +18,7 @@ from rich.text import Text
 from dbconnmgr import render
 from dbconnmgr.app_settings import thresholds
 from dbconnmgr.backends import capabilities_of
+from dbconnmgr.core.retained import RetainedPeaks
 from dbconnmgr.core.samples import PeakReport, Sample
 from dbconnmgr.core.snapshot import Connection
 from dbconnmgr.render import DataTable, assemble, format_seconds, literal
@@ -276,3 +277,68 @@ def peak_renderables(
             literal(f"{h.average:.1f}"), literal(h.p95), style=style,
         )  # fmt: skip
     return [head, Text(""), table]
+
+
+def retained_peak_renderables(
+    retained: RetainedPeaks, alias: str, *, plain: bool = False
+) -> list[RenderableType]:
+    """The server's own history in ``--action=peak``: sessions open at once per hour of day
+    and, where the reader may see them, the WLM apex per queue and hour (UTC)."""
+    tz = timezone.get_current_timezone_name()
+    report = retained.sessions
+    head = render.Renderer.grid()
+    head.add_row(
+        literal("Retained history"),
+        literal(
+            f"{alias}: sessions kept by the server from {retained.since:%Y-%m-%d %H:%M} to "
+            f"{retained.until:%Y-%m-%d %H:%M} UTC (no recorded samples needed)"
+        ),
+    )
+    if retained.visibility != "full":
+        head.add_row(
+            literal("Visibility"), Text("restricted: only the reader's own sessions", "yellow")
+        )
+    peak = report.peak_hour
+    if peak is not None and report.peak_day is not None:
+        head.add_row(
+            literal("Peak"),
+            literal(
+                f"hour of day {peak.hour:02d}:00 (max {peak.max}); busiest clock hour "
+                f"{report.peak_day.isoformat()} {report.peak_day_hour:02d}:00 with "
+                f"{report.peak_connections} sessions open at once"
+            ),
+        )
+    table = DataTable(
+        title=literal(f"Most sessions open at once per hour of day ({tz}; days: days seen)"),
+        box=box.ASCII2 if plain else box.ROUNDED,
+        title_justify="left",
+    )
+    for column in ("hour", "days", "max", "average", "p95"):
+        table.add_column(column, justify="left" if column == "hour" else "right")
+    for h in report.hours:
+        style = "bold" if peak is not None and h.hour == peak.hour else None
+        table.add_row(
+            literal(f"{h.hour:02d}:00"), literal(h.samples), literal(h.max),
+            literal(f"{h.average:.1f}"), literal(h.p95), style=style,
+        )  # fmt: skip
+    parts: list[RenderableType] = [Text(""), head, Text(""), table]
+    if retained.wlm_apex is None:
+        parts.append(Text("WLM apex: not read (the queues' views are superuser-only)"))
+    elif not retained.wlm_apex:
+        parts.append(Text("WLM apex: no query held a slot of a user queue in the history kept"))
+    else:
+        apex = DataTable(
+            title=literal("WLM apex: most query slots held at once per queue and hour (UTC)"),
+            box=box.ASCII2 if plain else box.ROUNDED,
+            title_justify="left",
+        )
+        for column in ("service class", "hour", "max slots", "queue slots"):
+            apex.add_column(column, justify="left" if column == "hour" else "right")
+        for a in retained.wlm_apex:
+            apex.add_row(
+                literal(a.service_class), literal(f"{a.hour:%Y-%m-%d %H}:00"),
+                literal(a.max_slots),
+                literal("auto" if a.slots is None or a.slots < 0 else a.slots),
+            )  # fmt: skip
+        parts.append(apex)
+    return parts

@@ -334,10 +334,13 @@ class Renderer:
             caps = [f"database {k}: {v}" for k, v in sorted(f["database_limits"].items())]
             caps += [f"role {k}: {v}" for k, v in sorted(f["role_limits"].items())]
             header.add_row(literal("Limits"), literal(", ".join(caps)))
-        if snapshot.extras:
+        figures = {
+            k: v for k, v in snapshot.extras.items() if v is not None and not isinstance(v, dict)
+        }
+        if figures:
             header.add_row(
                 literal(f"{engine.display_name} figures"),
-                literal(", ".join(f"{k} {v}" for k, v in snapshot.extras.items() if v is not None)),
+                literal(", ".join(f"{k} {v}" for k, v in figures.items())),
             )
         for label, text in f.shown("table"):
             header.add_row(literal(label), literal(text))
@@ -369,6 +372,27 @@ class Renderer:
             self.print(self._group_table(title, groups))
         if snapshot.waiting_connections:
             self.print(self.lock_waits(snapshot, limit))
+        wlm = snapshot.extras.get("wlm")
+        if isinstance(wlm, dict):  # query queues, where the engine has them (Redshift)
+            self.print(self.wlm_queues(wlm))
+
+    def wlm_queues(self, wlm: Mapping[str, Any]) -> DataTable | Text:
+        """The WLM queues: slots, queries running and waiting (connections are not slots)."""
+        if not wlm.get("visible"):
+            return Text("WLM queues: not read (their system views are superuser-only)")
+        table = self.table(
+            "WLM queues (query slots; a connection does not make a slot)",
+            "service class", "queue", "slots", "running", "slots in use", "queued",
+            "longest wait",
+        )  # fmt: skip
+        for q in wlm.get("queues") or ():
+            table.add_row(
+                literal(q["service_class"]), literal(q["name"]),
+                literal("auto" if q["slots"] is None else q["slots"]), literal(q["executing"]),
+                literal(q["slots_in_use"]), literal(q["queued"]),
+                literal(format_seconds(q["longest_queued_seconds"])),
+            )  # fmt: skip
+        return table
 
     def pgbouncer(self, pooler: PoolerSnapshot, limit: int | None = None) -> None:
         """The PgBouncer part of ``status``: its settings, pools and clients by application."""

@@ -7,9 +7,11 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import tzinfo
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from dbconnmgr.core.capabilities import Capabilities
+from dbconnmgr.core.retained import RetainedPeaks
 from dbconnmgr.core.snapshot import ClientCount, Snapshot
 from dbconnmgr.core.termination import Candidate, Criteria, Selection, ServerAnswer
 from dbconnmgr.exceptions import ServerUnavailable
@@ -113,6 +115,12 @@ class ConnectionBackend(ABC):
                     return running
                 time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
                 pause = min(pause * 2, _LONGEST_PAUSE)
+
+    def retained_peaks(self, days: int, tz: tzinfo) -> RetainedPeaks | None:
+        """The busiest hours from the server's own retained history, over ``days`` days,
+        in ``tz``'s hours; None where the engine keeps none
+        (``capabilities.reports_retained_history``)."""
+        return None
 
     @abstractmethod
     def _running(self, cursor: Any, candidates: Sequence[Candidate], *, queries: bool) -> set[int]:

@@ -173,6 +173,13 @@ class Sources:
 Normalize = Callable[[dict[str, Any], Mapping[str, Any]], None]
 #: ``configure(config, options, sources)``: the engine's part of ``database_config()``.
 Configure = Callable[[dict[str, Any], dict[str, Any], Sources], None]
+#: ``setting_errors(alias, db)``: what the engine itself refuses in a ``DATABASES`` entry,
+#: as (check id, message, hint) for the system checks (Redshift's missing limit, E030).
+SettingErrors = Callable[[str, Mapping[str, Any]], Iterator[tuple[str, str, str]]]
+
+
+def _no_setting_errors(alias: str, db: Mapping[str, Any]) -> Iterator[tuple[str, str, str]]:
+    return iter(())
 
 
 def _nothing_to_normalize(options: dict[str, Any], config: Mapping[str, Any]) -> None:
@@ -201,6 +208,7 @@ class EngineSettings:
         connect_timeout: the driver takes ``OPTIONS["connect_timeout"]`` (check W012).
         wait_timeout: the server's default idle timeout, in seconds, after which it closes
             a connection (check W014; None: none).
+        setting_errors: what the engine refuses in an entry (error checks it declares).
     """
 
     vendor: str
@@ -214,6 +222,7 @@ class EngineSettings:
     application_name: bool = False
     connect_timeout: bool = False
     wait_timeout: int | None = None
+    setting_errors: SettingErrors = _no_setting_errors
 
     @property
     def engines(self) -> frozenset[str]:

@@ -54,6 +54,10 @@ ENGINES: tuple[Engine, ...] = (
     Engine("mysql", "dbconnmgr.backends.mysql", "MySQLBackend", frozenset({
         "django.db.backends.mysql", "django.contrib.gis.db.backends.mysql",
     })),
+    Engine("redshift", "dbconnmgr.backends.redshift", "RedshiftBackend", frozenset({
+        "dbconnmgr.db.redshift",  # Django's PostgreSQL backend, vendor redshift
+        "django_redshift_backend",  # what django-environ makes of redshift://
+    })),
 )  # fmt: skip
 
 _BY_VENDOR = {engine.vendor: engine for engine in ENGINES}

@@ -244,6 +244,18 @@ def unknown_options(alias: str, db: Mapping[str, Any], ctx: Context) -> Iterator
         )
 
 
+def engine_setting_errors(
+    alias: str, db: Mapping[str, Any], ctx: Context
+) -> Iterator[CheckMessage]:
+    """What the alias's engine itself refuses (``EngineSettings.setting_errors``: E030, a
+    Redshift alias without a connection limit)."""
+    engine = _engine(db)
+    if engine is None:
+        return
+    for check_id, message, hint in engine.setting_errors(alias, db):
+        yield Error(message, hint=hint, id=check_id)
+
+
 def asgi_persistent(alias: str, db: Mapping[str, Any], ctx: Context) -> Iterator[CheckMessage]:
     """W010: ASGI with persistent connections and no pool (connections leak)."""
     if ctx.asgi and not _pool(db) and db.get("CONN_MAX_AGE", 0) != 0:
@@ -369,6 +381,7 @@ RULES: tuple[Rule, ...] = (
     conn_max_age_type,
     boolean_types,
     unknown_options,
+    engine_setting_errors,
     asgi_persistent,
     pool_smaller_than_threads,
     unsafe_behind_transaction_pooler,

@@ -17,6 +17,7 @@ from dbconnmgr.core.budget import (
     Budget,
     Service,
     compute_budget,
+    connector_share,
     parse_service,
     pool_max_size_from_settings,
     services_from_setting,
@@ -54,6 +55,9 @@ def effective_usable(snapshot: Snapshot, database: str | None) -> tuple[int, str
     """
     limits = snapshot.limits
     usable, source = limits.usable_connections, "max_connections - reserved"
+    given = snapshot.extras.get("max_connections_source")
+    if isinstance(given, str):  # an engine whose limit is the alias's setting (Redshift)
+        source = given
     labels = {
         "database": f"CONNECTION LIMIT of database {database}",
         "role": f"{capabilities_of(snapshot.vendor).role_limit_name} {limits.current_user}",
@@ -139,6 +143,16 @@ class BudgetAction(Action[BudgetOptions]):
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         payload = budget_payload(budget, snapshot, source, pool_max_size, through)
+        wlm = snapshot.extras.get("wlm")
+        if isinstance(wlm, dict):  # query queues, where the engine has them (Redshift)
+            connectors = max(1, len(services))
+            payload["query_queues"] = {
+                "connectors": connectors,
+                "connector_share": connector_share(usable, connectors, safety),
+                "query_slots": wlm.get("query_slots"),
+                "queued_queries": wlm.get("queued_queries"),
+                "visible": bool(wlm.get("visible")),
+            }
         if self.format == "json":
             self.write_json(payload)
         else:
@@ -210,6 +224,23 @@ class BudgetAction(Action[BudgetOptions]):
             over = -budget.spare
             lines.append(
                 f"WARNING: the configured pools cannot fit this server: {over} over capacity"
+            )
+        queues = payload.get("query_queues")
+        if queues is not None:
+            lines.append(
+                f"Connector share: floor({budget.usable_connections} / {queues['connectors']} x "
+                f"{budget.safety:g}) = {queues['connector_share']} connections per service"
+            )
+            slots = queues["query_slots"]
+            lines.append(
+                "Query slots (WLM): "
+                + (
+                    "not read (superuser-only views)"
+                    if not queues["visible"]
+                    else f"{slots if slots is not None else 'automatic WLM'} across the user "
+                    f"queues, {queues['queued_queries']} queued now"
+                )
+                + "; more connections do not make more queries run"
             )
         for text in lines:
             self.renderer.print(text)

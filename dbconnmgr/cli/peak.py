@@ -1,4 +1,5 @@
-"""``--action=peak``: the busiest hours of the day, from recorded monitoring samples."""
+"""``--action=peak``: the busiest hours of the day, from recorded monitoring samples (and,
+where the server keeps its own history, from that too)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ from dataclasses import dataclass
 
 from django.core.management.base import CommandError
 from django.db import DatabaseError, connections
+from django.utils import timezone
 
 from dbconnmgr.cli import Action, whole_number
 from dbconnmgr.cli.options import Options, option
+from dbconnmgr.core.retained import RetainedPeaks
 
 #: Days of samples --action=peak reads by default.
 DEFAULT_DAYS = 7
@@ -36,27 +39,53 @@ class PeakAction(Action[PeakOptions]):
     options_type = PeakOptions
 
     def run(self) -> int:
+        from dbconnmgr.core.samples import hourly_peaks
         from dbconnmgr.history import peak_hours
-        from dbconnmgr.live_view import peak_renderables
-        from dbconnmgr.payloads import peak_payload
+        from dbconnmgr.live_view import peak_renderables, retained_peak_renderables
+        from dbconnmgr.payloads import peak_payload, retained_peak_payload
 
         days = self.options.days or DEFAULT_DAYS
         if self.alias not in connections.settings:
             known = ", ".join(sorted(connections.settings)) or "none"
             raise CommandError(f"unknown database alias {self.alias!r} (configured: {known})")
+        retained = self._retained(days)
         try:
             report = peak_hours(self.alias, days)
         except DatabaseError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
             hint = "; run: manage.py migrate dbconnmgr" if _missing_table(exc) else ""
-            raise CommandError(f"cannot read recorded samples: {first}{hint}") from None
+            if retained is None:
+                raise CommandError(f"cannot read recorded samples: {first}{hint}") from None
+            report = hourly_peaks((), timezone.get_current_timezone())  # the server's only
         if self.format == "json":
-            self.write_json(peak_payload(report, self.alias, days))
+            document = peak_payload(report, self.alias, days)
+            if retained is not None:
+                document["retained"] = retained_peak_payload(retained)
+            self.write_json(document)
         else:
             self.renderer.print(
                 *peak_renderables(report, self.alias, days, plain=self.renderer.plain)
             )
+            if retained is not None:
+                self.renderer.print(
+                    *retained_peak_renderables(retained, self.alias, plain=self.renderer.plain)
+                )
         return 0
+
+    def _retained(self, days: int) -> RetainedPeaks | None:
+        """The server's own history, where the engine keeps one
+        (``capabilities.reports_retained_history``)."""
+        from dbconnmgr.backends import backend_class_of, working_backend
+        from dbconnmgr.exceptions import ServerUnavailable
+
+        backend_class = backend_class_of(self.alias)
+        if backend_class is None or not backend_class.capabilities.reports_retained_history:
+            return None
+        try:
+            with working_backend(self.alias) as backend:
+                return backend.retained_peaks(days, timezone.get_current_timezone())
+        except ServerUnavailable as exc:
+            raise CommandError(str(exc)) from None
 
 
 def _missing_table(exc: BaseException) -> bool:

@@ -22,6 +22,7 @@ from dbconnmgr.core.documents import (
     LocalCloseDoc,
     MonitorDoc,
     PgBouncerDoc,
+    RetainedPeakDoc,
     ServerInfoDoc,
     SessionDoc,
     StatusDoc,
@@ -37,6 +38,7 @@ from dbconnmgr.core.figures import (
 )
 from dbconnmgr.core.health import Report, session_brief
 from dbconnmgr.core.pooler import PoolerSnapshot, PoolerUnavailable
+from dbconnmgr.core.retained import RetainedPeaks
 from dbconnmgr.core.samples import Sample
 from dbconnmgr.core.snapshot import Connection, Group, Snapshot
 
@@ -381,4 +383,34 @@ def termination_payload(report: TerminationReport) -> TerminationDoc:
         "hidden_connections": report.hidden,
         "findings": list(report.findings),
         "local": local_close_payload(report.local) if report.local is not None else None,
+    }
+
+
+def retained_peak_payload(retained: RetainedPeaks) -> RetainedPeakDoc:
+    """The ``retained`` part of the peak document: the server's own history (Redshift)."""
+    report = retained.sessions
+    peak = report.peak_hour
+    return {
+        "since": retained.since.isoformat(),
+        "until": retained.until.isoformat(),
+        "visibility": "full" if retained.visibility == "full" else "restricted",
+        "hours": [
+            {"hour": h.hour, "samples": h.samples, "max": h.max, "average": h.average, "p95": h.p95}
+            for h in report.hours
+        ],
+        "peak_hour": None if peak is None else peak.hour,
+        "peak_day": None if report.peak_day is None else report.peak_day.isoformat(),
+        "peak_day_hour": report.peak_day_hour,
+        "peak_connections": report.peak_connections,
+        "wlm_apex": None
+        if retained.wlm_apex is None
+        else [
+            {
+                "service_class": a.service_class,
+                "hour": a.hour.isoformat(),
+                "max_slots": a.max_slots,
+                "slots": a.slots,
+            }
+            for a in retained.wlm_apex
+        ],
     }

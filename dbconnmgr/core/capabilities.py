@@ -36,6 +36,12 @@ class Capabilities:
             ``application_name``); where they do not, filtering by it is refused.
         reports_session_start: each session's start time is known (ages since connect,
             and a reused id told apart from the session that had it before).
+        reports_retained_history: the server keeps its own session history, from which
+            ``--action=peak`` finds the busiest hours without recorded samples (the
+            backend's ``retained_peaks()``).
+        reports_query_queues: the engine has query queues beside its connections (Redshift's
+            WLM: slots, queued queries), in ``Snapshot.extras["wlm"]``; the ``wlm_queued``
+            and ``wlm_saturated`` checks judge them.
         full_visibility_grant: what to grant the reading role so it sees every session.
         role_limit_name: how the engine names a role's (account's) connection limit.
         states: the common-model states this engine's sessions can be in; tables leave
@@ -54,6 +60,8 @@ class Capabilities:
     counts_refused_connections: bool = False
     reports_application_name: bool = True
     reports_session_start: bool = True
+    reports_retained_history: bool = False
+    reports_query_queues: bool = False
     full_visibility_grant: str = ""
     role_limit_name: str = "CONNECTION LIMIT of role"
     states: tuple[str, ...] = STATES

@@ -38,6 +38,7 @@ from dbconnmgr.core.server_checks import (
 )
 from dbconnmgr.core.snapshot import Snapshot
 from dbconnmgr.core.thresholds import Thresholds
+from dbconnmgr.core.wlm import queued_finding, saturated_finding
 from dbconnmgr.exceptions import ProblemKind, ServerUnavailable
 
 __all__ = [
@@ -252,6 +253,20 @@ CHECKS: tuple[Check, ...] = (
         "snapshot",
         _refused_check,
         capability="counts_refused_connections",
+    ),
+    Check(
+        "wlm_queued",
+        "snapshot",
+        _on_snapshot(queued_finding),
+        _pairs("WLM_QUEUED"),
+        capability="reports_query_queues",
+    ),
+    Check(
+        "wlm_saturated",
+        "snapshot",
+        _on_snapshot(saturated_finding),
+        _pairs("WLM_SATURATED"),
+        capability="reports_query_queues",
     ),
     Check("server_full", "failure", _failure("server_full")),
     Check("server_unreachable", "failure", _failure("server_unreachable")),

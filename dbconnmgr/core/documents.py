@@ -81,6 +81,37 @@ class MySQLDoc(TypedDict):
     connection_errors_max_connections_since_last_sample: NotRequired[int | None]
 
 
+class WlmQueueDoc(TypedDict):
+    """One WLM queue (service class) of a Redshift cluster (docs/redshift.md)."""
+
+    service_class: int
+    name: str
+    slots: int | None
+    queued: int
+    executing: int
+    slots_in_use: int
+    longest_queued_seconds: float | None
+
+
+class WlmDoc(TypedDict):
+    """The WLM queues: ``visible`` false (and no queues) for a reader that is not a
+    superuser, whose views they are."""
+
+    visible: bool
+    queues: list[WlmQueueDoc]
+    queued_queries: int | None
+    query_slots: int | None
+
+
+class RedshiftDoc(TypedDict):
+    """Figures only Amazon Redshift reports, under the ``redshift`` key (docs/redshift.md)."""
+
+    max_connections_source: str
+    node_type: str | None
+    syslog_access: Literal["RESTRICTED", "UNRESTRICTED"]
+    wlm: WlmDoc
+
+
 class StatusDoc(TypedDict):
     """``--action=status --format=json``."""
 
@@ -113,6 +144,7 @@ class StatusDoc(TypedDict):
     own_pid: int
     pgbouncer: NotRequired[PgBouncerDoc]
     mysql: NotRequired[MySQLDoc]
+    redshift: NotRequired[RedshiftDoc]
 
 
 class ServerInfoDoc(TypedDict):
@@ -209,6 +241,7 @@ class HealthDoc(TypedDict):
     postgresql_info: NotRequired[ServerInfoDoc]
     pgbouncer: NotRequired[PgBouncerDoc]
     mysql: NotRequired[MySQLDoc]
+    redshift: NotRequired[RedshiftDoc]
 
 
 class ChangeDoc(TypedDict):
@@ -244,6 +277,7 @@ class MonitorDoc(TypedDict):
     longest_idle_in_transaction: SessionDoc | None
     refused_connections: int | None
     mysql: NotRequired[MySQLDoc]
+    redshift: NotRequired[RedshiftDoc]
     change: ChangeDoc | None
     error: str | None
     unreachable_since: str | None
@@ -258,6 +292,30 @@ class HourDoc(TypedDict):
     max: int
     average: float
     p95: int
+
+
+class QueueApexDoc(TypedDict):
+    """The most query slots one WLM queue held at once in one clock hour."""
+
+    service_class: int
+    hour: str
+    max_slots: int
+    slots: int | None
+
+
+class RetainedPeakDoc(TypedDict):
+    """Peaks from the server's own retained history (Redshift: SYS_SESSION_HISTORY and
+    STL_WLM_QUERY), beside the recorded samples."""
+
+    since: str
+    until: str
+    visibility: Literal["full", "restricted"]
+    hours: list[HourDoc]
+    peak_hour: int | None
+    peak_day: str | None
+    peak_day_hour: int | None
+    peak_connections: int | None
+    wlm_apex: list[QueueApexDoc] | None
 
 
 class PeakDoc(TypedDict):
@@ -276,6 +334,7 @@ class PeakDoc(TypedDict):
     peak_day_hour: int | None
     peak_connections: int | None
     peak_at: str | None
+    retained: NotRequired[RetainedPeakDoc]
 
 
 class BudgetServerDoc(TypedDict):
@@ -321,6 +380,18 @@ class BudgetDoc(TypedDict):
     fits: bool
     safe_pool_max_size: int
     through_pgbouncer: list[str] | None
+    query_queues: NotRequired[BudgetQueuesDoc]
+
+
+class BudgetQueuesDoc(TypedDict):
+    """Beside the connection budget, where the engine has query queues (Redshift's WLM):
+    the connector share of the limit, and the query slots, which connections do not add to."""
+
+    connectors: int
+    connector_share: int
+    query_slots: int | None
+    queued_queries: int | None
+    visible: bool
 
 
 class ActorDoc(TypedDict):

@@ -33,6 +33,8 @@ FindingCode = Literal[
     "lock_waits",
     "visibility",
     "refused_connections",
+    "wlm_queued",
+    "wlm_saturated",
     "server_full",
     "server_unreachable",
     "authentication_failed",

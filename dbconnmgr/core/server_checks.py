@@ -376,11 +376,16 @@ def visibility_finding(snapshot: Snapshot) -> Finding:
     if snapshot.visibility == "full":
         return Finding("visibility", Severity.OK, "every session is visible", data)
     grant = snapshot.visibility_grant or "the privilege to read every session"
+    hidden = (
+        f"the state of {snapshot.hidden_connections} session(s) of other roles"
+        if snapshot.hidden_connections
+        # an engine that lists only the reader's own sessions (Redshift) cannot count the others
+        else "other roles' sessions at all (not even how many there are)"
+    )
     return Finding(
         "visibility",
         Severity.UNKNOWN,
-        f"restricted visibility: role {snapshot.limits.current_user} cannot see the state of "
-        f"{snapshot.hidden_connections} session(s) of other roles, so idle, idle-in-transaction "
-        f"and lock figures may be incomplete; grant it {grant}",
+        f"restricted visibility: role {snapshot.limits.current_user} cannot see {hidden}, "
+        f"so idle, idle-in-transaction and lock figures may be incomplete; grant it {grant}",
         data,
     )

@@ -83,6 +83,12 @@ class Thresholds:
     pgbouncer_maxwait_critical: float | None = _key("seconds", 5)
     pgbouncer_saturation_warning: float | None = _key("percent", 80)
     pgbouncer_saturation_critical: float | None = _key("percent", 100)
+    # Query queues (Redshift's WLM, dbconnmgr.core.wlm): queries waiting for a slot, every
+    # queue together; seconds a queue has been at its slot count with queries waiting.
+    wlm_queued_warning: float | None = _key("count", 1)
+    wlm_queued_critical: float | None = _key("count", None)
+    wlm_saturated_warning: float | None = _key("seconds", 60)
+    wlm_saturated_critical: float | None = _key("seconds", 300)
 
     def pair(self, prefix: str) -> tuple[float | None, float | None]:
         """``(PREFIX_WARNING, PREFIX_CRITICAL)``: ``pair("QUERY_AGE")``.
