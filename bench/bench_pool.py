@@ -30,6 +30,7 @@ def main() -> None:
         os.environ.update(
             DB_POOL="true", DB_POOL_SIZE="2", DB_POOL_PRE_PING="false", DB_POOL_TIMEOUT="5"
         )
+        os.environ["DB_INSTRUMENTED"] = "true"  # the "dbconnmgr" row is dbconnmgr's engine
         setup_django(server.url)
         from django.db import connections
         from django.db.backends.signals import connection_created

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from dbconnmgr._version import VERSION
 from dbconnmgr.core.budget import Budget, Service, compute_budget, connector_share
 from dbconnmgr.core.health import (
     Finding,
@@ -64,7 +65,7 @@ if TYPE_CHECKING:
     from dbconnmgr.history import peak_hours, prune_samples, record_sample
     from dbconnmgr.monitor_loop import Monitor, iter_samples
 
-__version__ = "0.1.0"
+__version__ = VERSION
 
 __all__ = [
     "PROFILES",

@@ -57,6 +57,8 @@ PERIODS: dict[str, tuple[int, int]] = {
     "day": (86400, 15 * 60),
     "week": (7 * 86400, 3600),
 }
+#: The second load chart splits by one of these (``?load_by=``); the first by wait class.
+LOAD_BY: dict[str, str] = {"application": "application", "code": "code label"}
 #: Seconds between refreshes of the live part.
 REFRESH_SECONDS = 10
 #: Seconds the 30-day heatmap is kept in Django's cache: it reads every sample of the month
@@ -269,15 +271,22 @@ class ConnectionsAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return context
 
     def _history(self, request: HttpRequest, alias: str) -> dict[str, Any]:
-        from dbconnmgr.core.charts import Heatmap, heatmap_svg, line_chart_svg
-        from dbconnmgr.history import hourly_heatmap, utilization_series
+        from dbconnmgr.core.charts import Heatmap, heatmap_svg, line_chart_svg, load_chart_svg
+        from dbconnmgr.history import hourly_heatmap, load_charts, utilization_series
 
         period = request.GET.get("period", "day")
         if period not in PERIODS:
             period = "day"
         seconds, bucket = PERIODS[period]
+        load_by = request.GET.get("load_by", "application")
+        if load_by not in LOAD_BY:
+            load_by = "application"
         try:
             series = utilization_series(alias, seconds=seconds, bucket_seconds=bucket)
+            load = load_charts(
+                alias, ("wait_class", load_by), seconds=seconds, bucket_seconds=bucket
+            )
+            by_wait_class, by_who = load["wait_class"], load[load_by]
             heat = cache.get_or_set(
                 f"dbconnmgr:heatmap:{alias}:30:{timezone.get_current_timezone_name()}",
                 lambda: hourly_heatmap(alias, days=30),
@@ -293,6 +302,11 @@ class ConnectionsAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             "periods": list(PERIODS),
             "series_points": len(series.points),
             "utilization_svg": line_chart_svg(series),
+            "load_by": load_by,
+            "load_by_choices": LOAD_BY,
+            "load_aas_max": round(by_wait_class.max_aas, 2),
+            "load_wait_class_svg": load_chart_svg(by_wait_class),
+            "load_by_svg": load_chart_svg(by_who),
             "heatmap_svg": heatmap_svg(heat),
             "heatmap_samples": heat.samples,
         }

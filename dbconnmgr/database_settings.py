@@ -5,9 +5,10 @@ This module is imported from ``settings.py``, before Django is set up: it never 
 
     from dbconnmgr.database_settings import database_config
 
-    DATABASES = {"default": database_config(service="web")}
+    DATABASES = {"default": database_config(service="web", env_prefix="DBCONNMGR_")}
 
-Every environment variable, the profiles and the precedence rules are documented in
+Django's own ENGINE is kept unless ``instrumented=True`` (or the reject gate) asks for
+dbconnmgr's. Every environment variable, the profiles and the precedence rules are documented in
 docs/configuration.md. Precedence, highest first: a keyword argument, the dedicated
 environment variable (``DB_MAX_CONNS``...), the ``DATABASE_URL`` query string, the profile.
 :func:`database_config` decides every engine-neutral value in one place (:func:`_decide`),
@@ -18,11 +19,15 @@ then applies small steps: the pool plan (:func:`pool_options`), the engine's own
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib.util
 import os
-from collections.abc import Mapping
+import sys
+import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from types import TracebackType
+from typing import Any, Final, ParamSpec, TypeVar
 from urllib.parse import unquote
 
 import django
@@ -31,6 +36,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from dbconnmgr.backends.engine_settings import (
     DEFAULT_CONNECT_TIMEOUT,
+    GENERIC_PREFIX,
     MAX_POOL_TIMEOUT,
     MAX_WHOLE,
     EngineSettings,
@@ -66,6 +72,7 @@ __all__ = [
     "DEFAULT_KEEPALIVES_INTERVAL",
     "DEFAULT_PROFILE",
     "DEFAULT_WAIT_TIMEOUT",
+    "GENERIC_PREFIX",
     "INSTRUMENTED_ENGINE",
     "MAX_POOL_TIMEOUT",
     "MAX_WHOLE",
@@ -80,6 +87,7 @@ __all__ = [
     "TRANSACTION_POOL_MODES",
     "WAIT_TIMEOUT_MARGIN",
     "Choices",
+    "DatabaseSettingsWarning",
     "PoolSeeds",
     "Profile",
     "append_server_options",
@@ -148,6 +156,54 @@ def pooling_available() -> bool:
     )
 
 
+class DatabaseSettingsWarning(UserWarning):
+    """A variable under the generic ``DB_`` names that ``database_config()`` ignored.
+
+    Other tools set some of those names (``DB_POOL_MODE``, ``DB_PROFILE=prod``); with the
+    generic prefix such a value is a warning, not an error. ``env_prefix="DBCONNMGR_"``
+    reads names nobody else sets, and refuses their mistakes.
+    """
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+_PREVIOUS_HOOK: list[Callable[..., Any]] = []
+
+
+def _one_line_hook(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+    """sys.excepthook: a settings error of database_config() nobody caught is one line."""
+    if getattr(exc, "_dbconnmgr_settings_error", False):
+        # Python still exits with status 1 after the hook for an uncaught exception.
+        sys.stderr.write(f"error: {exc} (docs/configuration.md)\n")
+        return
+    _PREVIOUS_HOOK[0](kind, exc, tb)
+
+
+def _one_line_when_uncaught(func: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Its ImproperlyConfigured, left uncaught, ends the process with one line, not a trace.
+
+    ``database_config()`` runs in ``settings.py``; an unset ``DATABASE_URL`` there used to
+    end every ``manage.py`` command (``check`` included) with a traceback through Django's
+    settings import. A project that catches the exception is unaffected; when nobody does,
+    the interpreter calls ``sys.excepthook`` (installed here, once, only then), which
+    prints the message alone; other exceptions reach the previous hook.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return func(*args, **kwargs)
+        except ImproperlyConfigured as exc:
+            exc._dbconnmgr_settings_error = True  # type: ignore[attr-defined]
+            if not _PREVIOUS_HOOK:
+                _PREVIOUS_HOOK.append(sys.excepthook)
+                sys.excepthook = _one_line_hook
+            raise
+
+    return wrapper
+
+
+@_one_line_when_uncaught
 def database_config(
     env_var: str = "DATABASE_URL",
     *,
@@ -155,6 +211,8 @@ def database_config(
     service: str | None = None,
     default: str | None = None,
     env: Mapping[str, str] | None = None,
+    env_prefix: str = GENERIC_PREFIX,
+    instrumented: bool | None = None,
     pool: bool | None = None,
     max_conns: int | None = None,
     min_conns: int | None = None,
@@ -192,6 +250,16 @@ def database_config(
             is given.
         default: URL used when ``env_var`` is unset (else ImproperlyConfigured).
         env: the environment to read (default ``os.environ``); for tests.
+        env_prefix: the prefix of the variables read besides ``env_var``. ``DB_`` (the
+            default) reads the generic names (``DB_MAX_CONNS``, ``CONN_MAX_AGE``...);
+            ``"DBCONNMGR_"`` reads ``DBCONNMGR_MAX_CONNS``, ``DBCONNMGR_CONN_MAX_AGE``...,
+            names no other tool sets. Under the generic prefix an unknown ``DB_POOL_*``
+            variable or a ``DB_PROFILE`` that names no profile is a
+            :class:`DatabaseSettingsWarning` (another tool's), under any other an error.
+        instrumented: use dbconnmgr's engine ``dbconnmgr.db.postgresql`` (``$DB_INSTRUMENTED``):
+            Django's backend plus the reject gate, pool errors that explain themselves
+            and failed connections counted by cause. Default: only when
+            ``pool_on_full="reject"`` asks for the gate; otherwise Django's ENGINE stays.
         pool: use Django's native pool (``$DB_POOL``; default: when available).
         max_conns: connections per process, the pool's max_size (``$DB_MAX_CONNS``).
         min_conns: connections the pool keeps open (``$DB_MIN_CONNS``, default 1).
@@ -237,6 +305,7 @@ def database_config(
     src = Sources(
         os.environ if env is None else env,
         {
+            "instrumented": instrumented,
             "profile": profile,
             "service": service,
             "pool": pool,
@@ -259,6 +328,7 @@ def database_config(
             "pool_max_waiting": pool_max_waiting,
             "CONN_HEALTH_CHECKS": overrides.get("CONN_HEALTH_CHECKS"),
         },
+        prefix=env_prefix,
     )
     config = _parse_url(env_var, src.environment.get(env_var) or default)
     engine = engine_settings(config.get("ENGINE"))
@@ -270,9 +340,14 @@ def database_config(
     if choices.pool:
         options["pool"] = pool_options(choices)
         config["CONN_MAX_AGE"] = 0  # Django refuses a pool with persistent connections
-        config[POOL_ON_FULL_KEY] = choices.on_full or "queue"
+        if choices.instrumented:  # the gate is the engine's; Django ignores the key
+            config[POOL_ON_FULL_KEY] = choices.on_full or "queue"
     else:
         config["CONN_MAX_AGE"] = 0 if choices.asgi else choices.age
+    if choices.instrumented and engine is not None and engine.instrumented is not None:
+        plain, ours = engine.instrumented
+        if config.get("ENGINE") == plain:
+            config["ENGINE"] = ours
     if engine is not None:
         engine.configure(config, options, src)
     _behind_pooler(config, options, choices.pooler_mode)
@@ -297,6 +372,7 @@ class Choices:
         timeout: seconds a request waits for a pooled connection.
         on_full: ``queue`` or ``reject`` (None: not given).
         max_waiting: psycopg_pool's ``max_waiting`` (None: not given).
+        instrumented: dbconnmgr's engine replaces Django's (asked, or needed by the gate).
     """
 
     profile: Profile
@@ -311,11 +387,15 @@ class Choices:
     timeout: float
     on_full: str | None = None
     max_waiting: int | None = None
+    instrumented: bool = False
 
 
 def _parse_url(env_var: str, url: str | None) -> dict[str, Any]:
     if not url:
-        raise ImproperlyConfigured(f"{env_var} is not set (and no default URL was given)")
+        raise ImproperlyConfigured(
+            f"{env_var} is not set (and no default URL was given): set it to the database's "
+            "URL, e.g. postgres://USER:PASSWORD@HOST:5432/NAME"
+        )
     try:
         return normalize_database_settings(environ.Env.db_url_config(url))
     except (KeyError, ValueError) as exc:
@@ -359,7 +439,7 @@ def _decide(
             (seeds.names.get("pool_max_waiting"), seeds.max_waiting),
         ):
             if value is not None:
-                raise ImproperlyConfigured(f"{name} needs the pool (DB_POOL is off)")
+                raise ImproperlyConfigured(f"{name} needs the pool ({src.var('DB_POOL')} is off)")
     return Choices(
         profile=prof,
         asgi=use_asgi,
@@ -373,14 +453,48 @@ def _decide(
         timeout=first(seeds.timeout, DEFAULT_POOL_TIMEOUT),
         on_full=seeds.on_full,
         max_waiting=seeds.max_waiting,
+        instrumented=_instrumented(src, seeds, engine, use_pool),
     )
 
 
+def _instrumented(
+    src: Sources, seeds: PoolSeeds, engine: EngineSettings | None, use_pool: bool
+) -> bool:
+    """dbconnmgr's engine: asked for (keyword, variable), or what the reject gate needs."""
+    name, value = src.pick("DB_INSTRUMENTED", "instrumented")
+    asked = None if value is None else parse_bool(name, value)
+    gate = use_pool and seeds.on_full == "reject"
+    if asked is False and gate:
+        raise ImproperlyConfigured(
+            f"{seeds.names['pool_on_full']}=reject needs dbconnmgr's engine, which "
+            f"{name}=false turns off (the gate lives in dbconnmgr.db.postgresql)"
+        )
+    wanted = bool(first(asked, gate))
+    if wanted and (engine is None or engine.instrumented is None):
+        what = f"{name}=true" if asked else f"{seeds.names.get('pool_on_full')}=reject"
+        raise ImproperlyConfigured(f"{what}: dbconnmgr's engine is for PostgreSQL")
+    return wanted
+
+
 def _profile(src: Sources) -> Profile:
-    chosen = src.keywords.get("profile") or src.text("DB_PROFILE") or DEFAULT_PROFILE
+    keyword = src.keywords.get("profile")
+    chosen = keyword or src.text("DB_PROFILE") or DEFAULT_PROFILE
     if chosen not in PROFILES:
         known = ", ".join(PROFILES)
-        raise ImproperlyConfigured(f"unknown database profile {chosen!r} (known: {known})")
+        if not keyword and src.generic:
+            # DB_PROFILE is a generic name other tools set (DB_PROFILE=prod): not ours.
+            warnings.warn(
+                f"DB_PROFILE={chosen!r} names no database profile (known: {known}); "
+                f"using {DEFAULT_PROFILE!r}. If another tool sets it, read dbconnmgr's own "
+                'names with database_config(env_prefix="DBCONNMGR_")',
+                DatabaseSettingsWarning,
+                stacklevel=5,
+            )
+            return PROFILES[DEFAULT_PROFILE]
+        name = "profile" if keyword else src.var("DB_PROFILE")
+        raise ImproperlyConfigured(
+            f"unknown database profile {chosen!r} in {name} (known: {known})"
+        )
     return PROFILES[chosen]
 
 
@@ -394,8 +508,9 @@ def _pool_choice(
     asked_pool = src.boolean("DB_POOL", "pool")
     if pooler_mode and asked_pool:
         raise ImproperlyConfigured(
-            f"DB_POOL with DB_PGBOUNCER={pooler_mode}: PgBouncer is the pool; a pool per "
-            "process in front of it holds PgBouncer's clients idle (unset DB_POOL)"
+            f"{src.var('DB_POOL')} with {src.var('DB_PGBOUNCER')}={pooler_mode}: PgBouncer "
+            "is the pool; a pool per process in front of it holds PgBouncer's clients idle "
+            "(unset the first)"
         )
     use_pool = bool(
         first(
@@ -406,12 +521,13 @@ def _pool_choice(
     )
     if use_pool and not native:
         raise ImproperlyConfigured(
-            f"DB_POOL: Django's native pool is for PostgreSQL, not {config.get('ENGINE')}"
+            f"{src.var('DB_POOL')}: Django's native pool is for PostgreSQL, "
+            f"not {config.get('ENGINE')}"
         )
     if use_pool and not pooling_available():
         raise ImproperlyConfigured(
-            "DB_POOL: pooling needs Django >= 5.1, psycopg 3 and psycopg_pool "
-            "(pip install 'psycopg[binary,pool]')"
+            f"{src.var('DB_POOL')}: pooling needs Django >= 5.1, psycopg 3 and psycopg_pool "
+            "(pip install 'dbconnmgr[postgresql]')"
         )
     return pooler_mode, use_pool
 
@@ -557,19 +673,32 @@ def _pool_seeds(src: Sources, config: dict[str, Any], env_var: str) -> PoolSeeds
 
 def _pop_url_seeds(src: Sources, options: dict[str, Any], env_var: str) -> dict[str, Any]:
     url = {key: options.pop(key) for key in POOL_SEEDS if key in options}
-    unknown = [
-        f"{env_var} ?{key}" for key in options if key.startswith("pool_") or key == "max_overflow"
-    ] + [
+    known_vars = {src.var(var) for var in (*POOL_SEEDS.values(), *_OTHER_POOL_VARIABLES)}
+    unknown_vars = sorted(
         var
         for var in src.environment
-        if var.startswith("DB_POOL_")
-        and var not in POOL_SEEDS.values()
-        and var not in _OTHER_POOL_VARIABLES
+        if var.startswith(src.var("DB_POOL_")) and var not in known_vars
+    )
+    unknown = [
+        f"{env_var} ?{key}" for key in options if key.startswith("pool_") or key == "max_overflow"
     ]
+    known = ", ".join(f"{key} ({src.var(var)})" for key, var in POOL_SEEDS.items())
+    if unknown_vars and src.generic and not unknown:
+        # Other tools set DB_POOL_* names of their own (DB_POOL_MODE=transaction): a
+        # warning that names what is read, never a settings import that fails.
+        warnings.warn(
+            f"ignored {', '.join(unknown_vars)}: not a pool setting of database_config() "
+            f"(known: {known}). If it is a typo, fix it; if another tool sets it, read "
+            'dbconnmgr\'s own names with database_config(env_prefix="DBCONNMGR_")',
+            DatabaseSettingsWarning,
+            stacklevel=6,
+        )
+    elif not src.generic:
+        unknown += unknown_vars
     if unknown:
-        known = ", ".join(f"{key} ({var})" for key, var in POOL_SEEDS.items())
         typo = unknown[0].rsplit("?", 1)[-1]
-        close = difflib.get_close_matches(typo, [*POOL_SEEDS, *POOL_SEEDS.values()], n=1)
+        names = [*POOL_SEEDS, *(src.var(var) for var in POOL_SEEDS.values())]
+        close = difflib.get_close_matches(typo, names, n=1)
         hint = f"did you mean {close[0]}? " if close else ""
         raise ImproperlyConfigured(f"unknown pool setting {unknown[0]} ({hint}known: {known})")
     return url
@@ -583,11 +712,11 @@ def _read_seeds(src: Sources, url: Mapping[str, Any], env_var: str) -> PoolSeeds
         if src.keywords.get(key) is not None:
             found = (key, src.keywords[key])
         elif src.text(var) is not None:
-            found = (var, src.text(var))
+            found = (src.var(var), src.text(var))
         elif url.get(key) is not None:
             found = (f"{env_var} ?{key}", url[key])
         else:
-            return var, None
+            return src.var(var), None
         names[key] = found[0]
         return found
 
@@ -614,7 +743,7 @@ def _read_seeds(src: Sources, url: Mapping[str, Any], env_var: str) -> PoolSeeds
     ceiling = None
     if overflow is not None and floor is None:
         raise ImproperlyConfigured(
-            f"{names['max_overflow']} needs {POOL_SEEDS['pool_size']} "
+            f"{names['max_overflow']} needs {src.var(POOL_SEEDS['pool_size'])} "
             "(the pool's max_size is pool_size + max_overflow)"
         )
     if floor is not None:

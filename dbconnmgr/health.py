@@ -41,6 +41,9 @@ def judge(
     *,
     refused_connections: int | None = None,
     refused_full: int | None = None,
+    aas: float | None = None,
+    aas_by_wait_class: dict[str, float] | None = None,
+    aas_window_seconds: float | None = None,
 ) -> Report:
     """The report of what was read of ``alias`` (a snapshot, or why none could be taken),
     with the findings of the PgBouncer configured in front of it.
@@ -49,7 +52,8 @@ def judge(
         alias: the Django database alias.
         read: the snapshot, or the :class:`ServerUnavailable` that reading raised.
         thresholds: as :func:`project_thresholds`.
-        refused_connections, refused_full: as :func:`dbconnmgr.core.health.evaluate`.
+        refused_connections, refused_full, aas, aas_by_wait_class, aas_window_seconds: as
+            :func:`dbconnmgr.core.health.evaluate`.
 
     Raises:
         InvalidSetting: the project's THRESHOLDS, or ``DBCONNMGR["PGBOUNCER"]``, are invalid.
@@ -66,6 +70,9 @@ def judge(
         limits,
         refused_connections=refused_connections,
         refused_full=refused_full,
+        aas=aas,
+        aas_by_wait_class=aas_by_wait_class,
+        aas_window_seconds=aas_window_seconds,
         pooler=pooler,
     )
 

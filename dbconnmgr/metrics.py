@@ -12,12 +12,15 @@ import os
 import threading
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from dbconnmgr import process_stats
+
+if TYPE_CHECKING:
+    from dbconnmgr.core.load import LoadSplit
 
 __all__ = [
     "PUBLISH_SECONDS",
@@ -77,6 +80,45 @@ def _loaded(aliases: Sequence[str]) -> list[str]:
     return found
 
 
+class LoadGauges:
+    """The database load of each alias's snapshot: active sessions by wait class (every
+    class, zeros included), by application and by code label (the top
+    :data:`~dbconnmgr.core.load.LOAD_TOP` of each, the rest as ``other``: a bounded label
+    set whatever the names). ``avg_over_time`` of their sum is the AAS."""
+
+    def __init__(self) -> None:
+        self.by_wait_class = GaugeMetricFamily(
+            "dbconnmgr_active_sessions_by_wait_class",
+            "active sessions by wait class (CPU: waiting on nothing)",
+            labels=["alias", "wait_class"],
+        )
+        self.by_application = GaugeMetricFamily(
+            "dbconnmgr_active_sessions_by_application",
+            "active sessions by application_name (top 10, the rest as other)",
+            labels=["alias", "application_name"],
+        )
+        self.by_code = GaugeMetricFamily(
+            "dbconnmgr_active_sessions_by_code",
+            "active sessions by code label (top 10, the rest as other)",
+            labels=["alias", "code"],
+        )
+
+    def add(self, alias: str, split: LoadSplit) -> None:
+        """Add one alias's split."""
+        from dbconnmgr.core.load import WAIT_CLASSES
+
+        for name in dict.fromkeys([*WAIT_CLASSES, *split.by_wait_class]):
+            self.by_wait_class.add_metric([alias, name], split.by_wait_class.get(name, 0))
+        for name, count in split.by_application.items():
+            self.by_application.add_metric([alias, name], count)
+        for name, count in split.by_code.items():
+            self.by_code.add_metric([alias, name], count)
+
+    def families(self) -> tuple[Metric, ...]:
+        """The three gauges."""
+        return (self.by_wait_class, self.by_application, self.by_code)
+
+
 def scaled(value: float, per: float) -> float:
     """``value / per`` without the float noise of the division: a percentage of one decimal
     gives a ratio of three (45.9 -> 0.459, not 0.45899999999999996)."""
@@ -102,6 +144,7 @@ class DatabaseCollector(Collector):
     def _server(self) -> Iterator[Metric]:
         from dbconnmgr.core.figures import FIGURES, Figures
         from dbconnmgr.core.health import Severity
+        from dbconnmgr.core.load import load_split
         from dbconnmgr.health import check_health, project_thresholds
 
         labels = ["alias"]
@@ -119,6 +162,7 @@ class DatabaseCollector(Collector):
         findings = GaugeMetricFamily(
             "dbconnmgr_findings", "health findings by severity", labels=["alias", "severity"]
         )
+        load = LoadGauges()
         limits = project_thresholds()
         for alias in self.aliases:
             # PgBouncer's findings included, as docs/metrics.md says of dbconnmgr_findings.
@@ -134,6 +178,7 @@ class DatabaseCollector(Collector):
                 )
                 for key, count in sorted(groups.items()):
                     activity.add_metric([alias, *key], count)
+                load.add(alias, load_split(snapshot))
                 figures = Figures.of(snapshot)
                 for name, metric, gauge in gauges:
                     value = figures[name]
@@ -144,6 +189,7 @@ class DatabaseCollector(Collector):
                 findings.add_metric([alias, severity.label], severities.get(severity, 0))
         yield from (up, activity)
         yield from (gauge for _, _, gauge in gauges)
+        yield from load.families()
         yield findings
 
     def _process(self) -> Iterator[Metric]:

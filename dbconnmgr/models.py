@@ -25,6 +25,14 @@ class ConnectionSample(models.Model):
     utilization_percent = models.FloatField(help_text="% of usable slots")
     by_state = models.JSONField(default=dict, help_text="{state: count}")
     by_application = models.JSONField(default=dict, help_text="{application_name: count}")
+    load = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="active sessions by wait_class, application and code",
+    )
+    refused_connections = models.PositiveIntegerField(
+        null=True, blank=True, help_text="refused since the previous sample (engines that count)"
+    )
 
     class Meta:
         ordering = ("-taken_at",)

@@ -358,6 +358,9 @@ def sample_report(
             thresholds,
             refused_connections=sample.refused_connections,
             refused_full=sample.refused_full,
+            aas=sample.aas,
+            aas_by_wait_class=sample.aas_by_wait_class,
+            aas_window_seconds=sample.aas_window_seconds,
         )
     if sample.problem is not None:
         return judge(sample.alias, sample.problem, thresholds or Defaults())

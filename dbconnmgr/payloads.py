@@ -9,6 +9,7 @@ declared once in :mod:`dbconnmgr.core.documents` and listed in docs/json.md.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import cast
 
 from django.utils import timezone
@@ -29,7 +30,15 @@ from dbconnmgr.core.builders import (
     status_payload,
     termination_payload,
 )
-from dbconnmgr.core.documents import SCHEMAS, FindingDoc, HealthDoc, PeakDoc
+from dbconnmgr.core.charts import LoadSeries
+from dbconnmgr.core.documents import (
+    SCHEMAS,
+    FindingDoc,
+    HealthDoc,
+    LoadPointDoc,
+    PeakDoc,
+    PeakLoadDoc,
+)
 from dbconnmgr.core.health import Report
 from dbconnmgr.core.samples import PeakReport
 
@@ -80,10 +89,35 @@ def health_payload(report: Report, vendor: str | None = None) -> HealthDoc:
     return document
 
 
-def peak_payload(report: PeakReport, alias: str, days: int) -> PeakDoc:
-    """The JSON document of ``--action=peak --format=json`` (see docs/json.md)."""
+def peak_load_payload(load: Mapping[str, LoadSeries]) -> PeakLoadDoc:
+    """``load`` of the peak document: the series of :func:`dbconnmgr.history.load_charts`
+    for the three dimensions, one entry per bucket."""
+    first = next(iter(load.values()))
+    points: list[LoadPointDoc] = []
+    for i, p in enumerate(first.points):
+        parts = {d: {k: round(v, 2) for k, v in s.points[i].parts.items()} for d, s in load.items()}
+        points.append(
+            {
+                "start": p.start.isoformat(),
+                "samples": p.samples,
+                "aas": round(p.aas, 2),
+                "max_connections": p.max_connections,
+                "refused_connections": p.refused_connections,
+                "wait_class": parts.get("wait_class", {}),
+                "application": parts.get("application", {}),
+                "code": parts.get("code", {}),
+            }
+        )
+    return {"bucket_seconds": first.bucket_seconds, "cpus": first.cpus, "points": points}
+
+
+def peak_payload(
+    report: PeakReport, alias: str, days: int, load: Mapping[str, LoadSeries] | None = None
+) -> PeakDoc:
+    """The JSON document of ``--action=peak --format=json`` (see docs/json.md); with the
+    database load over the days read when ``load`` is given."""
     peak = report.peak_hour
-    return {
+    document: PeakDoc = {
         "schema": SCHEMAS["peak"],
         "alias": alias,
         "days": days,
@@ -101,3 +135,6 @@ def peak_payload(report: PeakReport, alias: str, days: int) -> PeakDoc:
         "peak_connections": report.peak_connections,
         "peak_at": iso_or_none(report.peak_at),
     }
+    if load:
+        document["load"] = peak_load_payload(load)
+    return document

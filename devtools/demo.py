@@ -139,12 +139,37 @@ class Services:
             thread.join(5)
 
 
-def manage(url: str, *args: str, extra_env: dict[str, str] | None = None) -> int:
-    """Run manage.py as a user would, showing the command line first."""
-    print(f"\n$ python manage.py {shlex.join(args)}", flush=True)
+#: What an exit code tells a script or a monitoring system (docs/index.md's table).
+EXIT_MEANING = {
+    0: "ok",
+    1: "warning / over budget / partly done",
+    2: "critical",
+    3: "unknown or usage error",
+}
+#: (part, command line, exit code) of every step run, for the summary at the end.
+SUMMARY: list[tuple[str, str, int]] = []
+
+
+def manage(
+    url: str, *args: str, shows: str, part: str = "server",
+    extra_env: dict[str, str] | None = None,
+) -> int:  # fmt: skip
+    """Run manage.py as a user would: what it shows, the command line, then its exit code."""
+    line = f"python manage.py {shlex.join(args)}"
+    print(f"\n--- {shows}\n$ {line}", flush=True)
     env = dict(os.environ, DATABASE_URL=url, DJANGO_SETTINGS_MODULE="example_project.settings")
     env.update(extra_env or {})
-    return subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], env=env).returncode
+    code = subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], env=env).returncode
+    print(f"[exit {code}: {EXIT_MEANING.get(code, 'error')}: what a script would see]", flush=True)
+    SUMMARY.append((part, line, code))
+    return code
+
+
+def print_summary() -> None:
+    """One line per step: the exit code and what it means."""
+    print("\n=== Summary: every step and the exit code a script would see", flush=True)
+    for part, line, code in SUMMARY:
+        print(f"  [{part}] exit {code} ({EXIT_MEANING.get(code, 'error')}): {line}")
 
 
 def main() -> int:
@@ -200,8 +225,18 @@ def pgbouncer_part(pg: PgServer | None) -> None:
                 "DBCONNMGR_PGBOUNCER_CONSOLE": bouncer.console_url(),
                 "DBCONNMGR_PGBOUNCER_SERVER": pg.url,
             }
-            manage(bouncer.url(), "db_connections", "--action=status", "--limit=3", extra_env=env)
-            manage(bouncer.url(), "db_connections", "--action=health", extra_env=env)
+            manage(
+                bouncer.url(), "db_connections", "--action=status", "--limit=3",
+                shows="PgBouncer's pools (clients active and waiting, servers) beside the "
+                "server's own connections",
+                part="pgbouncer", extra_env=env,
+            )  # fmt: skip
+            manage(
+                bouncer.url(), "db_connections", "--action=health",
+                shows="health with PgBouncer's checks: the waiting client and its maxwait "
+                "are findings (a warning or critical exit, on purpose)",
+                part="pgbouncer", extra_env=env,
+            )  # fmt: skip
         finally:
             for conn in holders:
                 conn.rollback()  # frees a server connection: the waiter gets it
@@ -225,22 +260,48 @@ def run() -> int:
             )
             time.sleep(2)  # let ages grow so the oldest transaction is visible
             django_url = urlsplit(url)._replace(path="/shop").geturl()
-            code = manage(django_url, "db_connections", "--action=status", "--limit=5")
+            code = manage(
+                django_url, "db_connections", "--action=status", "--limit=5",
+                shows="status: every client connection by state, application, user and "
+                "database, counted the way the server counts its slots",
+            )  # fmt: skip
             # health exits 1/2 on purpose here (the demo's server is busy): not a failure.
-            manage(django_url, "db_connections", "--action=health")
+            manage(
+                django_url, "db_connections", "--action=health",
+                shows="health: the lock wait, the transaction idle while holding a lock and "
+                "the aborted one are findings, so the exit code is not 0 (on purpose)",
+            )  # fmt: skip
             manage(
                 django_url, "db_connections", "--action=budget",
                 "--service=web=2x4x8:10", "--service=worker=1x2x4:4",
+                shows="budget: what two services' pools may open against the server's 40 "
+                "slots, and the largest safe pool per process",
             )  # fmt: skip
-            for extra in ("--dry-run", "--noinput"):
+            for extra, shows in (
+                (
+                    "--dry-run",
+                    "close-idle --dry-run: which of shop-web's idle sessions would "
+                    "be terminated, changing nothing",
+                ),
+                (
+                    "--noinput",
+                    "close-idle for real: the same sessions terminated, each "
+                    "re-checked by the server first; an audit line per session",
+                ),
+            ):
                 manage(
                     django_url, "db_connections", "--action=close-idle", "--idle-for=1",
-                    "--application=shop-web", extra,
+                    "--application=shop-web", extra, shows=shows,
                 )  # fmt: skip
-            manage(django_url, "db_connections", "--action=monitor", "--format=json")
+            manage(
+                django_url, "db_connections", "--action=monitor", "--format=json",
+                shows="monitor: one sample as a JSON line, with the average active sessions "
+                "(--watch keeps sampling: the live view)",
+            )  # fmt: skip
         finally:
             services.close()
         pgbouncer_part(pg)
+    print_summary()
     return code
 
 

@@ -12,9 +12,6 @@ close-idle (dry run, then for real) of the web account's idle sessions.
 from __future__ import annotations
 
 import contextlib
-import os
-import shlex
-import subprocess
 import sys
 import threading
 import time
@@ -23,6 +20,7 @@ from typing import Any
 
 import MySQLdb
 
+from devtools.demo import manage, print_summary
 from devtools.mariadbserver import MariaDBServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,13 +62,6 @@ def _sessions(server: MariaDBServer) -> tuple[list[Any], list[threading.Thread]]
     return conns, threads
 
 
-def manage(url: str, *args: str) -> int:
-    """Run manage.py as a user would, showing the command line first."""
-    print(f"\n$ python manage.py {shlex.join(args)}", flush=True)
-    env = dict(os.environ, DATABASE_URL=url, DJANGO_SETTINGS_MODULE="example_project.settings")
-    return subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], env=env).returncode
-
-
 def main() -> int:
     """Run the MariaDB demo; returns the exit code of ``status``."""
     print("Starting a throwaway MariaDB server (max_connections=20)...", flush=True)
@@ -95,15 +86,40 @@ def main() -> int:
         )
         time.sleep(2)
         url = server.url_for("admin", server.password, "shop")
-        code = manage(url, "db_connections", "--action=status", "--limit=5")
-        manage(url, "db_connections", "--action=health")
-        manage(url, "db_connections", "--action=monitor", "--count=2", "--interval=1",
-               "--format=json")  # fmt: skip
-        manage(url, "db_connections", "--action=budget", "--service=web=2x8:persistent",
-               "--service=worker=2x2:persistent")  # fmt: skip
-        for extra in ("--dry-run", "--noinput"):
-            manage(url, "db_connections", "--action=close-idle", "--idle-for=1",
-                   "--user=shop_web", extra)  # fmt: skip
+        code = manage(
+            url, "db_connections", "--action=status", "--limit=5", part="mariadb",
+            shows="status: MariaDB's threads mapped to the common states (Sleep = idle, with "
+            "an open InnoDB transaction = idle in transaction)",
+        )  # fmt: skip
+        manage(
+            url, "db_connections", "--action=health", part="mariadb",
+            shows="health: the transaction idle while holding a row lock and the refused "
+            "login are findings, so the exit code is not 0 (on purpose)",
+        )  # fmt: skip
+        manage(
+            url, "db_connections", "--action=monitor", "--count=2", "--interval=1",
+            "--format=json", part="mariadb",
+            shows="monitor: two samples as JSON lines, refused connections since the last",
+        )  # fmt: skip
+        manage(
+            url, "db_connections", "--action=budget", "--service=web=2x8:persistent",
+            "--service=worker=2x2:persistent", part="mariadb",
+            shows="budget: one connection per thread (Django has no MySQL pool) against "
+            "the server's 20 slots",
+        )  # fmt: skip
+        for extra, shows in (
+            (
+                "--dry-run",
+                "close-idle --dry-run: which of shop_web's idle threads would be "
+                "killed, changing nothing",
+            ),
+            ("--noinput", "close-idle for real: KILL CONNECTION after a re-check of each"),
+        ):
+            manage(
+                url, "db_connections", "--action=close-idle", "--idle-for=1",
+                "--user=shop_web", extra, part="mariadb", shows=shows,
+            )  # fmt: skip
+        print_summary()
         return code
     finally:
         for conn in conns:

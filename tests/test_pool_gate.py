@@ -63,6 +63,7 @@ def attempt():
 def run(scenario: str, url: str, **env: str) -> dict[str, Any]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "CONN_"))} | {
         "DATABASE_URL": url,
+        "DB_INSTRUMENTED": "true",  # the gate, the explained errors, failures by cause
         **env,
     }
     environment.pop("DJANGO_SETTINGS_MODULE", None)

@@ -25,6 +25,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
+    "GENERIC_PREFIX",
     "MAX_POOL_TIMEOUT",
     "MAX_WHOLE",
     "EngineSettings",
@@ -118,6 +119,11 @@ def set_option(options: dict[str, Any], key: str, chosen: Any, fallback: Any) ->
         options.setdefault(key, fallback)
 
 
+#: The prefix of the variables ``database_config()`` reads by default: ``DB_MAX_CONNS``...
+#: (and ``CONN_MAX_AGE``, ``CONN_HEALTH_CHECKS`` as they are).
+GENERIC_PREFIX: Final = "DB_"
+
+
 class Sources:
     """The two upper levels of the precedence: a keyword argument, else its variable.
 
@@ -125,27 +131,47 @@ class Sources:
     names the one that was read. An empty variable counts as unset. The URL's value and
     the default are the caller's lower levels (:func:`first`, :func:`set_option`).
 
+    Variables are named in code by their generic names (``DB_MAX_CONNS``, ``CONN_MAX_AGE``);
+    with another ``prefix`` each is read as ``prefix`` + its name without ``DB_``
+    (``DBCONNMGR_MAX_CONNS``, ``DBCONNMGR_CONN_MAX_AGE``): :meth:`var`.
+
     Args:
         environment: the variables to read (``os.environ`` or a test's dict).
         keywords: ``database_config``'s keyword arguments by name (None: not given).
+        prefix: ``DB_`` (the generic names) or a project's own, such as ``DBCONNMGR_``.
     """
 
     def __init__(
-        self, environment: Mapping[str, str], keywords: Mapping[str, Any] | None = None
+        self,
+        environment: Mapping[str, str],
+        keywords: Mapping[str, Any] | None = None,
+        prefix: str = GENERIC_PREFIX,
     ) -> None:
         self.environment = environment
         self.keywords = dict(keywords or {})
+        self.prefix = prefix
+
+    @property
+    def generic(self) -> bool:
+        """True when the generic names are read (other tools may set some of them)."""
+        return self.prefix == GENERIC_PREFIX
+
+    def var(self, name: str) -> str:
+        """The variable read for the generic ``name`` under this prefix."""
+        if self.generic:
+            return name
+        return self.prefix + name.removeprefix(GENERIC_PREFIX)
 
     def text(self, name: str) -> str | None:
-        """The variable ``name``, stripped; None when unset or empty."""
-        value = self.environment.get(name, "").strip()
+        """The variable for the generic ``name``, stripped; None when unset or empty."""
+        value = self.environment.get(self.var(name), "").strip()
         return value or None
 
     def pick(self, var: str, keyword: str | None = None) -> tuple[str, Any]:
         """(name read, raw value): the keyword when given, else the variable."""
         if keyword is not None and self.keywords.get(keyword) is not None:
             return keyword, self.keywords[keyword]
-        return var, self.text(var)
+        return self.var(var), self.text(var)
 
     def boolean(self, var: str, keyword: str | None = None) -> bool | None:
         """A bool, or None when neither is given."""
@@ -208,6 +234,8 @@ class EngineSettings:
         connect_timeout: the driver takes ``OPTIONS["connect_timeout"]`` (check W012).
         wait_timeout: the server's default idle timeout, in seconds, after which it closes
             a connection (check W014; None: none).
+        instrumented: (Django's ENGINE, dbconnmgr's engine wrapping it): what
+            ``database_config(instrumented=True)`` swaps (None: the engine has none).
         setting_errors: what the engine refuses in an entry (error checks it declares).
     """
 
@@ -222,6 +250,7 @@ class EngineSettings:
     application_name: bool = False
     connect_timeout: bool = False
     wait_timeout: int | None = None
+    instrumented: tuple[str, str] | None = None
     setting_errors: SettingErrors = _no_setting_errors
 
     @property

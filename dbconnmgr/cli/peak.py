@@ -40,8 +40,9 @@ class PeakAction(Action[PeakOptions]):
 
     def run(self) -> int:
         from dbconnmgr.core.samples import hourly_peaks
-        from dbconnmgr.history import peak_hours
+        from dbconnmgr.history import load_charts, peak_hours
         from dbconnmgr.live_view import peak_renderables, retained_peak_renderables
+        from dbconnmgr.load_view import load_renderables
         from dbconnmgr.payloads import peak_payload, retained_peak_payload
 
         days = self.options.days or DEFAULT_DAYS
@@ -49,8 +50,15 @@ class PeakAction(Action[PeakOptions]):
             known = ", ".join(sorted(connections.settings)) or "none"
             raise CommandError(f"unknown database alias {self.alias!r} (configured: {known})")
         retained = self._retained(days)
+        load = None
         try:
             report = peak_hours(self.alias, days)
+            load = load_charts(
+                self.alias,
+                ("wait_class", "application", "code"),
+                seconds=days * 86400,
+                bucket_seconds=3600 if days <= 2 else 86400,
+            )
         except DatabaseError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
             hint = "; run: manage.py migrate dbconnmgr" if _missing_table(exc) else ""
@@ -58,13 +66,14 @@ class PeakAction(Action[PeakOptions]):
                 raise CommandError(f"cannot read recorded samples: {first}{hint}") from None
             report = hourly_peaks((), timezone.get_current_timezone())  # the server's only
         if self.format == "json":
-            document = peak_payload(report, self.alias, days)
+            document = peak_payload(report, self.alias, days, load)
             if retained is not None:
                 document["retained"] = retained_peak_payload(retained)
             self.write_json(document)
         else:
             self.renderer.print(
-                *peak_renderables(report, self.alias, days, plain=self.renderer.plain)
+                *peak_renderables(report, self.alias, days, plain=self.renderer.plain),
+                *(load_renderables(load, plain=self.renderer.plain) if load else ()),
             )
             if retained is not None:
                 self.renderer.print(

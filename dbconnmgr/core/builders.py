@@ -19,6 +19,7 @@ from dbconnmgr.core.documents import (
     BudgetDoc,
     CriteriaDoc,
     GroupDoc,
+    LoadDoc,
     LocalCloseDoc,
     MonitorDoc,
     PgBouncerDoc,
@@ -37,6 +38,7 @@ from dbconnmgr.core.figures import (
     Figures,
 )
 from dbconnmgr.core.health import Report, session_brief
+from dbconnmgr.core.load import LoadSplit
 from dbconnmgr.core.pooler import PoolerSnapshot, PoolerUnavailable
 from dbconnmgr.core.retained import RetainedPeaks
 from dbconnmgr.core.samples import Sample
@@ -217,6 +219,17 @@ def iso_or_none(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
+def load_payload(load: LoadSplit | None) -> LoadDoc | None:
+    """A sample's load split as its document holds it (``load`` of ``--action=monitor``)."""
+    if load is None:
+        return None
+    return {
+        "wait_class": dict(load.by_wait_class),
+        "application": dict(load.by_application),
+        "code": dict(load.by_code),
+    }
+
+
 def sample_payload(sample: Sample) -> MonitorDoc:
     """One JSON Lines record of ``--action=monitor`` (see docs/json.md).
 
@@ -243,6 +256,8 @@ def sample_payload(sample: Sample) -> MonitorDoc:
         "aas": sample.aas,
         "aas_window_seconds": sample.aas_window_seconds,
         "aas_samples": sample.aas_samples,
+        "aas_by_wait_class": sample.aas_by_wait_class,
+        "load": load_payload(sample.load),
         "waiting_connections": sample.waiting_connections,
         "longest_idle_in_transaction": connection_brief(iit, iit.state_seconds if iit else None),
         "refused_connections": sample.refused_connections,

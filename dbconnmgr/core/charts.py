@@ -11,7 +11,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from html import escape
 
-__all__ = ["HeatCell", "Heatmap", "Series", "SeriesPoint", "heatmap_svg", "line_chart_svg"]
+__all__ = [
+    "HeatCell",
+    "Heatmap",
+    "LoadPoint",
+    "LoadSeries",
+    "Series",
+    "SeriesPoint",
+    "heatmap_svg",
+    "line_chart_svg",
+    "load_chart_svg",
+]
 
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
@@ -178,5 +188,218 @@ def heatmap_svg(heatmap: Heatmap) -> str:
                 f"<title>{DAYS[day - 1]} {hour:02d}h: max {cell.max_connections}, p95 "
                 f"{cell.p95_connections:.1f} connections ({cell.samples} samples)</title></g>"
             )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+# -- database load over time -------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class LoadPoint:
+    """One time bucket of database load.
+
+    Attributes:
+        start: the bucket's start.
+        samples: recorded samples in it.
+        aas: mean active sessions over its samples (the bucket's AAS).
+        parts: the AAS split by the series' dimension (mean sessions per part; the names of
+            :attr:`LoadSeries.names`, and ``other`` for the rest).
+        max_connections: the highest total of connections in the bucket.
+        refused_connections: connections the server refused in the bucket (summed over its
+            samples); None where the engine does not count them.
+    """
+
+    start: datetime
+    samples: int
+    aas: float
+    parts: dict[str, float]
+    max_connections: int
+    refused_connections: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LoadSeries:
+    """Database load over a period split by one dimension (``wait_class``, ``application``
+    or ``code``), one point per bucket that has samples (oldest first).
+
+    Attributes:
+        names: the parts in stacking order (bottom first), ``other`` last when present.
+        cpus: ``DATABASE_CPUS`` (a line on the chart), None when unset.
+
+    A sample recorded before the split existed counts in ``aas`` but in no part.
+    """
+
+    start: datetime
+    end: datetime
+    bucket_seconds: int
+    dimension: str
+    names: tuple[str, ...]
+    points: tuple[LoadPoint, ...]
+    cpus: float | None = None
+
+    @property
+    def max_aas(self) -> float:
+        """The highest bucket AAS (0 without points)."""
+        return max((p.aas for p in self.points), default=0.0)
+
+
+#: Colours of the stacked parts: wait classes keep theirs (CPU green, Lock red, IO blue...,
+#: as RDS Performance Insights draws them); other dimensions take the palette in order.
+WAIT_CLASS_COLOURS: dict[str, str] = {
+    "CPU": "#3c9a3c",
+    "Lock": "#ba2121",
+    "LWLock": "#e07b39",
+    "IO": "#1f6fb4",
+    "Client": "#8a8a8a",
+    "IPC": "#9b59b6",
+    "Timeout": "#c9b400",
+    "Activity": "#5bc0de",
+    "BufferPin": "#8b4513",
+    "Extension": "#d63384",
+}
+PALETTE = (
+    "#417690", "#e0a800", "#3c9a3c", "#ba2121", "#9b59b6", "#1f6fb4", "#e07b39", "#5bc0de",
+    "#8b4513", "#d63384", "#6c757d",
+)  # fmt: skip
+OTHER_COLOUR = "#bbbbbb"
+
+_LOAD_H = 260
+_CONN_H = 70  # the connections and refused strip under the load
+
+
+def _colour(series: LoadSeries, index: int, name: str) -> str:
+    if name == "other":
+        return OTHER_COLOUR
+    if series.dimension == "wait_class":
+        return WAIT_CLASS_COLOURS.get(name, PALETTE[index % len(PALETTE)])
+    return PALETTE[index % len(PALETTE)]
+
+
+def load_chart_svg(series: LoadSeries) -> str:
+    """Database load as stacked bars per bucket (the AAS split by the series' dimension), a
+    dashed line at the server's CPUs, and on the same time axis below: the highest number
+    of connections per bucket (a line) and the connections refused (red bars).
+
+    Every name is escaped (an application name is whatever a client sent): it can end up
+    in text and attributes only, never in markup.
+    """
+    plot_w = _W - _LEFT - _RIGHT
+    load_top, load_h = _TOP + 18, _LOAD_H - _TOP - 18 - 10
+    conn_top = _LOAD_H + 6
+    conn_h = _CONN_H - 12
+    height = _LOAD_H + _CONN_H + 24
+    span = max(1.0, (series.end - series.start).total_seconds())
+    peak = max(series.max_aas, series.cpus or 0.0, 1.0) * 1.1
+    max_conn = max([1] + [p.max_connections for p in series.points])
+    refused_top = max([1] + [p.refused_connections or 0 for p in series.points])
+    bar_w = max(1.0, plot_w * series.bucket_seconds / span - 1)
+
+    def x(when: datetime) -> float:
+        return _LEFT + plot_w * min(1.0, max(0.0, (when - series.start).total_seconds() / span))
+
+    def y(value: float) -> float:
+        return load_top + load_h * (1 - value / peak)
+
+    what = {"wait_class": "wait class", "application": "application", "code": "code label"}.get(
+        series.dimension, series.dimension
+    )
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="dbconnmgr-load-chart" '
+        f'viewBox="0 0 {_W} {height}" width="100%" role="img" '
+        f'aria-label="{escape(f"database load (average active sessions) by {what} over time")}" '
+        f'data-dimension="{escape(series.dimension)}" data-points="{len(series.points)}">',
+        f'<rect x="{_LEFT}" y="{load_top}" width="{plot_w}" height="{load_h}" fill="none" '
+        f'stroke="#ccc"/>',
+    ]
+    # the legend: one swatch per part, in stacking order
+    lx = float(_LEFT)
+    for i, name in enumerate(series.names):
+        label = name if len(name) <= 24 else name[:23] + "\u2026"
+        parts.append(
+            f'<g class="legend" data-name="{escape(name)}"><rect x="{lx:.1f}" y="{_TOP}" '
+            f'width="10" height="10" fill="{_colour(series, i, name)}"/><text x="{lx + 13:.1f}" '
+            f'y="{_TOP + 9}" font-size="10" fill="#333">{escape(label)}</text>'
+            f"<title>{escape(name)}</title></g>"
+        )
+        lx += 22 + 6 * len(label)
+    for tick in (0.0, peak / 2 / 1.1, peak / 1.1):
+        parts.append(
+            f'<text x="{_LEFT - 6}" y="{y(tick) + 4:.1f}" font-size="11" text-anchor="end" '
+            f'fill="#666">{tick:.3g}</text>'
+        )
+    if series.cpus is not None:
+        parts.append(
+            f'<line class="cpus" x1="{_LEFT}" x2="{_W - _RIGHT}" y1="{y(series.cpus):.1f}" '
+            f'y2="{y(series.cpus):.1f}" stroke="#ba2121" stroke-dasharray="4 3">'
+            f"<title>{series.cpus:g} CPUs (DATABASE_CPUS)</title></line>"
+        )
+    for p in series.points:
+        px = x(p.start)
+        base = 0.0
+        cells = []
+        for i, name in enumerate(series.names):
+            value = p.parts.get(name, 0.0)
+            if value <= 0:
+                continue
+            top_y, bottom_y = y(base + value), y(base)
+            cells.append(
+                f'<rect x="{px:.1f}" y="{top_y:.1f}" width="{bar_w:.1f}" '
+                f'height="{max(0.0, bottom_y - top_y):.1f}" fill="{_colour(series, i, name)}" '
+                f'data-name="{escape(name)}" data-sessions="{value:.2f}"><title>'
+                f"{escape(name)}: {value:.2f}</title></rect>"
+            )
+            base += value
+        split = ", ".join(
+            f"{escape(n)} {p.parts[n]:.2f}" for n in series.names if p.parts.get(n, 0) > 0
+        )
+        parts.append(
+            f'<g class="bucket" data-start="{escape(p.start.isoformat())}" '
+            f'data-aas="{p.aas:.2f}" data-connections="{p.max_connections}" '
+            f'data-refused="{"" if p.refused_connections is None else p.refused_connections}">'
+            f"<title>{escape(p.start.strftime('%Y-%m-%d %H:%M'))}: AAS {p.aas:.2f} "
+            f"({split or 'no split recorded'}); max {p.max_connections} connections"
+            + ("" if p.refused_connections is None else f", {p.refused_connections} refused")
+            + f", {p.samples} samples</title>"
+            + "".join(cells)
+            + "</g>"
+        )
+    # the connections strip, same time axis
+    parts.append(
+        f'<rect x="{_LEFT}" y="{conn_top}" width="{plot_w}" height="{conn_h}" fill="none" '
+        f'stroke="#ccc"/><text x="{_LEFT - 6}" y="{conn_top + 10}" font-size="10" '
+        f'text-anchor="end" fill="#666">{max_conn}</text>'
+        f'<text x="{_W - _RIGHT}" y="{conn_top - 2}" font-size="10" text-anchor="end" '
+        f'fill="#666">connections (max per bucket) · refused (red)</text>'
+    )
+    if series.points:
+        coords = " ".join(
+            f"{x(p.start) + bar_w / 2:.1f},"
+            f"{conn_top + conn_h * (1 - p.max_connections / max_conn):.1f}"
+            for p in series.points
+        )
+        parts.append(
+            f'<polyline class="connections" points="{coords}" fill="none" stroke="#417690" '
+            f'stroke-width="1.5"/>'
+        )
+        for p in series.points:
+            if p.refused_connections:
+                h = conn_h * p.refused_connections / refused_top
+                parts.append(
+                    f'<rect class="refused" x="{x(p.start):.1f}" y="{conn_top + conn_h - h:.1f}" '
+                    f'width="{bar_w:.1f}" height="{h:.1f}" fill="#ba2121" opacity="0.8" '
+                    f'data-refused="{p.refused_connections}"><title>'
+                    f"{escape(p.start.strftime('%Y-%m-%d %H:%M'))}: {p.refused_connections} "
+                    "connections refused</title></rect>"
+                )
+    else:
+        parts.append(
+            f'<text x="{_W / 2}" y="{load_top + load_h / 2}" text-anchor="middle" fill="#666">'
+            "no samples recorded in this period (manage.py db_connections --action=monitor "
+            "--record)</text>"
+        )
+    for label_at, anchor in ((series.start, "start"), (series.end, "end")):
+        parts.append(
+            f'<text x="{x(label_at):.1f}" y="{height - 6}" font-size="11" '
+            f'text-anchor="{anchor}" fill="#666">{escape(label_at.strftime("%a %H:%M"))}</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)

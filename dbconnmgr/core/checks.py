@@ -25,6 +25,7 @@ from dbconnmgr.core.pooler import (
 )
 from dbconnmgr.core.server_checks import (
     SESSIONS_LISTED,
+    database_load_finding,
     idle_in_transaction_finding,
     idle_ratio_finding,
     limit_utilization_findings,
@@ -73,6 +74,9 @@ class Inputs:
         refused_connections: attempts the server refused since the previous sample (engines
             that count them; None without a previous sample).
         refused_full: of those, the ones refused because the server was full.
+        aas: the average active sessions of the monitor's window
+            (:attr:`~dbconnmgr.core.samples.Sample.aas`), with its split by wait class;
+            None outside a monitor (the snapshot's active sessions are judged then).
         pooler: PgBouncer's console, why it could not be read, or None without PgBouncer.
     """
 
@@ -81,6 +85,9 @@ class Inputs:
     problem: ServerUnavailable | None = None
     refused_connections: int | None = None
     refused_full: int | None = None
+    aas: float | None = None
+    aas_by_wait_class: dict[str, float] | None = None
+    aas_window_seconds: float | None = None
     pooler: PoolerSnapshot | PoolerUnavailable | None = None
 
 
@@ -128,6 +135,20 @@ def _refused_check(inputs: Inputs) -> list[Finding]:
     if snapshot is None or snapshot.counters.refused not in snapshot.extras:
         return []  # the engine counts no refused connections
     return [refused_finding(snapshot, inputs.refused_connections, inputs.refused_full)]
+
+
+def _database_load_check(inputs: Inputs) -> list[Finding]:
+    if inputs.snapshot is None or inputs.thresholds.database_cpus is None:
+        return []
+    return [
+        database_load_finding(
+            inputs.snapshot,
+            inputs.thresholds,
+            inputs.aas,
+            inputs.aas_by_wait_class,
+            inputs.aas_window_seconds,
+        )
+    ]
 
 
 def _visibility_check(inputs: Inputs) -> list[Finding]:
@@ -254,6 +275,7 @@ CHECKS: tuple[Check, ...] = (
         _refused_check,
         capability="counts_refused_connections",
     ),
+    Check("database_load", "snapshot", _database_load_check, ("DATABASE_CPUS",)),
     Check(
         "wlm_queued",
         "snapshot",

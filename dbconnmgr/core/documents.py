@@ -252,6 +252,15 @@ class ChangeDoc(TypedDict):
     by_application: dict[str, int]
 
 
+class LoadDoc(TypedDict):
+    """The active sessions of one sample split three ways (each part sums to
+    ``active_connections``); only parts with sessions are listed."""
+
+    wait_class: dict[str, int]
+    application: dict[str, int]
+    code: dict[str, int]
+
+
 class MonitorDoc(TypedDict):
     """One JSON Lines record of ``--action=monitor --format=json``."""
 
@@ -273,6 +282,8 @@ class MonitorDoc(TypedDict):
     aas: float | None
     aas_window_seconds: float
     aas_samples: int
+    aas_by_wait_class: dict[str, float] | None
+    load: LoadDoc | None
     waiting_connections: int | None
     longest_idle_in_transaction: SessionDoc | None
     refused_connections: int | None
@@ -292,6 +303,27 @@ class HourDoc(TypedDict):
     max: int
     average: float
     p95: int
+
+
+class LoadPointDoc(TypedDict):
+    """One time bucket of the database load (``load.points`` of ``peak``)."""
+
+    start: str
+    samples: int
+    aas: float
+    max_connections: int
+    refused_connections: int | None
+    wait_class: dict[str, float]
+    application: dict[str, float]
+    code: dict[str, float]
+
+
+class PeakLoadDoc(TypedDict):
+    """The database load over the days read, per time bucket."""
+
+    bucket_seconds: int
+    cpus: float | None
+    points: list[LoadPointDoc]
 
 
 class QueueApexDoc(TypedDict):
@@ -334,6 +366,8 @@ class PeakDoc(TypedDict):
     peak_day_hour: int | None
     peak_connections: int | None
     peak_at: str | None
+    load: NotRequired[PeakLoadDoc]
+
     retained: NotRequired[RetainedPeakDoc]
 
 

@@ -33,6 +33,7 @@ FindingCode = Literal[
     "lock_waits",
     "visibility",
     "refused_connections",
+    "database_load",
     "wlm_queued",
     "wlm_saturated",
     "server_full",

@@ -126,6 +126,9 @@ def evaluate(
     refused_full: int | None = None,
     *,
     pooler: Pooler = None,
+    aas: float | None = None,
+    aas_by_wait_class: dict[str, float] | None = None,
+    aas_window_seconds: float | None = None,
 ) -> Report:
     """Evaluate every check on ``snapshot``.
 
@@ -141,6 +144,10 @@ def evaluate(
             engine counts them apart (:attr:`Sample.refused_full`).
         pooler: PgBouncer's console in front of the alias (its checks are added), why it
             could not be read, or None.
+        aas: the monitor's average active sessions (:attr:`Sample.aas`), judged against
+            ``DATABASE_CPUS``; None judges the snapshot's active sessions.
+        aas_by_wait_class: its split (:attr:`Sample.aas_by_wait_class`), for the message.
+        aas_window_seconds: the window it averages.
 
     Raises:
         ValueError: invalid thresholds.
@@ -150,6 +157,9 @@ def evaluate(
         snapshot=snapshot,
         refused_connections=refused_connections,
         refused_full=refused_full,
+        aas=aas,
+        aas_by_wait_class=aas_by_wait_class,
+        aas_window_seconds=aas_window_seconds,
         pooler=pooler,
     )
     return _report(snapshot.alias, inputs, ("snapshot", "pooler", "pooler_failure"))

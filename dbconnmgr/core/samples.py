@@ -13,13 +13,14 @@ hours of the day (max, average and 95th percentile per hour, and the single busi
 from __future__ import annotations
 
 import math
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 from typing import Any, cast
 
 from dbconnmgr.core.figures import LONGEST_IDLE_IN_TRANSACTION, Figures
+from dbconnmgr.core.load import LoadSplit, load_split, ordered_classes
 from dbconnmgr.core.snapshot import Connection, Counters, Snapshot
 from dbconnmgr.exceptions import ServerUnavailable
 
@@ -68,6 +69,10 @@ class Sample:
             samples of the last ``aas_window_seconds`` (this one included).
         aas_window_seconds: the length of the AAS window.
         aas_samples: how many samples the AAS averages.
+        aas_by_wait_class: the AAS split by wait class: each class's mean active sessions
+            over the same window (the parts sum to ``aas``, give or take rounding).
+        load: the active sessions of this sample split by wait class, application and code
+            label (:class:`~dbconnmgr.core.load.LoadSplit`; None when unreachable).
         refused_connections: connection attempts the server refused (full, bad
             credentials, handshake timeouts) since the previous reachable sample, on engines
             that count them (MySQL's Aborted_connects); None otherwise.
@@ -92,6 +97,8 @@ class Sample:
     aas: float | None = None
     aas_window_seconds: float = DEFAULT_AAS_WINDOW
     aas_samples: int = 0
+    aas_by_wait_class: dict[str, float] | None = None
+    load: LoadSplit | None = None
     refused_connections: int | None = None
     refused_full: int | None = None
     extras: dict[str, Any] | None = None
@@ -176,7 +183,9 @@ class SampleWindow:
         self.alias = alias
         self.aas_window = float(aas_window)
         self.sequence = 0
-        self._active: deque[tuple[datetime, int]] = deque(maxlen=MAX_WINDOW_SAMPLES)
+        self._active: deque[tuple[datetime, int, dict[str, int]]] = deque(maxlen=MAX_WINDOW_SAMPLES)
+        # active sessions per wait class summed over the window (kept as samples come and go)
+        self._class_sums: Counter[str] = Counter()
         self._previous: tuple[int, dict[str, int], dict[str, int]] | None = None
         self._previous_extras: dict[str, Any] = {}
         self._unreachable_since: datetime | None = None
@@ -191,11 +200,19 @@ class SampleWindow:
         active = figures["active_connections"]
 
         now = snapshot.taken_at
-        self._active.append((now, active))
+        load = load_split(snapshot)
+        if len(self._active) == self._active.maxlen:
+            self._forget(self._active[0][2])
+        self._active.append((now, active, load.by_wait_class))
+        self._class_sums.update(load.by_wait_class)
         horizon = now.timestamp() - self.aas_window
         while self._active and self._active[0][0].timestamp() <= horizon:
-            self._active.popleft()
-        aas = round(sum(n for _, n in self._active) / len(self._active), 2)
+            self._forget(self._active.popleft()[2])
+        aas = round(sum(n for _, n, _ in self._active) / len(self._active), 2)
+        aas_by_wait_class = {
+            name: round(n / len(self._active), 2)
+            for name, n in ordered_classes(self._class_sums).items()
+        }
 
         change = None
         if self._previous is not None:
@@ -222,6 +239,8 @@ class SampleWindow:
             aas=aas,
             aas_window_seconds=self.aas_window,
             aas_samples=len(self._active),
+            aas_by_wait_class=aas_by_wait_class,
+            load=load,
             refused_connections=refused,
             refused_full=None
             if extras is None or snapshot.counters.full_refused is None
@@ -230,6 +249,11 @@ class SampleWindow:
             change=change,
             recovered_from=recovered_from,
         )
+
+    def _forget(self, classes: dict[str, int]) -> None:
+        self._class_sums.subtract(classes)
+        for name in [n for n, c in self._class_sums.items() if c <= 0]:
+            del self._class_sums[name]
 
     def _counters(
         self, current: dict[str, Any], counters: Counters

@@ -11,11 +11,13 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from dbconnmgr.core.findings import Finding, FindingCode, Severity
+from dbconnmgr.core.load import load_split
 from dbconnmgr.core.snapshot import Connection, Snapshot
 from dbconnmgr.core.thresholds import Thresholds, _fmt, level, level_low, limits_text
 
 __all__ = [
     "SESSIONS_LISTED",
+    "database_load_finding",
     "idle_in_transaction_finding",
     "idle_ratio_finding",
     "limit_utilization_findings",
@@ -388,4 +390,49 @@ def visibility_finding(snapshot: Snapshot) -> Finding:
         f"restricted visibility: role {snapshot.limits.current_user} cannot see {hidden}, "
         f"so idle, idle-in-transaction and lock figures may be incomplete; grant it {grant}",
         data,
+    )
+
+
+def database_load_finding(
+    snapshot: Snapshot,
+    t: Thresholds,
+    aas: float | None,
+    by_wait_class: dict[str, float] | None = None,
+    window_seconds: float | None = None,
+) -> Finding:
+    """WARNING when the average active sessions (AAS) exceed the server's CPUs
+    (``DATABASE_CPUS``): sessions queue for CPU or wait on something, and latency and
+    connection demand grow with it. Without a monitor's window (``aas`` None) the snapshot's
+    active sessions are judged, said as "now"."""
+    cpus = t.database_cpus
+    split: dict[str, float]
+    if cpus is None:
+        return Finding("database_load", Severity.OK, "not judged: DATABASE_CPUS is not set")
+    if aas is None:
+        load = load_split(snapshot)
+        value, over = float(load.active_sessions), "now"
+        split = {name: float(n) for name, n in load.by_wait_class.items()}
+    else:
+        value, split = aas, dict(by_wait_class or {})
+        over = f"over the last {_fmt(window_seconds)} s" if window_seconds else "over the window"
+    parts = ", ".join(f"{name} {_fmt(n)}" for name, n in split.items())
+    severity = Severity.WARNING if value > cpus else Severity.OK
+    what = "average active sessions" if aas is not None else "active sessions"
+    message = f"{_fmt(value)} {what} {over}"
+    message += f" ({parts})" if parts else ""
+    message += (
+        f": above the {_fmt(cpus)} CPUs of the server"
+        if severity is Severity.WARNING
+        else f"; warning above {_fmt(cpus)} (the server's CPUs)"
+    )
+    return Finding(
+        "database_load",
+        severity,
+        message,
+        {
+            "aas": value,
+            "aas_window_seconds": window_seconds if aas is not None else None,
+            "by_wait_class": split,
+            "cpus": cpus,
+        },
     )

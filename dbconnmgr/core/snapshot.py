@@ -64,6 +64,8 @@ class Connection(NamedTuple):
     :meth:`Snapshot.timestamp` turns an age back into the server's timestamp.
     Fields the reading role may not see are None and ``state`` is ``"unknown"``.
     ``client`` is the client's IP address, ``local`` for a Unix socket, or ``unknown``.
+    ``code`` is the code label of the session's last statement (the view, task or command
+    that sent it, from its leading comment); None when the statement carried none.
     A NamedTuple, not a dataclass: a snapshot builds one per session, and this is several
     times cheaper at 1,000 sessions (bench/bench_status.py).
     """
@@ -84,6 +86,7 @@ class Connection(NamedTuple):
     transaction_seconds: float | None = None
     query_seconds: float | None = None
     state_seconds: float | None = None
+    code: str | None = None
 
     @property
     def running_seconds(self) -> float | None:

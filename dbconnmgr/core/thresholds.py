@@ -70,6 +70,9 @@ class Thresholds:
     lock_wait_warning: float | None = _key("seconds", 10)
     lock_wait_critical: float | None = _key("seconds", 60)
     # application_name patterns (fnmatch) exempt from the three age checks above.
+    # The CPUs of the database server: average active sessions (AAS) above it is the
+    # ``database_load`` warning. None (the default): off, the CPU count being unknown.
+    database_cpus: float | None = _key("count", None)
     exempt_applications: tuple[str, ...] = field(
         default=("pg_dump", "pg_dumpall", "pg_restore", "pg_basebackup"),
         metadata={"kind": "names", "lower_is_worse": False},

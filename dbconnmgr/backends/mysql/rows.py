@@ -9,6 +9,7 @@ from itertools import repeat
 from operator import itemgetter
 from typing import Any, NamedTuple, cast
 
+from dbconnmgr.backends.mysql.waits import state_wait_class
 from dbconnmgr.core.snapshot import Connection, Counters, ServerLimits
 
 #: Characters of query text kept per connection.
@@ -136,6 +137,8 @@ class Threads(NamedTuple):
     query: list[str | None]
     running: list[float | None]
     seconds: tuple[float, ...]
+    #: the processlist's State (the stage a running thread is in; waits.py classes it).
+    stage: tuple[str | None, ...] = ()
 
 
 def thread_columns(rows: Sequence[Sequence[Any]]) -> Threads:
@@ -146,7 +149,7 @@ def thread_columns(rows: Sequence[Sequence[Any]]) -> Threads:
         columns = tuple(zip(*(row for row in rows if row[4] != "Daemon"), strict=True))
     if not columns:
         return Threads((), (), (), [], [], [], [], ())
-    pid, user, host, db, command, seconds, _, info = columns[:8]
+    pid, user, host, db, command, seconds, stage, info = columns[:8]
     # Ages and query texts of running threads only: None for Sleep (C-level dict.get).
     queries = list(map(_NONE_WHEN_SLEEPING.get, command, info))
     if max(map(len, filter(None, queries)), default=0) > QUERY_TEXT_LIMIT:
@@ -160,6 +163,7 @@ def thread_columns(rows: Sequence[Sequence[Any]]) -> Threads:
         query=queries,
         running=list(map(_NONE_WHEN_SLEEPING.get, command, seconds)),
         seconds=seconds,
+        stage=stage,
     )
 
 
@@ -185,15 +189,30 @@ def connections(
                 states[i] = "idle in transaction"
     wait_type: Iterable[str | None] = repeat(None, n)
     wait_event: Iterable[str | None] = repeat(None, n)
-    if waiting:
-        wait_type = [("Lock" if p in waiting else None) for p in pid]
-        wait_event = [("row lock" if p in waiting else None) for p in pid]
+    # A running thread's stage says what it waits on (waits.py); an InnoDB row lock wait,
+    # which the stage does not show ("Updating", "Sending data"), comes first.
+    classes = list(map(state_wait_class, threads.stage)) if threads.stage else []
+    if waiting or any(classes):
+        types: list[str | None] = []
+        events: list[str | None] = []
+        for i, p in enumerate(pid):
+            if p in waiting:
+                types.append("Lock")
+                events.append("row lock")
+            elif classes and classes[i] is not None and states[i] == "active":
+                types.append(classes[i])
+                events.append(threads.stage[i])
+            else:
+                types.append(None)
+                events.append(None)
+        wait_type, wait_event = types, events
     connections = zip(
         pid, threads.db, threads.user, repeat("", n), threads.client, states, wait_type,
         wait_event, map(waiting.get, pid, repeat(())) if waiting else repeat((), n),
         threads.query, repeat(True, n), map(admins.__contains__, threads.user),
         repeat(None, n), map(trx_seconds.get, pid) if trx_seconds else repeat(None, n),
         threads.running, threads.seconds,
+        repeat(None, n),  # code: the attribution's label, parsed where it is built
         strict=True,
     )  # fmt: skip
     return list(map(_new_connection, connections))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
+from itertools import repeat
 from typing import Any, NamedTuple
 
 from dbconnmgr.core.snapshot import Connection, ServerLimits
@@ -84,6 +85,7 @@ def connections(
         c.client, c.state, c.wait_event_type, c.wait_event, c.blocking_pids, c.query,
         c.visible, map(superusers.__contains__, c.usesysid),
         c.backend_seconds, c.transaction_seconds, c.query_seconds, c.state_seconds,
+        repeat(None, len(c.pid)),  # code: the attribution's label, parsed where it is built
         strict=True,
     )  # fmt: skip
     return tuple(map(Connection._make, columns))

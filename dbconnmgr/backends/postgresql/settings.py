@@ -108,15 +108,12 @@ def normalize(options: dict[str, Any], config: Mapping[str, Any]) -> None:
 
 
 def configure(config: dict[str, Any], options: dict[str, Any], src: Sources) -> None:
-    """Instrumented ENGINE, application_name, connect_timeout, keepalives, server timeouts.
+    """application_name, connect_timeout, keepalives, server timeouts.
 
-    Each value: keyword > environment variable > URL query > default.
+    Each value: keyword > environment variable > URL query > default. The ENGINE stays
+    Django's: ``database_config()`` swaps in :data:`INSTRUMENTED_ENGINE` only when asked
+    (:attr:`EngineSettings.instrumented`).
     """
-    if config.get("ENGINE") == _DJANGO_POSTGRESQL:
-        # The same backend plus the connector gate, pool errors that explain themselves and
-        # failures counted by cause (dbconnmgr/db/postgresql); vendor and features are
-        # Django's. ENGINE= in the keywords puts Django's back.
-        config["ENGINE"] = INSTRUMENTED_ENGINE
     name = src.keywords.get("application_name") or src.text("DB_APPLICATION_NAME")
     if name:
         options["application_name"] = name
@@ -177,4 +174,7 @@ SETTINGS: Final = EngineSettings(
     known_options=known_options,
     application_name=True,
     connect_timeout=True,
+    # The same backend plus the connector gate, pool errors that explain themselves and
+    # failures counted by cause (dbconnmgr/db/postgresql); vendor and features are Django's.
+    instrumented=(_DJANGO_POSTGRESQL, INSTRUMENTED_ENGINE),
 )

@@ -204,6 +204,7 @@ def session_connections(
                     _seconds(txn_start),
                     _seconds(query_start),
                     _seconds(since),
+                    None,  # code: the attribution's label, parsed where it is built
                 ),
             )
         )
