@@ -21,7 +21,12 @@ pytestmark = pytest.mark.engine_neutral
 PACKAGE = Path(dbconnmgr.__file__).parent
 #: Every module that prints rich renderables.
 SURFACES = sorted(
-    [PACKAGE / "render.py", PACKAGE / "live_view.py", *(PACKAGE / "cli").glob("*.py")]
+    [
+        PACKAGE / "render.py",
+        PACKAGE / "live_view.py",
+        PACKAGE / "load_view.py",
+        *(PACKAGE / "cli").glob("*.py"),
+    ]
 )
 
 #: Calls that make a ``str``: not a cell.
