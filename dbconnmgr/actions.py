@@ -36,6 +36,7 @@ from dbconnmgr.core.termination import (
     TerminationReport,
     build_report,
 )
+from dbconnmgr.core.text import log_arg
 from dbconnmgr.exceptions import ActionNotPossible, InsufficientPrivilege, TerminationIncomplete
 from dbconnmgr.internals import idle_pool_connections, open_pool
 
@@ -392,7 +393,7 @@ def _run(
     if dry_run or not plan.would_act:
         return plan
     if confirm is not None and not confirm(plan):
-        logger.info("%s on %r cancelled by %s", criteria.action, using, actor.describe())
+        _audit(logging.INFO, "%s on %r cancelled by %s", criteria.action, using, actor.describe())
         return report(answers=None, cancelled=True)
     _log_intent(plan, selection)
     answers = backend.terminate(criteria, selection.candidates)
@@ -448,8 +449,16 @@ def _os_user() -> str:
 
 
 # -- audit log -------------------------------------------------------------------------------
+def _audit(level: int, msg: str, *args: object, extra: dict[str, Any] | None = None) -> None:
+    """One audit line per event: names in ``args`` cannot break it (a newline or ESC in an
+    application or role name is written escaped); ``extra`` keeps them verbatim for
+    structured handlers."""
+    logger.log(level, msg, *(log_arg(arg) for arg in args), extra=extra)
+
+
 def _log_intent(plan: TerminationReport, selection: Selection) -> None:
-    logger.info(
+    _audit(
+        logging.INFO,
         "%s on database %r (%s) by %s: signalling up to %d of %d selected backend(s) [%s]",
         plan.action,
         plan.alias,
@@ -473,7 +482,7 @@ def _log_results(report: TerminationReport) -> None:
         else:
             verb = "did not cancel the query of" if cancel else "did not terminate"
         age = "?" if c.state_seconds is None else f"{c.state_seconds:.1f}s"
-        logger.log(
+        _audit(
             level,
             "%s: %s backend pid=%d user=%s application=%r database=%s client=%s state=%r "
             "for %s (%s) [why: %s] [by: %s]",

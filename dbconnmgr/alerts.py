@@ -33,6 +33,7 @@ from django.utils.module_loading import import_string
 
 from dbconnmgr import app_settings
 from dbconnmgr.core.health import Finding, FindingCode, Report, Severity
+from dbconnmgr.core.text import log_arg
 from dbconnmgr.exceptions import InvalidSetting
 
 __all__ = [
@@ -126,7 +127,9 @@ class LoggingHandler:
             Severity.OK: logging.INFO,
             Severity.WARNING: logging.WARNING,
         }.get(alert.severity, logging.ERROR)
-        self.logger.log(level, "%s", alert.text, extra={"alert": alert.as_dict()})
+        # One line per alert whatever the finding quotes (an application name with a
+        # newline in it); the structured ``alert`` extra keeps the text verbatim.
+        self.logger.log(level, "%s", log_arg(alert.text), extra={"alert": alert.as_dict()})
 
 
 class MailAdminsHandler:
@@ -183,7 +186,10 @@ class WebhookHandler:
                 response.read(1024)
         except (urllib.error.URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", None) or exc
-            logger.warning("dbconnmgr webhook %s failed for %s: %s", self.url, alert.title, reason)
+            logger.warning(
+                "dbconnmgr webhook %s failed for %s: %s",
+                *(log_arg(v) for v in (self.url, alert.title, reason)),
+            )
 
 
 def load_handlers(specs: Any = None) -> list[tuple[str, AlertHandler]]:

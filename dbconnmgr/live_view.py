@@ -13,7 +13,6 @@ from django.utils import timezone
 from rich import box
 from rich.console import Group as RichGroup
 from rich.console import RenderableType
-from rich.table import Table
 from rich.text import Text
 
 from dbconnmgr import render
@@ -22,7 +21,7 @@ from dbconnmgr.backends import capabilities_of
 from dbconnmgr.core.retained import RetainedPeaks
 from dbconnmgr.core.samples import PeakReport, Sample
 from dbconnmgr.core.snapshot import Connection
-from dbconnmgr.render import format_seconds
+from dbconnmgr.render import DataTable, assemble, format_seconds, literal
 
 #: Characters of the utilization bar.
 BAR_WIDTH = 30
@@ -42,28 +41,26 @@ def utilization_bar(percent: float, *, plain: bool = False, width: int = BAR_WID
     """``[#####.....]``: the share of usable slots in use, coloured by the thresholds."""
     filled = min(width, max(0, round(percent * width / 100)))
     full, empty = ("#", ".") if plain else ("█", "░")
-    bar = Text("[")
-    bar.append(full * filled, style=utilization_style(percent))
-    bar.append(empty * (width - filled), style="dim")
-    bar.append("]")
-    return bar
+    return assemble(
+        "[", (full * filled, utilization_style(percent)), (empty * (width - filled), "dim"), "]"
+    )
 
 
 def _signed(value: int | None) -> Text:
     if not value:
         return Text("")
-    return Text(f"{value:+d}", style="red" if value > 0 else "green")
+    return literal(f"{value:+d}", style="red" if value > 0 else "green")
 
 
 def _clock(value: datetime) -> str:
     return timezone.localtime(value).strftime("%H:%M:%S")
 
 
-def _describe(conn: Connection | None) -> str:
+def _describe(conn: Connection | None) -> Text:
     if conn is None:
-        return "none"
+        return literal("none")
     app = conn.application_name or "(none)"
-    return f"{format_seconds(conn.state_seconds)} (pid {conn.pid}, {conn.user}, {app})"
+    return literal(f"{format_seconds(conn.state_seconds)} (pid {conn.pid}, {conn.user}, {app})")
 
 
 class MonitorView:
@@ -96,7 +93,7 @@ class MonitorView:
             since = sample.unreachable_since or sample.taken_at
             down = (sample.taken_at - since).total_seconds()
             parts.append(
-                Text(
+                literal(
                     f"UNREACHABLE since {_clock(since)} ({format_seconds(down)}): "
                     f"{sample.error}; retrying every {format_seconds(self.interval)}",
                     style="bold red",
@@ -105,7 +102,7 @@ class MonitorView:
         elif sample.recovered_from is not None:
             down = (sample.taken_at - sample.recovered_from).total_seconds()
             parts.append(
-                Text(
+                literal(
                     f"reachable again (unreachable from {_clock(sample.recovered_from)}, "
                     f"about {format_seconds(down)})",
                     style="bold green",
@@ -126,9 +123,10 @@ class MonitorView:
                 f"{limits.current_user}, "
                 f"max_connections {limits.max_connections}"
             )
-        return Text.assemble(
+        return assemble(
             ("dbconnmgr monitor", "bold"),
-            f": {sample.alias}{server}\n",
+            f": {sample.alias}{server}",
+            Text("\n"),  # ours: the line break between the two header lines
             (
                 f"sample {sample.sequence}{of} at {_clock(sample.taken_at)}, "
                 f"every {format_seconds(self.interval)}",
@@ -140,12 +138,10 @@ class MonitorView:
         pct = sample.utilization_percent or 0.0
         total = sample.total_connections or 0
         change = sample.change
-        grid = Table.grid(padding=(0, 2))
-        grid.add_column(style="bold")
-        grid.add_column()
+        grid = render.Renderer.grid()
         grid.add_row(
-            "Utilization",
-            Text.assemble(
+            literal("Utilization"),
+            assemble(
                 utilization_bar(pct, plain=self.plain),
                 " ",
                 (f"{pct}%", utilization_style(pct)),
@@ -154,16 +150,18 @@ class MonitorView:
             ),
         )
         grid.add_row(
-            "Average active",
-            f"AAS {sample.aas:.2f} over the last {format_seconds(sample.aas_window_seconds)} "
-            f"({sample.aas_samples} sample(s)); active now {sample.active_connections}",
+            literal("Average active"),
+            literal(
+                f"AAS {sample.aas:.2f} over the last {format_seconds(sample.aas_window_seconds)} "
+                f"({sample.aas_samples} sample(s)); active now {sample.active_connections}"
+            ),
         )
-        grid.add_row("Waiting on locks", self._waiting(sample))
-        grid.add_row("Longest idle in txn", _describe(sample.longest_idle_in_transaction))
+        grid.add_row(literal("Waiting on locks"), literal(self._waiting(sample)))
+        grid.add_row(literal("Longest idle in txn"), _describe(sample.longest_idle_in_transaction))
         if sample.snapshot is not None and sample.snapshot.visibility == "restricted":
             grid.add_row(
-                "Visibility",
-                Text(
+                literal("Visibility"),
+                literal(
                     f"restricted: {sample.snapshot.hidden_connections} session(s) hidden; "
                     f"grant {capabilities_of(sample.snapshot.vendor).full_visibility_grant} "
                     "for full figures",
@@ -171,7 +169,7 @@ class MonitorView:
                 ),
             )
 
-        states = Table(title="By state", box=self.box, title_justify="left")
+        states = DataTable(title=literal("By state"), box=self.box, title_justify="left")
         states.add_column("state")
         states.add_column("count", justify="right")
         states.add_column("change", justify="right")
@@ -179,28 +177,30 @@ class MonitorView:
             delta = change.by_state.get(state) if change else None
             if n == 0 and not delta and state not in ("active", "idle", "idle in transaction"):
                 continue
-            states.add_row(state, str(n), _signed(delta))
+            states.add_row(literal(state), literal(n), _signed(delta))
 
-        apps = Table(title="By application", box=self.box, title_justify="left")
+        apps = DataTable(title=literal("By application"), box=self.box, title_justify="left")
         apps.add_column("application")
         apps.add_column("count", justify="right")
         apps.add_column("change", justify="right")
         by_app = sample.by_application or {}
         for name, n in list(by_app.items())[: self.limit]:
-            apps.add_row(name, str(n), _signed(change.by_application.get(name) if change else None))
+            delta = change.by_application.get(name) if change else None
+            apps.add_row(literal(name), literal(n), _signed(delta))
         gone = [n for n in (change.by_application if change else {}) if n not in by_app]
         for name in gone[: max(0, self.limit - len(by_app))]:
-            apps.add_row(name, "0", _signed(change.by_application[name] if change else None))
+            delta = change.by_application[name] if change else None
+            apps.add_row(literal(name), literal(0), _signed(delta))
         if len(by_app) > self.limit:
-            apps.caption = f"{len(by_app) - self.limit} more application(s)"
+            apps.caption = literal(f"{len(by_app) - self.limit} more application(s)")
 
-        side_by_side = Table.grid(padding=(0, 2))
+        side_by_side = DataTable.grid(padding=(0, 2))
         side_by_side.add_row(states, apps)
         parts: list[RenderableType] = [grid, side_by_side]
         if self.count != 1:
             parts.append(Text("Ctrl-C to stop", style="dim"))
         if stale:
-            parts.insert(0, Text(f"last reading, at {_clock(sample.taken_at)}:", style="dim"))
+            parts.insert(0, literal(f"last reading, at {_clock(sample.taken_at)}:", style="dim"))
         return parts
 
     def _waiting(self, sample: Sample) -> str:
@@ -225,7 +225,7 @@ def peak_renderables(
         # The command on a line of its own that rich never breaks: it is copied and pasted.
         return [
             RichGroup(
-                Text(
+                literal(
                     f"No recorded samples for database {alias!r} in the last {days} day(s). "
                     "Record some with:"
                 ),
@@ -236,31 +236,35 @@ def peak_renderables(
                 ),
             )
         ]
-    head = Table.grid(padding=(0, 2))
-    head.add_column(style="bold")
-    head.add_column()
-    head.add_row("Database alias", alias)
+    head = render.Renderer.grid()
+    head.add_row(literal("Database alias"), literal(alias))
     assert report.first is not None and report.last is not None
     head.add_row(
-        "Samples",
-        f"{report.samples} from {report.first:%Y-%m-%d %H:%M} to {report.last:%Y-%m-%d %H:%M} "
-        f"({tz}), last {days} day(s)",
+        literal("Samples"),
+        literal(
+            f"{report.samples} from {report.first:%Y-%m-%d %H:%M} to {report.last:%Y-%m-%d %H:%M} "
+            f"({tz}), last {days} day(s)"
+        ),
     )
     peak = report.peak_hour
     if peak is not None:
         head.add_row(
-            "Peak hour of day",
-            f"{peak.hour:02d}:00-{peak.hour:02d}:59: p95 {peak.p95}, max {peak.max}, "
-            f"average {peak.average}",
+            literal("Peak hour of day"),
+            literal(
+                f"{peak.hour:02d}:00-{peak.hour:02d}:59: p95 {peak.p95}, max {peak.max}, "
+                f"average {peak.average}"
+            ),
         )
     if report.peak_day is not None and report.peak_at is not None:
         head.add_row(
-            "Peak day and hour",
-            f"{report.peak_day.isoformat()} {report.peak_day_hour:02d}:00: "
-            f"{report.peak_connections} connections (at {report.peak_at:%H:%M:%S})",
+            literal("Peak day and hour"),
+            literal(
+                f"{report.peak_day.isoformat()} {report.peak_day_hour:02d}:00: "
+                f"{report.peak_connections} connections (at {report.peak_at:%H:%M:%S})"
+            ),
         )
-    table = Table(
-        title=f"Total connections per hour of day ({tz})",
+    table = DataTable(
+        title=literal(f"Total connections per hour of day ({tz})"),
         box=box.ASCII2 if plain else box.ROUNDED,
         title_justify="left",
     )
@@ -269,8 +273,8 @@ def peak_renderables(
     for h in report.hours:
         style = "bold" if peak is not None and h.hour == peak.hour else None
         table.add_row(
-            f"{h.hour:02d}:00", str(h.samples), str(h.max), f"{h.average:.1f}", str(h.p95),
-            style=style,
+            literal(f"{h.hour:02d}:00"), literal(h.samples), literal(h.max),
+            literal(f"{h.average:.1f}"), literal(h.p95), style=style,
         )  # fmt: skip
     return [head, Text(""), table]
 
@@ -282,26 +286,30 @@ def retained_peak_renderables(
     and, where the reader may see them, the WLM apex per queue and hour (UTC)."""
     tz = timezone.get_current_timezone_name()
     report = retained.sessions
-    head = Table.grid(padding=(0, 2))
-    head.add_column(style="bold")
-    head.add_column()
+    head = render.Renderer.grid()
     head.add_row(
-        "Retained history",
-        f"{alias}: sessions kept by the server from {retained.since:%Y-%m-%d %H:%M} to "
-        f"{retained.until:%Y-%m-%d %H:%M} UTC (no recorded samples needed)",
+        literal("Retained history"),
+        literal(
+            f"{alias}: sessions kept by the server from {retained.since:%Y-%m-%d %H:%M} to "
+            f"{retained.until:%Y-%m-%d %H:%M} UTC (no recorded samples needed)"
+        ),
     )
     if retained.visibility != "full":
-        head.add_row("Visibility", Text("restricted: only the reader's own sessions", "yellow"))
+        head.add_row(
+            literal("Visibility"), Text("restricted: only the reader's own sessions", "yellow")
+        )
     peak = report.peak_hour
     if peak is not None and report.peak_day is not None:
         head.add_row(
-            "Peak",
-            f"hour of day {peak.hour:02d}:00 (max {peak.max}); busiest clock hour "
-            f"{report.peak_day.isoformat()} {report.peak_day_hour:02d}:00 with "
-            f"{report.peak_connections} sessions open at once",
+            literal("Peak"),
+            literal(
+                f"hour of day {peak.hour:02d}:00 (max {peak.max}); busiest clock hour "
+                f"{report.peak_day.isoformat()} {report.peak_day_hour:02d}:00 with "
+                f"{report.peak_connections} sessions open at once"
+            ),
         )
-    table = Table(
-        title=f"Most sessions open at once per hour of day ({tz}; days: days seen)",
+    table = DataTable(
+        title=literal(f"Most sessions open at once per hour of day ({tz}; days: days seen)"),
         box=box.ASCII2 if plain else box.ROUNDED,
         title_justify="left",
     )
@@ -310,8 +318,8 @@ def retained_peak_renderables(
     for h in report.hours:
         style = "bold" if peak is not None and h.hour == peak.hour else None
         table.add_row(
-            f"{h.hour:02d}:00", str(h.samples), str(h.max), f"{h.average:.1f}", str(h.p95),
-            style=style,
+            literal(f"{h.hour:02d}:00"), literal(h.samples), literal(h.max),
+            literal(f"{h.average:.1f}"), literal(h.p95), style=style,
         )  # fmt: skip
     parts: list[RenderableType] = [Text(""), head, Text(""), table]
     if retained.wlm_apex is None:
@@ -319,8 +327,8 @@ def retained_peak_renderables(
     elif not retained.wlm_apex:
         parts.append(Text("WLM apex: no query held a slot of a user queue in the history kept"))
     else:
-        apex = Table(
-            title="WLM apex: most query slots held at once per queue and hour (UTC)",
+        apex = DataTable(
+            title=literal("WLM apex: most query slots held at once per queue and hour (UTC)"),
             box=box.ASCII2 if plain else box.ROUNDED,
             title_justify="left",
         )
@@ -328,8 +336,9 @@ def retained_peak_renderables(
             apex.add_column(column, justify="left" if column == "hour" else "right")
         for a in retained.wlm_apex:
             apex.add_row(
-                str(a.service_class), f"{a.hour:%Y-%m-%d %H}:00", str(a.max_slots),
-                "auto" if a.slots is None or a.slots < 0 else str(a.slots),
+                literal(a.service_class), literal(f"{a.hour:%Y-%m-%d %H}:00"),
+                literal(a.max_slots),
+                literal("auto" if a.slots is None or a.slots < 0 else a.slots),
             )  # fmt: skip
         parts.append(apex)
     return parts

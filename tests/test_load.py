@@ -159,7 +159,9 @@ def test_recorded_samples_chart_the_load_with_connections_and_refusals(
         first = monitor.sample()
     finally:
         monitor.close()
-    base = first.taken_at
+    # the buckets are calendar minutes: start a few seconds into one, so that the three
+    # samples never straddle a minute's end
+    base = first.taken_at.replace(second=5, microsecond=0)
     # three samples in one minute: the bucket's AAS is their mean, its parts likewise
     for i, (cpu, lock, refused) in enumerate(((1, 0, None), (2, 3, 4), (3, 0, 2))):
         split = LoadSplit(cpu + lock, {"CPU": cpu, "Lock": lock} if lock else {"CPU": cpu},

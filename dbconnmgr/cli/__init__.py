@@ -17,15 +17,38 @@ from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, TypeVar
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, OutputWrapper
 
 from dbconnmgr.cli.options import Options
+from dbconnmgr.core.text import escape_controls
 
 if TYPE_CHECKING:
     from dbconnmgr.render import Renderer
 
 
 OptionsT = TypeVar("OptionsT", bound=Options)
+
+
+class OneLineOutput(OutputWrapper):
+    """The command's stderr: each message one line, whatever names it quotes.
+
+    Error lines quote the server's and the client's words (``role "..." does not exist``,
+    a PgBouncer's answer): control characters and newlines in them are escaped
+    (:func:`~dbconnmgr.core.text.escape_controls`), so a name cannot clear the screen,
+    plant a link or forge a second line.
+    """
+
+    def write(  # type: ignore[override]  # Django's signature, as its stubs declare it
+        self,
+        msg: str = "",
+        style_func: Callable[[str], str] | None = None,
+        ending: str | None = None,
+    ) -> None:
+        """Write ``msg`` with its control characters escaped, then the line's ending."""
+        end = self.ending if ending is None else ending
+        if end and msg.endswith(end):
+            msg = msg[: -len(end)]
+        super().write(escape_controls(msg), style_func, end)
 
 
 class Action(Generic[OptionsT]):

@@ -160,6 +160,8 @@ class BudgetAction(Action[BudgetOptions]):
         return 0 if budget.fits else 1
 
     def _print(self, budget: Budget, payload: BudgetDoc) -> None:
+        from dbconnmgr.render import literal
+
         table = self.renderer.table(
             "Connection budget",
             "service",
@@ -172,15 +174,18 @@ class BudgetAction(Action[BudgetOptions]):
         for line in budget.services:
             s = line.service
             table.add_row(
-                s.name,
-                _processes(s),
-                str(s.threads),
-                _per_process(s),
-                str(s.demand),
-                _pool_size(line.safe_pool_max_size),
+                literal(s.name),
+                literal(_processes(s)),
+                literal(s.threads),
+                literal(_per_process(s)),
+                literal(s.demand),
+                literal(_pool_size(line.safe_pool_max_size)),
             )
-        table.add_row("headroom", "", "", "", str(budget.headroom), "")
-        table.add_row("total", "", "", "", str(budget.demand_with_headroom), "")
+        blank = literal("")
+        table.add_row(literal("headroom"), blank, blank, blank, literal(budget.headroom), blank)
+        table.add_row(
+            literal("total"), blank, blank, blank, literal(budget.demand_with_headroom), blank
+        )
         for column in table.columns[1:]:
             column.justify = "right"
         self.renderer.print(table)

@@ -74,7 +74,9 @@ class MonitorOptions(Options):
 
 
 def _say_on_stderr(text: str) -> None:
-    sys.stderr.write(text + "\n")
+    from dbconnmgr.core.text import escape_controls
+
+    sys.stderr.write(escape_controls(text) + "\n")
     sys.stderr.flush()
 
 

@@ -13,6 +13,7 @@ from django.core.management.base import CommandError
 from dbconnmgr.cli import Action, non_negative_seconds
 from dbconnmgr.cli.options import Options, option
 from dbconnmgr.core.termination import STATE_CHOICES, TerminationReport
+from dbconnmgr.core.text import escape_controls
 from dbconnmgr.exceptions import EXIT_UNKNOWN, EXIT_WARNING, TerminationIncomplete
 
 #: Exit code when some selected backend could not be terminated (permission, still running).
@@ -114,7 +115,7 @@ class _TerminatingAction(Action[TerminateT]):
             return self.confirm(question)  # refuses with the standard message
         if self.format == "json":
             # stdout carries one JSON document: talk to the person on stderr
-            sys.stderr.write(f"{plan.summary()}\n{question} [y/N] ")
+            sys.stderr.write(f"{escape_controls(plan.summary())}\n{question} [y/N] ")
             sys.stderr.flush()
             answer = sys.stdin.readline()
             return answer.strip().lower() in {"y", "yes"}  # "" at end of input: no

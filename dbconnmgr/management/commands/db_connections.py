@@ -8,12 +8,13 @@ bad settings or configuration, no permission to look).
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, TextIO, cast
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 
 from dbconnmgr.cli import (
     SEVERAL_ALIASES,
+    OneLineOutput,
     reader_left,
     registry,
     resolve_aliases,
@@ -37,6 +38,18 @@ class Command(BaseCommand):
     requires_system_checks: list[str] = []
     #: The ``--action`` named on the command line; None: every action's options.
     _action: str | None = None
+
+    @property
+    def stderr(self) -> OutputWrapper:
+        """Error lines, one line each (:class:`~dbconnmgr.cli.OneLineOutput`)."""
+        return self._stderr
+
+    @stderr.setter
+    def stderr(self, wrapper: OutputWrapper) -> None:
+        # BaseCommand sets a plain OutputWrapper in __init__ and execute(): write through it.
+        self._stderr = (
+            wrapper if isinstance(wrapper, OneLineOutput) else OneLineOutput(cast(TextIO, wrapper))
+        )
 
     def run_from_argv(self, argv: list[str]) -> None:
         """From a command line, the parser is built for the ``--action`` given there."""
