@@ -36,6 +36,10 @@ import psycopg
 
 from bench.common import bench_server, print_table, setup_django
 
+#: Beyond the project's dependencies: django-pgactivity (not pg-activity, whose top-level
+#: package is also named pgactivity); see bench/setup.py.
+NEEDS = ("pgactivity.models",)
+
 COUNT = 1000
 APP = "bench-idle"
 REPEAT = 5

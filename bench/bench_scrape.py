@@ -26,6 +26,9 @@ from bench.common import bench_server, idle_connections, interleaved_medians, pr
 from devtools.pgserver import PgServer, free_port
 from devtools.system_packages import ensure_debian_packages, find_binary
 
+#: Beyond the project's dependencies (gunicorn serves /metrics); see bench/setup.py.
+NEEDS = ("gunicorn", "prometheus_client")
+
 ROOT = Path(__file__).resolve().parent.parent
 CONNECTIONS = 1000
 TOKEN = "bench-scrape-token-0123456789"
