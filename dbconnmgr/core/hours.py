@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from dbconnmgr.core.charts import HeatCell, SeriesPoint
@@ -38,6 +38,7 @@ __all__ = [
 ]
 
 HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,15 +106,21 @@ def hour_rows(
 
 
 def aligned_hours(tz: tzinfo, start: datetime, end: datetime) -> bool:
-    """True when every UTC hour from ``start`` to ``end`` is a whole hour in ``tz`` too: its
+    """True when the UTC hours from ``start`` to ``end`` are whole hours in ``tz`` too: its
     UTC offset is a whole number of hours all along (not so in India, Nepal,
-    Newfoundland...), so hour rows of UTC hours are hours of ``tz``."""
-    hour = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    while hour <= end:
-        if hour.astimezone(tz).minute:
+    Newfoundland...), so hour rows of UTC hours are hours of ``tz``.
+
+    The offset is looked at once a day and at both ends: every zone keeps an offset for
+    months at a time.
+    """
+    when = start
+    while True:
+        offset = when.astimezone(tz).utcoffset()
+        if offset is not None and offset.total_seconds() % 3600:
             return False
-        hour += HOUR
-    return True
+        if when >= end:
+            return True
+        when = min(end, when + DAY)
 
 
 def merge_histogram(into: dict[Any, int], histogram: Mapping[Any, int]) -> None:
