@@ -17,6 +17,7 @@ exactly as from the samples themselves (:mod:`dbconnmgr.core.hours`).
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
     from dbconnmgr.models import ConnectionHour, ConnectionSample
 
 
+logger = logging.getLogger("dbconnmgr")
+
 #: Rollup rows fetched per round trip.
 _CHUNK = 2000
 #: The most hours of samples one incremental roll-up summarises (a monitor that records
@@ -55,10 +58,36 @@ REBUILD_HOURS = 31 * 24
 def record_sample(sample: Sample) -> ConnectionSample | None:
     """Store a reachable sample; unreachable samples are not stored (returns None).
 
+    Then keeps the hourly rollup up to date: when the sample is the first of a new hour,
+    the finished hours are summarised (:func:`roll_up_finished_hours`; one short statement
+    per sample otherwise). A roll-up that fails is logged on the ``dbconnmgr`` logger and
+    tried again with the next sample; the sample is stored all the same.
+
     Raises:
         django.db.DatabaseError: the database that stores samples could not be written
             (tables missing: run ``manage.py migrate``).
     """
+    from django.db import DatabaseError, router, transaction
+
+    from dbconnmgr.models import ConnectionHour
+
+    stored = _store(sample)
+    if stored is None:
+        return None
+    try:
+        with transaction.atomic(using=router.db_for_write(ConnectionHour) or "default"):
+            roll_up_finished_hours(sample.alias, now=sample.taken_at)
+    except DatabaseError as exc:
+        text = str(exc).strip()
+        logger.warning(
+            "could not roll up the recorded samples of %r (will retry): %s",
+            sample.alias,
+            text.splitlines()[0] if text else type(exc).__name__,
+        )
+    return stored
+
+
+def _store(sample: Sample) -> ConnectionSample | None:
     from dbconnmgr.models import ConnectionSample
 
     snapshot = sample.snapshot
@@ -367,6 +396,9 @@ def roll_up_finished_hours(using: str, now: datetime | None = None) -> int:
         return 0
     since = _floor_hour(oldest) if covered is None else covered[1]
     until = min(current, _floor_hour(oldest) + CATCH_UP_HOURS * HOUR)
+    if covered is None and since >= until:  # every sample is of the current hour
+        RollupCoverage.objects.create(alias=using, start=current, end=current)
+        return 0
     return roll_up(using, since, until)
 
 

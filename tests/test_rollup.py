@@ -209,3 +209,32 @@ def test_a_window_reads_hours_not_samples(django_assert_max_num_queries: Any) ->
     # of day, extent, peak, histograms): seven statements whatever the number of samples
     with django_assert_max_num_queries(7):
         history.peak_hours("default", 13, now=NOW)
+
+
+@pytest.mark.django_db
+def test_recording_rolls_up_the_finished_hours() -> None:
+    # Three hours recorded earlier today, then `monitor --record` takes a sample now.
+    import io
+
+    from django.core.management import call_command
+
+    now = timezone.now()
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    for hours_ago, totals in ((3, [5, 9, 7]), (2, [40, 44]), (1, [12])):
+        for minute, total in enumerate(totals):
+            ConnectionSample.objects.create(
+                taken_at=hour - dt.timedelta(hours=hours_ago, minutes=-minute), alias="default",
+                vendor="postgresql", total_connections=total, active_connections=0,
+                idle_in_transaction_connections=0, waiting_connections=0, max_connections=100,
+                usable_connections=97, utilization_percent=round(total * 100 / 97, 1),
+            )  # fmt: skip
+
+    call_command("db_connections", "--action=monitor", "--record", stdout=io.StringIO())
+
+    rolled = {h.hour: h.max_total_connections for h in ConnectionHour.objects.all()}
+    assert rolled == {hour - dt.timedelta(hours=n): top for n, top in ((3, 9), (2, 44), (1, 12))}
+    assert history.coverage("default") == (hour - dt.timedelta(hours=3), hour)
+    # the sample just recorded is in the current hour: read from the samples
+    report = history.peak_hours("default", 1, now=timezone.now())
+    assert report.samples == ConnectionSample.objects.count() == 7
+    assert report.peak_connections == 44
