@@ -61,6 +61,8 @@ def main() -> None:
             )  # fmt: skip
             if out.returncode not in (0, 1):
                 raise RuntimeError(f"{action} {database}: exit {out.returncode}: {out.stderr}")
+            if "," not in database:  # one alias: one indented document
+                return [json.loads(out.stdout)]
             return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
 
         cases: dict[str, Callable[[], object]] = {
