@@ -1,0 +1,142 @@
+"""Snapshots of several database aliases at once: ``--database a,b,...`` and ``all``.
+
+::
+
+    from dbconnmgr.readers import read_snapshots
+
+    for alias, result in read_snapshots(["default", "replica", "analytics"]).items():
+        print(alias, result if isinstance(result, Exception) else result.total_connections)
+
+The aliases are read concurrently, by at most ``max_readers`` threads, each through a
+private, unpooled connection that is closed as soon as its snapshot is taken: the command
+never holds more than ``max_readers`` slots, and never one per alias, of a server that may
+be nearly full. Aliases that connect the same way (same engine, host, port, database, user
+and password, after PgBouncer's direct server URL is applied) share one reader: one
+snapshot serves them all. Where readers of one command run on the same server at the same
+time, no snapshot counts another's reader: their backends are left out of every snapshot
+of that server, as each snapshot already leaves out its own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from dbconnmgr.core.snapshot import Snapshot
+from dbconnmgr.exceptions import DbConnMgrError
+
+__all__ = ["DEFAULT_MAX_READERS", "read_snapshots"]
+
+#: Reader connections open at once, at most, when no bound is given.
+DEFAULT_MAX_READERS = 4
+
+Result = Snapshot | DbConnMgrError
+
+
+def _target(alias: str) -> tuple[Any, ...]:
+    """What a connection of ``alias`` connects to, as a reader would connect.
+
+    Raises:
+        DbConnMgrError: the alias is unknown or of an engine dbconnmgr does not read.
+    """
+    from dbconnmgr.backends import direct_server_url, get_backend, server_settings
+
+    backend = get_backend(alias)
+    settings = dict(backend.connection.settings_dict)
+    server_url = direct_server_url(alias)
+    if server_url is not None:
+        settings.update(server_settings(server_url))
+    options = {k: v for k, v in (settings.get("OPTIONS") or {}).items() if k != "pool"}
+    return (
+        backend.vendor,
+        settings.get("HOST") or "",
+        str(settings.get("PORT") or ""),
+        settings.get("NAME") or "",
+        settings.get("USER") or "",
+        settings.get("PASSWORD") or "",
+        repr(sorted(options.items(), key=lambda item: str(item[0]))),
+    )
+
+
+def _server(target: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The server part of a target: engine, host and port."""
+    return target[:3]
+
+
+def read_snapshots(
+    aliases: Sequence[str], *, max_readers: int = DEFAULT_MAX_READERS
+) -> dict[str, Result]:
+    """A snapshot of each alias, or the error that kept it from being read, in ``aliases``'
+    order.
+
+    Args:
+        aliases: Django database aliases (duplicates are read once).
+        max_readers: reader connections open at once, at most (>= 1).
+
+    Raises:
+        ValueError: ``max_readers`` is less than 1.
+    """
+    if max_readers < 1:
+        raise ValueError(f"max_readers must be >= 1, got {max_readers}")
+    results: dict[str, Result] = {}
+    groups: dict[tuple[Any, ...], list[str]] = {}
+    for alias in dict.fromkeys(aliases):
+        try:
+            groups.setdefault(_target(alias), []).append(alias)
+        except DbConnMgrError as exc:
+            results[alias] = exc
+    readers: dict[tuple[Any, ...], set[int]] = {}
+    lock = threading.Lock()
+
+    def read(target: tuple[Any, ...], alias: str) -> Result:
+        from dbconnmgr.backends import private_backend
+
+        try:
+            backend = private_backend(alias)
+        except DbConnMgrError as exc:
+            return exc
+        try:
+            snapshot = backend.snapshot()
+        except DbConnMgrError as exc:
+            return exc
+        finally:
+            _close(backend)
+        with lock:
+            readers.setdefault(_server(target), set()).add(snapshot.own_pid)
+        return snapshot
+
+    with ThreadPoolExecutor(
+        max_workers=min(max_readers, max(1, len(groups))), thread_name_prefix="dbconnmgr-reader"
+    ) as pool:
+        futures = {target: pool.submit(read, target, names[0]) for target, names in groups.items()}
+    for target, future in futures.items():
+        result = future.result()
+        for alias in groups[target]:
+            if isinstance(result, Snapshot):
+                siblings = readers.get(_server(target), set()) - {result.own_pid}
+                results[alias] = _relabel(result, alias, siblings)
+            else:
+                results[alias] = result
+    return {alias: results[alias] for alias in dict.fromkeys(aliases)}
+
+
+def _relabel(snapshot: Snapshot, alias: str, siblings: set[int]) -> Snapshot:
+    """``snapshot`` as read through ``alias``, without the backends of ``siblings``."""
+    connections = snapshot.connections
+    if siblings:
+        connections = tuple(c for c in connections if c.pid not in siblings)
+    if alias == snapshot.alias and connections is snapshot.connections:
+        return snapshot
+    return dataclasses.replace(snapshot, alias=alias, connections=connections)
+
+
+def _close(backend: Any) -> None:
+    import contextlib
+
+    from django.db import DatabaseError, InterfaceError
+
+    with contextlib.suppress(DatabaseError, InterfaceError):
+        backend.connection.close()
