@@ -50,7 +50,7 @@ def main() -> None:
         from django.db import connections
         from django.test.utils import CaptureQueriesContext
 
-        from dbconnmgr import connection_monitor
+        from dbconnmgr import connection_monitor, internals
         from dbconnmgr.block_monitor.tracking import _observe
 
         log = logging.getLogger("dbconnmgr.monitor")
@@ -177,8 +177,7 @@ def main() -> None:
             return contextlib.nullcontext()
 
         def hooked():
-            if _observe not in conn.execute_wrappers:
-                conn.execute_wrappers.insert(0, _observe)
+            internals.add_execute_wrapper(conn, _observe)
             return contextlib.nullcontext()
 
         stmt_fns = {

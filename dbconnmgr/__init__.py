@@ -9,7 +9,14 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from dbconnmgr.core.budget import Budget, Service, compute_budget, connector_share
-from dbconnmgr.core.health import Finding, Report, Severity, evaluate, evaluate_unavailable
+from dbconnmgr.core.health import (
+    Finding,
+    Report,
+    Severity,
+    Thresholds,
+    evaluate,
+    evaluate_unavailable,
+)
 from dbconnmgr.core.snapshot import STATES, Connection, Group, ServerLimits, Snapshot
 from dbconnmgr.core.termination import (
     Candidate,
@@ -170,7 +177,9 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-def check_health(using: str = "default", thresholds: Mapping[str, Any] | None = None) -> Report:
+def check_health(
+    using: str = "default", thresholds: Thresholds | Mapping[str, Any] | None = None
+) -> Report:
     """Take a snapshot of ``using`` and evaluate it; an unreachable server is a finding.
 
     With a PgBouncer configured for ``using`` (``DBCONNMGR["PGBOUNCER"]``), its checks are
@@ -188,25 +197,13 @@ def check_health(using: str = "default", thresholds: Mapping[str, Any] | None = 
         InvalidSetting: the project's ``DBCONNMGR["THRESHOLDS"]`` are invalid.
         ValueError: invalid ``thresholds`` given.
     """
-    from dbconnmgr.backends import working_backend
-    from dbconnmgr.pooler import with_pooler
+    from dbconnmgr.health import check_health as check
 
-    if thresholds is None:
-        from dbconnmgr.app_settings import thresholds as configured_thresholds
-
-        thresholds = configured_thresholds()
-    try:
-        # The CLI's private connection for a pooled alias: never wait for (or hold) a slot
-        # of the application's pool, whose timeout would otherwise be the answer time.
-        with working_backend(using) as backend:
-            snapshot = backend.snapshot()
-    except ServerUnavailable as exc:
-        return with_pooler(evaluate_unavailable(exc), thresholds)
-    return with_pooler(evaluate(snapshot, thresholds), thresholds)
+    return check(using, thresholds)
 
 
 def check_connection_health(
-    using: str = "default", thresholds: Mapping[str, Any] | None = None
+    using: str = "default", thresholds: Thresholds | Mapping[str, Any] | None = None
 ) -> HealthDoc:
     """The health of database alias ``using`` as a plain dict (see docs/json.md).
 
@@ -226,9 +223,14 @@ def check_connection_health(
         UnknownDatabaseAlias, UnsupportedDatabase: the alias cannot be checked at all.
         InvalidSetting: the project's ``DBCONNMGR["THRESHOLDS"]`` are invalid.
     """
+    from django.core.exceptions import ImproperlyConfigured
     from django.db import connections
 
     from dbconnmgr.payloads import health_payload
 
     report = check_health(using, thresholds)
-    return health_payload(report, vendor=connections[using].vendor)
+    try:
+        vendor: str | None = connections[using].vendor
+    except ImproperlyConfigured:  # an ENGINE that cannot be loaded: configuration_error
+        vendor = None
+    return health_payload(report, vendor=vendor)

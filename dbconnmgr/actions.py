@@ -23,7 +23,7 @@ from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from dbconnmgr.app_settings import get_setting
-from dbconnmgr.backends import ConnectionBackend, get_backend, working_backend
+from dbconnmgr.backends import ConnectionBackend, backend_class_of, get_backend, working_backend
 from dbconnmgr.core.termination import (
     ACTIVE_STATES,
     FAILED_OUTCOMES,
@@ -37,6 +37,7 @@ from dbconnmgr.core.termination import (
     build_report,
 )
 from dbconnmgr.exceptions import ActionNotPossible, InsufficientPrivilege, TerminationIncomplete
+from dbconnmgr.internals import idle_pool_connections, open_pool
 
 logger = logging.getLogger("dbconnmgr")
 
@@ -310,8 +311,7 @@ def close_local_connections(using: str = "default") -> LocalClose:
 
 
 def _local_pool(connection: BaseDatabaseWrapper) -> Any:
-    pools: dict[str, Any] = getattr(type(connection), "_connection_pools", {})
-    return pools.get(connection.alias)
+    return open_pool(connection)
 
 
 def _local_backend_pids(using: str) -> tuple[int, ...]:
@@ -321,17 +321,12 @@ def _local_backend_pids(using: str) -> tuple[int, ...]:
     raws: list[Any] = [connection.connection]
     pool = _local_pool(connection)
     if pool is not None:
-        # psycopg_pool keeps its idle connections in ``_pool``; no public accessor exists.
-        raws.extend(list(getattr(pool, "_pool", ())))
-    pids = []
-    for raw in raws:
-        pid = getattr(getattr(raw, "info", None), "backend_pid", None)
-        thread_id = getattr(raw, "thread_id", None)  # MySQLdb: the server's thread id
-        if pid is None and callable(thread_id):
-            pid = thread_id()
-        if pid:
-            pids.append(int(pid))
-    return tuple(pids)
+        raws.extend(idle_pool_connections(pool))
+    backend = backend_class_of(using)
+    if backend is None:
+        return ()
+    pids = (backend.driver_pid(raw) for raw in raws if raw is not None)
+    return tuple(pid for pid in pids if pid)
 
 
 # -- the shared steps ------------------------------------------------------------------------

@@ -15,7 +15,6 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from django.conf import settings
 from django.contrib import admin
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
@@ -35,9 +34,15 @@ from dbconnmgr.core.dashboard import (
     sort_connections,
     utilization_bar,
 )
+from dbconnmgr.core.figures import Figures
 from dbconnmgr.core.health import Severity
 from dbconnmgr.core.termination import WOULD, Signal
-from dbconnmgr.exceptions import DbConnMgrError, UnknownDatabaseAlias, UnsupportedDatabase
+from dbconnmgr.exceptions import (
+    DbConnMgrError,
+    ServerUnavailable,
+    UnknownDatabaseAlias,
+    UnsupportedDatabase,
+)
 from dbconnmgr.models import Connections
 
 logger = logging.getLogger("dbconnmgr")
@@ -62,17 +67,11 @@ LIST_LIMIT = 500
 
 
 def monitored_aliases() -> list[str]:
-    """The aliases of ``DATABASES`` whose engine has a dbconnmgr backend, in settings order."""
-    from dbconnmgr.backends import get_backend
+    """The aliases the page offers: :func:`dbconnmgr.health.readable_aliases` (an alias whose
+    ENGINE cannot be loaded is listed: its page shows the ``configuration_error``)."""
+    from dbconnmgr.health import readable_aliases
 
-    found = []
-    for alias in settings.DATABASES:
-        try:
-            get_backend(alias)
-        except DbConnMgrError:
-            continue
-        found.append(alias)
-    return found
+    return readable_aliases()
 
 
 @admin.register(Connections)
@@ -198,13 +197,14 @@ class ConnectionsAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             return get_backend(alias).capabilities
         except (UnknownDatabaseAlias, UnsupportedDatabase) as exc:
             raise Http404(str(exc)) from None
+        except ServerUnavailable:  # an ENGINE that cannot be loaded: nothing to offer
+            return Capabilities(display_name=alias, can_terminate=False)
 
     def _context(self, request: HttpRequest, alias: str) -> dict[str, Any]:
-        from dbconnmgr import check_health
-        from dbconnmgr.app_settings import thresholds
+        from dbconnmgr.health import check_health, project_thresholds
 
         caps = self._capabilities(alias)
-        limits = thresholds()
+        limits = project_thresholds()
         report = check_health(alias, limits)
         snapshot = report.snapshot
         wanted, errors = ConnectionFilter.from_params(request.GET)
@@ -245,8 +245,11 @@ class ConnectionsAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         shown = sort_connections(
             filter_connections(snapshot.others(), wanted), sort, descending=descending
         )
+        figures = Figures.of(snapshot)
         context.update(
             snapshot=snapshot,
+            figures=figures,
+            figure_rows=figures.shown("admin"),
             bar=utilization_bar(snapshot, limits),
             by_state=[(s, n) for s, n in snapshot.by_state().items() if n],
             by_application=snapshot.by_application(),

@@ -27,12 +27,12 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from django.utils.module_loading import import_string
 
 from dbconnmgr import app_settings
-from dbconnmgr.core.health import Finding, Report, Severity
+from dbconnmgr.core.health import Finding, FindingCode, Report, Severity
 from dbconnmgr.exceptions import InvalidSetting
 
 __all__ = [
@@ -297,7 +297,7 @@ class AlertDispatcher:
                     continue
                 now_found = current.get(fkey)
                 still = now_found is not None and now_found.severity.rank >= max(floor, 1)
-                code = fkey.split(":", 1)[0]
+                code = cast(FindingCode, fkey.split(":", 1)[0])
                 if still or (now_found is None and code not in evaluated):
                     continue  # still a problem, or not evaluated this time (server down)
                 state.active = False

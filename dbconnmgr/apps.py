@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 
 from django.apps import AppConfig
 
@@ -34,3 +35,19 @@ class DbConnMgrConfig(AppConfig):
                 from dbconnmgr.metrics import start_publisher
 
                 start_publisher()
+                _start_publisher_after_fork(start_publisher)
+
+
+_fork_hook_registered = False
+
+
+def _start_publisher_after_fork(start: Callable[[], None]) -> None:
+    """A process forked later (gunicorn ``--preload``) starts its own writer.
+
+    Registered here, once per process, rather than when metrics.py is imported: an
+    at-fork hook cannot be removed, so only a project in multiprocess mode gets one.
+    """
+    global _fork_hook_registered
+    if not _fork_hook_registered:
+        os.register_at_fork(after_in_child=start)
+        _fork_hook_registered = True

@@ -1,7 +1,7 @@
 """Helpers for the project's ``settings.DATABASES``, read from the environment.
 
 This module is imported from ``settings.py``, before Django is set up: it never touches
-``django.conf.settings`` or the app registry. Typical use::
+``django.conf.settings``, the app registry, ``django.db`` or a database driver. Typical use::
 
     from dbconnmgr.database_settings import database_config
 
@@ -10,6 +10,9 @@ This module is imported from ``settings.py``, before Django is set up: it never 
 Every environment variable, the profiles and the precedence rules are documented in
 docs/configuration.md. Precedence, highest first: a keyword argument, the dedicated
 environment variable (``DB_MAX_CONNS``...), the ``DATABASE_URL`` query string, the profile.
+:func:`database_config` decides every engine-neutral value in one place (:func:`_decide`),
+then applies small steps: the pool plan (:func:`pool_options`), the engine's own step
+(``backends/<engine>/settings.py``, found by ENGINE), PgBouncer, the overrides.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ from __future__ import annotations
 import difflib
 import importlib.util
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -27,20 +29,63 @@ import django
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from dbconnmgr.backends.engine_settings import (
+    DEFAULT_CONNECT_TIMEOUT,
+    MAX_POOL_TIMEOUT,
+    MAX_WHOLE,
+    EngineSettings,
+    Sources,
+    engine_settings,
+    first,
+    parse_age,
+    parse_bool,
+    parse_seconds,
+    parse_whole,
+)
+
+# Engine constants once defined here, kept importable from here.
+from dbconnmgr.backends.mysql.settings import (
+    DEFAULT_WAIT_TIMEOUT,
+    MYSQL_ENGINES,
+    WAIT_TIMEOUT_MARGIN,
+)
+from dbconnmgr.backends.postgresql.settings import (
+    DEFAULT_KEEPALIVES_COUNT,
+    DEFAULT_KEEPALIVES_IDLE,
+    DEFAULT_KEEPALIVES_INTERVAL,
+    INSTRUMENTED_ENGINE,
+    POSTGRES_ENGINES,
+    SERVER_SETTINGS_IN_URL,
+    append_server_options,
+)
+
 __all__ = [
+    "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_KEEPALIVES_COUNT",
+    "DEFAULT_KEEPALIVES_IDLE",
+    "DEFAULT_KEEPALIVES_INTERVAL",
     "DEFAULT_PROFILE",
+    "DEFAULT_WAIT_TIMEOUT",
     "INSTRUMENTED_ENGINE",
+    "MAX_POOL_TIMEOUT",
+    "MAX_WHOLE",
+    "MYSQL_ENGINES",
     "PGBOUNCER_POOL_MODES",
     "POOL_ON_FULL_CHOICES",
     "POOL_ON_FULL_KEY",
     "POOL_SEEDS",
+    "POSTGRES_ENGINES",
     "PROFILES",
+    "SERVER_SETTINGS_IN_URL",
     "TRANSACTION_POOL_MODES",
+    "WAIT_TIMEOUT_MARGIN",
+    "Choices",
     "PoolSeeds",
     "Profile",
     "append_server_options",
     "database_config",
     "normalize_database_settings",
+    "pool_options",
     "pooling_available",
 ]
 
@@ -78,30 +123,10 @@ PROFILES: Final[dict[str, Profile]] = {
 DEFAULT_PROFILE: Final = "production"
 
 #: Defaults that do not vary by profile.
-DEFAULT_CONNECT_TIMEOUT: Final = 5
 DEFAULT_POOL_TIMEOUT: Final = 10.0
 DEFAULT_MIN_CONNS: Final = 1
-DEFAULT_KEEPALIVES_IDLE: Final = 60
-DEFAULT_KEEPALIVES_INTERVAL: Final = 10
-DEFAULT_KEEPALIVES_COUNT: Final = 5
 #: The most connections per process a setting takes (PostgreSQL's largest max_connections).
 MAX_CONNECTIONS: Final = 262_143
-
-POSTGRES_ENGINES: Final = frozenset(
-    {
-        "django.db.backends.postgresql",
-        "django.contrib.gis.db.backends.postgis",
-        "dbconnmgr.db.postgresql",  # INSTRUMENTED_ENGINE: Django's, gated and counted
-    }
-)
-MYSQL_ENGINES: Final = frozenset(
-    {"django.db.backends.mysql", "django.contrib.gis.db.backends.mysql"}
-)
-#: MySQL's and MariaDB's default ``wait_timeout``: the server closes a connection idle longer.
-DEFAULT_WAIT_TIMEOUT: Final = 28_800
-#: A persistent MySQL connection is retired this many seconds before the server's
-#: ``wait_timeout`` would close it under Django ("MySQL server has gone away").
-WAIT_TIMEOUT_MARGIN: Final = 60
 
 # Top-level keys django-environ leaves as strings when they come from the URL query.
 _BOOLEAN_KEYS: Final = (
@@ -110,27 +135,6 @@ _BOOLEAN_KEYS: Final = (
     "AUTOCOMMIT",
     "DISABLE_SERVER_SIDE_CURSORS",
 )
-# libpq keywords that take whole numbers (a URL gives them as strings).
-_INTEGER_OPTIONS: Final = (
-    "connect_timeout",
-    "keepalives",
-    "keepalives_idle",
-    "keepalives_interval",
-    "keepalives_count",
-    "tcp_user_timeout",
-)
-# Server settings that users put in the URL query as if they were libpq keywords; libpq
-# rejects them ("invalid connection option"), so they move into ``options``.
-SERVER_SETTINGS_IN_URL: Final = (
-    "statement_timeout",
-    "lock_timeout",
-    "idle_in_transaction_session_timeout",
-    "idle_session_timeout",
-    "search_path",
-)
-_TRUE: Final = frozenset({"1", "true", "t", "yes", "y", "on"})
-_FALSE: Final = frozenset({"0", "false", "f", "no", "n", "off", ""})
-_NONE: Final = frozenset({"none", "null"})
 
 
 def pooling_available() -> bool:
@@ -229,14 +233,90 @@ def database_config(
         ImproperlyConfigured: a missing URL or a variable that does not parse, with the
             variable's name and value in the message.
     """
-    environment: Mapping[str, str] = os.environ if env is None else env
-    reader = _Reader(environment)
+    src = Sources(
+        os.environ if env is None else env,
+        {
+            "profile": profile,
+            "service": service,
+            "pool": pool,
+            "max_conns": max_conns,
+            "min_conns": min_conns,
+            "conn_max_age": conn_max_age,
+            "pool_timeout": pool_timeout,
+            "asgi": asgi,
+            "application_name": application_name,
+            "connect_timeout": connect_timeout,
+            "statement_timeout": statement_timeout,
+            "idle_in_transaction_session_timeout": idle_in_transaction_session_timeout,
+            "keepalives": keepalives,
+            "pgbouncer": pgbouncer,
+            "pool_size": pool_size,
+            "max_overflow": max_overflow,
+            "pool_recycle": pool_recycle,
+            "pool_pre_ping": pool_pre_ping,
+            "pool_on_full": pool_on_full,
+            "pool_max_waiting": pool_max_waiting,
+            "CONN_HEALTH_CHECKS": overrides.get("CONN_HEALTH_CHECKS"),
+        },
+    )
+    config = _parse_url(env_var, src.environment.get(env_var) or default)
+    engine = engine_settings(config.get("ENGINE"))
+    choices = _decide(src, config, env_var, engine)
 
-    url = environment.get(env_var) or default
+    options: dict[str, Any] = dict(config.get("OPTIONS") or {})
+    options.pop("pool", None)
+    config["CONN_HEALTH_CHECKS"] = choices.health_checks
+    if choices.pool:
+        options["pool"] = pool_options(choices)
+        config["CONN_MAX_AGE"] = 0  # Django refuses a pool with persistent connections
+        config[POOL_ON_FULL_KEY] = choices.on_full or "queue"
+    else:
+        config["CONN_MAX_AGE"] = 0 if choices.asgi else choices.age
+    if engine is not None:
+        engine.configure(config, options, src)
+    _behind_pooler(config, options, choices.pooler_mode)
+    config["OPTIONS"] = options
+    return _with_overrides(config, overrides)
+
+
+@dataclass(frozen=True, slots=True)
+class Choices:
+    """Every engine-neutral value of one ``database_config()`` call, precedence applied.
+
+    Attributes:
+        profile: the profile in force.
+        asgi: served over ASGI (never persistent connections).
+        pooler_mode: the pool_mode of the PgBouncer the URL points at, or None.
+        pool: Django's native pool is on.
+        url_pool: the URL's ``?pool=`` value (a dict is the base of the pool's arguments).
+        age: seconds a connection lives (None: forever).
+        health_checks: Django's ``CONN_HEALTH_CHECKS``.
+        max_size: connections per process (the pool's ``max_size``).
+        min_size: connections the pool keeps open.
+        timeout: seconds a request waits for a pooled connection.
+        on_full: ``queue`` or ``reject`` (None: not given).
+        max_waiting: psycopg_pool's ``max_waiting`` (None: not given).
+    """
+
+    profile: Profile
+    asgi: bool
+    pooler_mode: str | None
+    pool: bool
+    url_pool: Any
+    age: int | None
+    health_checks: bool
+    max_size: int
+    min_size: int
+    timeout: float
+    on_full: str | None = None
+    max_waiting: int | None = None
+
+
+def _parse_url(env_var: str, url: str | None) -> dict[str, Any]:
     if not url:
         raise ImproperlyConfigured(f"{env_var} is not set (and no default URL was given)")
     try:
-        config = normalize_database_settings(environ.Env.db_url_config(url))
+        return normalize_database_settings(environ.Env.db_url_config(url))
     except (KeyError, ValueError) as exc:
         raise ImproperlyConfigured(
             f"{env_var} is not a database URL django-environ reads: {exc}"
@@ -244,51 +324,86 @@ def database_config(
     except ImproperlyConfigured as exc:  # a query parameter that does not parse
         raise ImproperlyConfigured(f"{env_var}: {exc}") from None
 
-    seeds = _pool_seeds(
-        reader,
-        config,
-        env_var,
-        keywords={
-            "pool_size": pool_size,
-            "max_overflow": max_overflow,
-            "pool_timeout": pool_timeout,
-            "pool_recycle": pool_recycle,
-            "pool_pre_ping": pool_pre_ping,
-            "pool_on_full": pool_on_full,
-            "pool_max_waiting": pool_max_waiting,
-        },
-        given={
-            "DB_MAX_CONNS": ("max_conns", max_conns),
-            "DB_MIN_CONNS": ("min_conns", min_conns),
-            "CONN_MAX_AGE": ("conn_max_age", conn_max_age),
-            "CONN_HEALTH_CHECKS": ("CONN_HEALTH_CHECKS", overrides.get("CONN_HEALTH_CHECKS")),
-        },
+
+def _decide(
+    src: Sources, config: dict[str, Any], env_var: str, engine: EngineSettings | None
+) -> Choices:
+    """Keyword > environment variable > URL query > profile, for every engine-neutral value.
+
+    Pops the SQLAlchemy-named pool settings and ``CONN_MAX_AGE`` from ``config``. Every
+    value is read (and so validated) whether or not it is used: a typo must not wait for
+    the day somebody turns pooling on.
+    """
+    seeds = _pool_seeds(src, config, env_var)
+    prof = _profile(src)
+    use_asgi = first(src.boolean("DB_ASGI", "asgi"), False)
+    pooler_mode, use_pool = _pool_choice(src, config, engine)
+    age = _age(src, config, seeds, prof)
+    health_checks = first(
+        seeds.pre_ping, src.boolean("CONN_HEALTH_CHECKS"), config.get("CONN_HEALTH_CHECKS"), True
+    )
+    size = first(
+        seeds.max_size,
+        src.whole("DB_MAX_CONNS", "max_conns", maximum=MAX_CONNECTIONS),
+        prof.max_conns,
+    )
+    floor = first(
+        seeds.min_size,
+        src.whole("DB_MIN_CONNS", "min_conns", minimum=0, maximum=MAX_CONNECTIONS),
+        DEFAULT_MIN_CONNS,
+    )
+    if not use_pool:
+        for name, value in (
+            (seeds.names.get("pool_on_full"), seeds.on_full),
+            (seeds.names.get("pool_max_waiting"), seeds.max_waiting),
+        ):
+            if value is not None:
+                raise ImproperlyConfigured(f"{name} needs the pool (DB_POOL is off)")
+    return Choices(
+        profile=prof,
+        asgi=use_asgi,
+        pooler_mode=pooler_mode,
+        pool=use_pool,
+        url_pool=(config.get("OPTIONS") or {}).get("pool"),
+        age=age,
+        health_checks=health_checks,
+        max_size=size,
+        min_size=floor,
+        timeout=first(seeds.timeout, DEFAULT_POOL_TIMEOUT),
+        on_full=seeds.on_full,
+        max_waiting=seeds.max_waiting,
     )
 
-    chosen = profile or reader.text("DB_PROFILE") or DEFAULT_PROFILE
+
+def _profile(src: Sources) -> Profile:
+    chosen = src.keywords.get("profile") or src.text("DB_PROFILE") or DEFAULT_PROFILE
     if chosen not in PROFILES:
         known = ", ".join(PROFILES)
         raise ImproperlyConfigured(f"unknown database profile {chosen!r} (known: {known})")
-    prof = PROFILES[chosen]
+    return PROFILES[chosen]
 
-    is_postgres = config.get("ENGINE") in POSTGRES_ENGINES
-    use_asgi = _first(reader.boolean("DB_ASGI", ("asgi", asgi)), False)
-    pooler_mode = _pooler_mode(*reader._pick("DB_PGBOUNCER", ("pgbouncer", pgbouncer)))
+
+def _pool_choice(
+    src: Sources, config: Mapping[str, Any], engine: EngineSettings | None
+) -> tuple[str | None, bool]:
+    """(PgBouncer pool_mode, native pool on): DB_POOL > the URL's ?pool= > available."""
+    native = engine is not None and engine.native_pool
+    pooler_mode = _pooler_mode(*src.pick("DB_PGBOUNCER", "pgbouncer"))
     url_pool = (config.get("OPTIONS") or {}).get("pool")
-    asked_pool = reader.boolean("DB_POOL", ("pool", pool))
+    asked_pool = src.boolean("DB_POOL", "pool")
     if pooler_mode and asked_pool:
         raise ImproperlyConfigured(
             f"DB_POOL with DB_PGBOUNCER={pooler_mode}: PgBouncer is the pool; a pool per "
             "process in front of it holds PgBouncer's clients idle (unset DB_POOL)"
         )
     use_pool = bool(
-        _first(
+        first(
             asked_pool,
             None if url_pool is None or pooler_mode else bool(url_pool),
-            is_postgres and pooling_available() and not pooler_mode,
+            native and pooling_available() and not pooler_mode,
         )
     )
-    if use_pool and not is_postgres:
+    if use_pool and not native:
         raise ImproperlyConfigured(
             f"DB_POOL: Django's native pool is for PostgreSQL, not {config.get('ENGINE')}"
         )
@@ -297,117 +412,51 @@ def database_config(
             "DB_POOL: pooling needs Django >= 5.1, psycopg 3 and psycopg_pool "
             "(pip install 'psycopg[binary,pool]')"
         )
+    return pooler_mode, use_pool
 
+
+def _age(src: Sources, config: dict[str, Any], seeds: PoolSeeds, prof: Profile) -> int | None:
+    """Seconds a connection lives: pool_recycle > CONN_MAX_AGE > ?conn_max_age= > profile.
+
+    Pops the URL's ``CONN_MAX_AGE`` (the pool plan or the engine step sets it again).
+    """
     url_has_age = "CONN_MAX_AGE" in config
     url_age: int | None = config.pop("CONN_MAX_AGE", None)
-    age_given, given_age = reader.age("CONN_MAX_AGE", ("conn_max_age", conn_max_age))
+    age_given, given_age = src.age("CONN_MAX_AGE", "conn_max_age")
     if seeds.recycle is not None:
-        age: int | None = seeds.recycle
-    elif age_given:
-        age = given_age
-    elif url_has_age:
-        age = url_age
-    else:
-        age = prof.conn_max_age
+        return seeds.recycle
+    if age_given:
+        return given_age
+    return url_age if url_has_age else prof.conn_max_age
 
-    config["CONN_HEALTH_CHECKS"] = _first(
-        seeds.pre_ping,
-        reader.boolean("CONN_HEALTH_CHECKS"),
-        config.get("CONN_HEALTH_CHECKS"),
-        True,
-    )
-    options: dict[str, Any] = dict(config.get("OPTIONS") or {})
-    options.pop("pool", None)
 
-    # Read (and so validated) whether or not the pool is on: a typo must not wait for the
-    # day somebody turns pooling on.
-    size = _first(
-        seeds.max_size,
-        reader.whole("DB_MAX_CONNS", ("max_conns", max_conns), maximum=MAX_CONNECTIONS),
-        prof.max_conns,
-    )
-    floor = _first(
-        seeds.min_size,
-        reader.whole("DB_MIN_CONNS", ("min_conns", min_conns), minimum=0, maximum=MAX_CONNECTIONS),
-        DEFAULT_MIN_CONNS,
-    )
-    wait = _first(seeds.timeout, DEFAULT_POOL_TIMEOUT)
-    if use_pool:
-        pool_options: dict[str, Any] = dict(url_pool) if isinstance(url_pool, dict) else {}
-        pool_options.update(min_size=min(floor, size), max_size=size, timeout=wait)
-        if age:  # None (forever) and 0 leave psycopg_pool's own max_lifetime (3600 s)
-            pool_options["max_lifetime"] = float(age)
-        if seeds.max_waiting is not None:
-            pool_options["max_waiting"] = seeds.max_waiting
-        options["pool"] = pool_options
-        config["CONN_MAX_AGE"] = 0  # Django refuses a pool with persistent connections
-        config[POOL_ON_FULL_KEY] = seeds.on_full or "queue"
-    else:
-        for name, value in (
-            (seeds.names.get("pool_on_full"), seeds.on_full),
-            (seeds.names.get("pool_max_waiting"), seeds.max_waiting),
-        ):
-            if value is not None:
-                raise ImproperlyConfigured(f"{name} needs the pool (DB_POOL is off)")
-        config["CONN_MAX_AGE"] = 0 if use_asgi else age
+def pool_options(choices: Choices) -> dict[str, Any]:
+    """``OPTIONS["pool"]``: psycopg_pool's arguments for the chosen sizes and lifetime.
 
-    if config.get("ENGINE") == _DJANGO_POSTGRESQL:
-        # The same backend plus the connector gate, pool errors that explain themselves and
-        # failures counted by cause (dbconnmgr/db/postgresql); vendor and features are
-        # Django's. ENGINE= in the keywords puts Django's back.
-        config["ENGINE"] = INSTRUMENTED_ENGINE
-    if is_postgres:
-        # keyword > environment variable > URL query > default
-        name = application_name or reader.text("DB_APPLICATION_NAME")
-        if name:
-            options["application_name"] = name
-        elif service:
-            options.setdefault("application_name", service)
-        _set_option(
-            options,
-            "connect_timeout",
-            reader.whole("DB_CONNECT_TIMEOUT", ("connect_timeout", connect_timeout)),
-            DEFAULT_CONNECT_TIMEOUT,
-        )
-        url_keepalives = options.get("keepalives")
-        if _first(
-            reader.boolean("DB_KEEPALIVES", ("keepalives", keepalives)),
-            None if url_keepalives is None else bool(url_keepalives),
-            True,
-        ):
-            options["keepalives"] = 1
-            for key, var, fallback in (
-                ("keepalives_idle", "DB_KEEPALIVES_IDLE", DEFAULT_KEEPALIVES_IDLE),
-                ("keepalives_interval", "DB_KEEPALIVES_INTERVAL", DEFAULT_KEEPALIVES_INTERVAL),
-                ("keepalives_count", "DB_KEEPALIVES_COUNT", DEFAULT_KEEPALIVES_COUNT),
-            ):
-                _set_option(options, key, reader.whole(var), fallback)
-        else:
-            options["keepalives"] = 0
-        server = {
-            "statement_timeout": reader.whole(
-                "DB_STATEMENT_TIMEOUT", ("statement_timeout", statement_timeout), minimum=0
-            ),
-            "idle_in_transaction_session_timeout": reader.whole(
-                "DB_IDLE_IN_TRANSACTION_TIMEOUT",
-                ("idle_in_transaction_session_timeout", idle_in_transaction_session_timeout),
-                minimum=0,
-            ),
-        }
-        merged = append_server_options(options.get("options"), **server)
-        if merged:
-            options["options"] = merged
+    A dict given as the URL's ``?pool=`` is the base; ``min_size`` never exceeds
+    ``max_size``.
+    """
+    url_pool = choices.url_pool
+    result: dict[str, Any] = dict(url_pool) if isinstance(url_pool, dict) else {}
+    size = choices.max_size
+    result.update(min_size=min(choices.min_size, size), max_size=size, timeout=choices.timeout)
+    if choices.age:  # None (forever) and 0 leave psycopg_pool's own max_lifetime (3600 s)
+        result["max_lifetime"] = float(choices.age)
+    if choices.max_waiting is not None:
+        result["max_waiting"] = choices.max_waiting
+    return result
 
-    if pooler_mode in TRANSACTION_POOL_MODES:
+
+def _behind_pooler(config: dict[str, Any], options: dict[str, Any], mode: str | None) -> None:
+    if mode in TRANSACTION_POOL_MODES:
         # The next transaction may run on another server connection: nothing that lives
         # in a session (a WITH HOLD cursor, a prepared statement) may outlive one.
         config["DISABLE_SERVER_SIDE_CURSORS"] = True
         options["prepare_threshold"] = None
 
-    if config.get("ENGINE") in MYSQL_ENGINES:
-        _mysql_options(config, options, reader, connect_timeout, statement_timeout)
 
-    config["OPTIONS"] = options
+def _with_overrides(config: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The upper-case keywords, set last; ``OPTIONS`` is merged key by key."""
     for key, value in overrides.items():
         if key == "OPTIONS" and isinstance(value, Mapping):
             config["OPTIONS"] = {**config["OPTIONS"], **value}
@@ -457,11 +506,15 @@ POOL_ON_FULL_CHOICES: Final = ("queue", "reject")
 #: The top-level ``DATABASES`` key the instrumented engine reads the gate from (Django
 #: ignores top-level keys it does not know; ``OPTIONS`` would reach libpq).
 POOL_ON_FULL_KEY: Final = "POOL_ON_FULL"
-#: Django's PostgreSQL backend plus the connector gate and explained pool errors.
-INSTRUMENTED_ENGINE: Final = "dbconnmgr.db.postgresql"
-_DJANGO_POSTGRESQL: Final = "django.db.backends.postgresql"
 # Other environment variables that start with DB_POOL_ (a typo check must know them).
 _OTHER_POOL_VARIABLES: Final[frozenset[str]] = frozenset()
+# The settings a pool seed may contradict: variable -> its keyword.
+_SEED_RIVALS: Final = {
+    "DB_MAX_CONNS": "max_conns",
+    "DB_MIN_CONNS": "min_conns",
+    "CONN_MAX_AGE": "conn_max_age",
+    "CONN_HEALTH_CHECKS": "CONN_HEALTH_CHECKS",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -489,26 +542,25 @@ class PoolSeeds:
     names: dict[str, str]
 
 
-def _pool_seeds(
-    reader: _Reader,
-    config: dict[str, Any],
-    env_var: str,
-    *,
-    keywords: Mapping[str, Any],
-    given: Mapping[str, tuple[str, Any]],
-) -> PoolSeeds:
+def _pool_seeds(src: Sources, config: dict[str, Any], env_var: str) -> PoolSeeds:
     """Read the SQLAlchemy-named pool settings (keyword > variable > URL query).
 
-    Pops them from ``config["OPTIONS"]`` (libpq would reject them). ``given`` names the
-    settings they conflict with: variable -> (keyword, value).
+    Pops them from ``config["OPTIONS"]`` (libpq would reject them), and refuses one that
+    contradicts the dbconnmgr-named setting it replaces.
     """
-    options = config.setdefault("OPTIONS", {})
+    url = _pop_url_seeds(src, config.setdefault("OPTIONS", {}), env_var)
+    seeds = _read_seeds(src, url, env_var)
+    _refuse_seed_conflicts(src, config, env_var, seeds)
+    return seeds
+
+
+def _pop_url_seeds(src: Sources, options: dict[str, Any], env_var: str) -> dict[str, Any]:
     url = {key: options.pop(key) for key in POOL_SEEDS if key in options}
     unknown = [
         f"{env_var} ?{key}" for key in options if key.startswith("pool_") or key == "max_overflow"
     ] + [
         var
-        for var in reader.environment
+        for var in src.environment
         if var.startswith("DB_POOL_")
         and var not in POOL_SEEDS.values()
         and var not in _OTHER_POOL_VARIABLES
@@ -519,15 +571,18 @@ def _pool_seeds(
         close = difflib.get_close_matches(typo, [*POOL_SEEDS, *POOL_SEEDS.values()], n=1)
         hint = f"did you mean {close[0]}? " if close else ""
         raise ImproperlyConfigured(f"unknown pool setting {unknown[0]} ({hint}known: {known})")
+    return url
 
+
+def _read_seeds(src: Sources, url: Mapping[str, Any], env_var: str) -> PoolSeeds:
     names: dict[str, str] = {}
 
     def pick(key: str) -> tuple[str, Any]:
         var = POOL_SEEDS[key]
-        if keywords.get(key) is not None:
-            found = (key, keywords[key])
-        elif reader.text(var) is not None:
-            found = (var, reader.text(var))
+        if src.keywords.get(key) is not None:
+            found = (key, src.keywords[key])
+        elif src.text(var) is not None:
+            found = (var, src.text(var))
         elif url.get(key) is not None:
             found = (f"{env_var} ?{key}", url[key])
         else:
@@ -539,16 +594,16 @@ def _pool_seeds(
         name, value = pick(key)
         if value is None:
             return None
-        return _parse_whole(name, value, minimum=minimum, maximum=MAX_CONNECTIONS)
+        return parse_whole(name, value, minimum=minimum, maximum=MAX_CONNECTIONS)
 
     floor = whole("pool_size", 0)
     overflow = whole("max_overflow", 0)
     name, value = pick("pool_timeout")
-    timeout = None if value is None else _parse_seconds(name, value)
+    timeout = None if value is None else parse_seconds(name, value)
     name, value = pick("pool_recycle")
-    recycle = None if value is None else _parse_whole(name, value, minimum=1)
+    recycle = None if value is None else parse_whole(name, value, minimum=1)
     name, value = pick("pool_pre_ping")
-    pre_ping = None if value is None else _parse_bool(name, value)
+    pre_ping = None if value is None else parse_bool(name, value)
     name, value = pick("pool_on_full")
     on_full = None if value is None else str(value).strip().lower()
     if on_full is not None and on_full not in POOL_ON_FULL_CHOICES:
@@ -568,19 +623,32 @@ def _pool_seeds(
             raise ImproperlyConfigured(f"{what} must be at least 1, got {ceiling}")
         if ceiling > MAX_CONNECTIONS:
             raise ImproperlyConfigured(f"{what} must be <= {MAX_CONNECTIONS}, got {ceiling}")
-        _refuse_conflict(reader, given, "DB_MAX_CONNS", what, ceiling, parse=int)
-        _refuse_conflict(reader, given, "DB_MIN_CONNS", names["pool_size"], floor, parse=int)
+    return PoolSeeds(floor, ceiling, timeout, recycle, pre_ping, on_full, max_waiting, names)
+
+
+def _refuse_seed_conflicts(
+    src: Sources, config: Mapping[str, Any], env_var: str, seeds: PoolSeeds
+) -> None:
+    names = seeds.names
+    if seeds.min_size is not None and seeds.max_size is not None:
+        what = names["pool_size"] + (
+            f" + {names['max_overflow']}" if seeds.max_size != seeds.min_size else ""
+        )
+        _refuse_conflict(src, "DB_MAX_CONNS", what, seeds.max_size, parse=int)
+        _refuse_conflict(src, "DB_MIN_CONNS", names["pool_size"], seeds.min_size, parse=int)
+    recycle = seeds.recycle
     if recycle is not None:
-        _refuse_conflict(reader, given, "CONN_MAX_AGE", names["pool_recycle"], recycle, parse=int)
+        _refuse_conflict(src, "CONN_MAX_AGE", names["pool_recycle"], recycle, parse=int)
         if "CONN_MAX_AGE" in config and config["CONN_MAX_AGE"] != recycle:
             raise ImproperlyConfigured(
                 f"{names['pool_recycle']}={recycle} conflicts with {env_var} ?conn_max_age="
                 f"{config['CONN_MAX_AGE']}: set one of them"
             )
+    pre_ping = seeds.pre_ping
     if pre_ping is not None:
         _refuse_conflict(
-            reader, given, "CONN_HEALTH_CHECKS", names["pool_pre_ping"], pre_ping,
-            parse=lambda v: _parse_bool("CONN_HEALTH_CHECKS", v),
+            src, "CONN_HEALTH_CHECKS", names["pool_pre_ping"], pre_ping,
+            parse=lambda v: parse_bool("CONN_HEALTH_CHECKS", v),
         )  # fmt: skip
         url_checks = config.get("CONN_HEALTH_CHECKS")
         if url_checks is not None and url_checks != pre_ping:
@@ -588,21 +656,11 @@ def _pool_seeds(
                 f"{names['pool_pre_ping']}={pre_ping} conflicts with {env_var} "
                 f"?conn_health_checks={url_checks}: set one of them"
             )
-    return PoolSeeds(floor, ceiling, timeout, recycle, pre_ping, on_full, max_waiting, names)
 
 
-def _refuse_conflict(
-    reader: _Reader,
-    given: Mapping[str, tuple[str, Any]],
-    var: str,
-    what: str,
-    value: Any,
-    *,
-    parse: Any,
-) -> None:
+def _refuse_conflict(src: Sources, var: str, what: str, value: Any, *, parse: Any) -> None:
     """ImproperlyConfigured naming both when ``var`` (or its keyword) disagrees with ``what``."""
-    keyword, kw_value = given.get(var, (var, None))
-    name, other = (keyword, kw_value) if kw_value is not None else (var, reader.text(var))
+    name, other = src.pick(var, _SEED_RIVALS[var])
     if other is None:
         return
     try:
@@ -616,50 +674,6 @@ def _refuse_conflict(
         )
 
 
-def _mysql_options(
-    config: dict[str, Any],
-    options: dict[str, Any],
-    reader: _Reader,
-    connect_timeout: int | None,
-    statement_timeout: int | None,
-) -> None:
-    """MySQL / MariaDB (mysqlclient): timeouts, charset, strict mode, and a CONN_MAX_AGE
-    below the server's ``wait_timeout``.
-
-    Django has no MySQL pool: every thread holds its own connection (docs/mysql.md). A
-    persistent connection older than the server's ``wait_timeout`` (``$DB_WAIT_TIMEOUT``,
-    default 28800) has been closed by the server, and Django's next query on it fails with
-    "MySQL server has gone away": CONN_MAX_AGE (forever included) is capped below it.
-    """
-    wait = _first(reader.whole("DB_WAIT_TIMEOUT"), DEFAULT_WAIT_TIMEOUT)
-    ceiling = max(0, wait - WAIT_TIMEOUT_MARGIN)
-    age = config.get("CONN_MAX_AGE")
-    if age is None or age > ceiling:
-        config["CONN_MAX_AGE"] = ceiling
-    _set_option(
-        options,
-        "connect_timeout",
-        reader.whole("DB_CONNECT_TIMEOUT", ("connect_timeout", connect_timeout)),
-        DEFAULT_CONNECT_TIMEOUT,
-    )
-    for key, var in (("read_timeout", "DB_READ_TIMEOUT"), ("write_timeout", "DB_WRITE_TIMEOUT")):
-        chosen = reader.whole(var)
-        if chosen is not None:
-            options[key] = chosen
-        elif isinstance(options.get(key), str):
-            options[key] = _parse_whole(f"OPTIONS[{key!r}]", options[key])
-    options.setdefault("charset", "utf8mb4")
-    existing = str(options.get("init_command") or "")
-    assignments = [] if "sql_mode" in existing else ["sql_mode='STRICT_TRANS_TABLES'"]
-    limit_ms = reader.whole(
-        "DB_STATEMENT_TIMEOUT", ("statement_timeout", statement_timeout), minimum=0
-    )
-    if limit_ms:  # MariaDB's max_statement_time is in seconds
-        assignments.append(f"SESSION max_statement_time={limit_ms / 1000:g}")
-    ours = "SET " + ", ".join(assignments) if assignments else ""
-    options["init_command"] = "; ".join(c for c in (existing, ours) if c)
-
-
 def normalize_database_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     """Fix what URL parsers (django-environ, dj-database-url) leave as strings.
 
@@ -668,10 +682,10 @@ def normalize_database_settings(config: Mapping[str, Any]) -> dict[str, Any]:
       ``DISABLE_SERVER_SIDE_CURSORS``: ``"false"``/``"0"``/``"off"`` become False (the
       string ``"false"`` is truthy), ``"true"``/``"1"``/``"on"`` True.
     - ``OPTIONS["pool"]``: ``"true"`` becomes True, ``"false"`` False.
-    - Whole-number libpq options (``connect_timeout``, ``keepalives*``) become ints;
-      ``connect_timeout=0`` (wait forever) is refused.
-    - Server settings given as URL parameters (``statement_timeout``, ``lock_timeout``,
-      ``idle_in_transaction_session_timeout``, ``idle_session_timeout``,
+    - Whole-number options (``connect_timeout``; for PostgreSQL libpq's ``keepalives*``)
+      become ints; ``connect_timeout=0`` (wait forever) is refused.
+    - PostgreSQL: server settings given as URL parameters (``statement_timeout``,
+      ``lock_timeout``, ``idle_in_transaction_session_timeout``, ``idle_session_timeout``,
       ``search_path``) move into ``options`` as ``-c name=value``, which libpq accepts
       (a value ``options`` already sets wins).
     - A percent-encoded socket directory in ``HOST`` (``%2Fvar%2Frun%2Fpostgresql``) is
@@ -688,169 +702,27 @@ def normalize_database_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     """
     result = dict(config)
     if "CONN_MAX_AGE" in result and isinstance(result["CONN_MAX_AGE"], str):
-        result["CONN_MAX_AGE"] = _parse_age("CONN_MAX_AGE", result["CONN_MAX_AGE"])
+        result["CONN_MAX_AGE"] = parse_age("CONN_MAX_AGE", result["CONN_MAX_AGE"])
     for key in _BOOLEAN_KEYS:
         if isinstance(result.get(key), str):
-            result[key] = _parse_bool(key, result[key])
+            result[key] = parse_bool(key, result[key])
     host = result.get("HOST")
     if isinstance(host, str) and host.upper().startswith("%2F"):
         result["HOST"] = unquote(host)
 
+    engine = engine_settings(result.get("ENGINE"))
     options = dict(result.get("OPTIONS") or {})
     if isinstance(options.get("pool"), str):
-        options["pool"] = _parse_bool("OPTIONS['pool']", options["pool"])
-    for key in _INTEGER_OPTIONS:
+        options["pool"] = parse_bool("OPTIONS['pool']", options["pool"])
+    for key in engine.integer_options if engine else ("connect_timeout",):
         value = options.get(key)
         if isinstance(value, str) or (key == "connect_timeout" and value is not None):
             # connect_timeout=0 means "wait forever": a silent server would hang every
             # connection (and every health check), so it is refused like DB_CONNECT_TIMEOUT=0.
             minimum = 1 if key == "connect_timeout" else 0
-            options[key] = _parse_whole(f"OPTIONS[{key!r}]", value, minimum=minimum)
-    is_postgres = result.get("ENGINE") in POSTGRES_ENGINES
-    moved = {k: options.pop(k) for k in SERVER_SETTINGS_IN_URL if k in options and is_postgres}
-    if moved:
-        options["options"] = append_server_options(options.get("options"), **moved)
+            options[key] = parse_whole(f"OPTIONS[{key!r}]", value, minimum=minimum)
+    if engine is not None:
+        engine.normalize(options, result)
     if "OPTIONS" in result or options:
         result["OPTIONS"] = options
     return result
-
-
-def append_server_options(existing: str | None, **server_settings: Any) -> str:
-    """Append ``-c name=value`` for each server setting to a libpq ``options`` string.
-
-    What is already there is kept as it is (it may carry ``search_path``, say), and a
-    setting it already names is not added again: the project's explicit value wins.
-    None values are skipped.
-
-    >>> append_server_options("-c search_path=app", statement_timeout=30000)
-    '-c search_path=app -c statement_timeout=30000'
-    """
-    parts = [existing.strip()] if existing and existing.strip() else []
-    # PostgreSQL reads setting names case-insensitively, with "-" for "_".
-    present = {
-        name.lower().replace("-", "_")
-        for name in re.findall(r"(?:-c\s*|--)([A-Za-z_.\-]+)\s*=", existing or "")
-    }
-    for name, value in server_settings.items():
-        if value is None or name.lower() in present:
-            continue
-        text = str(value).replace("\\", "\\\\").replace(" ", "\\ ")
-        parts.append(f"-c {name}={text}")
-    return " ".join(parts)
-
-
-# -- parsing -------------------------------------------------------------------------------
-
-
-def _first(*values: Any) -> Any:
-    """The first value that is not None."""
-    for value in values:
-        if value is not None:
-            return value
-    return None
-
-
-def _set_option(options: dict[str, Any], key: str, chosen: Any, fallback: Any) -> None:
-    """Set ``key`` to ``chosen`` when given, else keep the URL's value, else ``fallback``."""
-    if chosen is not None:
-        options[key] = chosen
-    else:
-        options.setdefault(key, fallback)
-
-
-# One parser per kind, for keyword arguments, environment variables and URL values alike:
-# a string must be spelled in ASCII digits (``int()`` alone takes "1_000", "+5" and other
-# scripts' digits); a keyword must be of the type (a bool is not a number).
-_DIGITS: Final = re.compile(r"-?[0-9]+", re.ASCII)
-_DECIMAL: Final = re.compile(r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?", re.ASCII)
-#: The largest whole number a setting takes (PostgreSQL's integer settings stop there).
-MAX_WHOLE: Final = 2**31 - 1
-#: The longest pool timeout, in seconds (a day).
-MAX_POOL_TIMEOUT: Final = 86400.0
-
-
-def _parse_bool(name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    lowered = value.strip().lower() if isinstance(value, str) else None
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    raise ImproperlyConfigured(f"{name} must be true or false, got {value!r}")
-
-
-def _parse_whole(name: str, value: Any, *, minimum: int = 1, maximum: int = MAX_WHOLE) -> int:
-    if isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
-        number = int(value.strip())
-    elif isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    else:
-        raise ImproperlyConfigured(f"{name} must be a whole number, got {value!r}")
-    if not minimum <= number <= maximum:
-        raise ImproperlyConfigured(f"{name} must be >= {minimum} and <= {maximum}, got {number}")
-    return number
-
-
-def _parse_seconds(name: str, value: Any, *, maximum: float = MAX_POOL_TIMEOUT) -> float:
-    if isinstance(value, str) and _DECIMAL.fullmatch(value.strip()):
-        number = float(value.strip())
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        number = float(value)
-    else:
-        raise ImproperlyConfigured(f"{name} must be a number of seconds, got {value!r}")
-    if not 0 < number <= maximum:  # NaN fails too
-        raise ImproperlyConfigured(
-            f"{name} must be a number of seconds > 0 and <= {maximum:g}, got {value!r}"
-        )
-    return number
-
-
-def _parse_age(name: str, value: Any) -> int | None:
-    if isinstance(value, str) and value.strip().lower() in _NONE:
-        return None
-    return _parse_whole(name, value, minimum=0)
-
-
-class _Reader:
-    """Typed reads of a keyword argument, else its environment variable.
-
-    The keyword wins when it is not None; both go through the same parser, and an error
-    names the one that was read. An empty variable counts as unset.
-    """
-
-    def __init__(self, environment: Mapping[str, str]) -> None:
-        self.environment = environment
-
-    def text(self, name: str) -> str | None:
-        value = self.environment.get(name, "").strip()
-        return value or None
-
-    def _pick(self, var: str, keyword: tuple[str, Any] | None) -> tuple[str, Any]:
-        if keyword is not None and keyword[1] is not None:
-            return keyword
-        return var, self.text(var)
-
-    def boolean(self, var: str, keyword: tuple[str, Any] | None = None) -> bool | None:
-        name, value = self._pick(var, keyword)
-        return None if value is None else _parse_bool(name, value)
-
-    def whole(
-        self, var: str, keyword: tuple[str, Any] | None = None, *, minimum: int = 1,
-        maximum: int = MAX_WHOLE,
-    ) -> int | None:  # fmt: skip
-        name, value = self._pick(var, keyword)
-        if value is None:
-            return None
-        return _parse_whole(name, value, minimum=minimum, maximum=maximum)
-
-    def seconds(self, var: str, keyword: tuple[str, Any] | None = None) -> float | None:
-        name, value = self._pick(var, keyword)
-        return None if value is None else _parse_seconds(name, value)
-
-    def age(self, var: str, keyword: tuple[str, Any] | None = None) -> tuple[bool, int | None]:
-        """(given, seconds): ``given`` is False when neither was set; None means forever."""
-        name, value = self._pick(var, keyword)
-        if value is None:
-            return False, None
-        return True, _parse_age(name, value)

@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from dbconnmgr.app_settings import get_setting
 from dbconnmgr.core.charts import Heatmap, Series, SeriesPoint
+from dbconnmgr.core.figures import RECORDED_KEYS
 from dbconnmgr.core.hours import (
     HOUR,
     HeatmapBuilder,
@@ -98,14 +99,7 @@ def _store(sample: Sample) -> ConnectionSample | None:
         taken_at=sample.taken_at,
         alias=sample.alias,
         vendor=snapshot.vendor,
-        total_connections=sample.total_connections or 0,
-        active_connections=sample.active_connections or 0,
-        idle_in_transaction_connections=by_state.get("idle in transaction", 0)
-        + by_state.get("idle in transaction (aborted)", 0),
-        waiting_connections=sample.waiting_connections or 0,
-        max_connections=sample.max_connections or 0,
-        usable_connections=sample.usable_connections or 0,
-        utilization_percent=sample.utilization_percent or 0.0,
+        **sample.figures.pick(RECORDED_KEYS),
         by_state={state: n for state, n in by_state.items() if n},
         by_application=sample.by_application or {},
     )

@@ -55,12 +55,26 @@ def multiprocess_dir() -> str | None:
 
 
 def scraped_aliases() -> list[str]:
-    """Every alias dbconnmgr can read (the endpoint's default)."""
+    """Every alias dbconnmgr reads (the endpoint's default): :func:`dbconnmgr.health.
+    readable_aliases`."""
+    from dbconnmgr.health import readable_aliases
+
+    return readable_aliases()
+
+
+def _loaded(aliases: Sequence[str]) -> list[str]:
+    """The aliases whose ENGINE loads: only they have a connection, hence process figures."""
+    from django.core.exceptions import ImproperlyConfigured
     from django.db import connections
 
-    from dbconnmgr.backends import BACKENDS
-
-    return [alias for alias in connections if connections[alias].vendor in BACKENDS]
+    found = []
+    for alias in aliases:
+        try:
+            connections[alias]
+        except ImproperlyConfigured:
+            continue
+        found.append(alias)
+    return found
 
 
 class DatabaseCollector(Collector):
@@ -78,10 +92,9 @@ class DatabaseCollector(Collector):
             yield from self._process()
 
     def _server(self) -> Iterator[Metric]:
-        from dbconnmgr.app_settings import thresholds
-        from dbconnmgr.backends import working_backend
-        from dbconnmgr.core.health import Severity, evaluate, evaluate_unavailable
-        from dbconnmgr.exceptions import ServerUnavailable
+        from dbconnmgr.core.figures import FIGURES, Figures
+        from dbconnmgr.core.health import Severity
+        from dbconnmgr.health import check_health, project_thresholds
 
         labels = ["alias"]
         up = GaugeMetricFamily("dbconnmgr_up", "1 when the server could be read", labels=labels)
@@ -90,68 +103,45 @@ class DatabaseCollector(Collector):
             "client connections by database, state, role and application",
             labels=["alias", "datname", "state", "usename", "application_name"],
         )
-        max_conns = GaugeMetricFamily(
-            "pg_settings_max_connections", "the server's max_connections", labels=labels
-        )
-        usable = GaugeMetricFamily(
-            "dbconnmgr_usable_connections",
-            "slots ordinary roles can use (max_connections minus reserved; the binding limit)",
-            labels=labels,
-        )
-        clients = GaugeMetricFamily(
-            "dbconnmgr_client_connections", "client backends using slots", labels=labels
-        )
-        utilization = GaugeMetricFamily(
-            "dbconnmgr_utilization_ratio",
-            "client connections / usable slots (0-1)",
-            labels=labels,
-        )
-        active = GaugeMetricFamily(
-            "dbconnmgr_active_sessions", "sessions running a query now", labels=labels
-        )
-        aas = GaugeMetricFamily(
-            "dbconnmgr_aas",
-            "average active sessions, instantaneous: sessions running a query at this scrape "
-            "(the scrape's own excluded); avg_over_time(dbconnmgr_aas[5m]) is the AAS over 5m",
-            labels=labels,
-        )
+        gauges = [
+            (figure.name, metric, GaugeMetricFamily(metric.name, metric.help, labels=labels))
+            for figure in FIGURES
+            for metric in figure.metrics
+        ]
         findings = GaugeMetricFamily(
             "dbconnmgr_findings", "health findings by severity", labels=["alias", "severity"]
         )
-        limits = thresholds()
+        limits = project_thresholds()
         for alias in self.aliases:
-            try:
-                with working_backend(alias) as backend:
-                    snapshot = backend.snapshot()
-            except ServerUnavailable as exc:
-                up.add_metric([alias], 0)
-                report = evaluate_unavailable(exc)
-            else:
-                up.add_metric([alias], 1)
-                report = evaluate(snapshot, limits)
+            # PgBouncer's findings included, as docs/metrics.md says of dbconnmgr_findings.
+            report = check_health(alias, limits)
+            snapshot = report.snapshot
+            up.add_metric([alias], 0 if snapshot is None else 1)
+            if snapshot is not None:
                 groups: Counter[tuple[str, str, str, str]] = Counter(
                     (c.database or "", c.state or "", c.user or "", c.application_name or "")
                     for c in snapshot.connections
                 )
                 for key, count in sorted(groups.items()):
                     activity.add_metric([alias, *key], count)
-                max_conns.add_metric([alias], snapshot.max_connections)
-                usable.add_metric([alias], snapshot.usable_connections)
-                clients.add_metric([alias], snapshot.total_connections)
-                utilization.add_metric([alias], snapshot.utilization_percent / 100.0)
-                active.add_metric([alias], snapshot.active_connections)
-                aas.add_metric([alias], snapshot.active_connections)
+                figures = Figures.of(snapshot)
+                for name, metric, gauge in gauges:
+                    value = figures[name]
+                    if value is not None:  # a seconds figure without its session: no sample
+                        gauge.add_metric([alias], value / metric.per if metric.per != 1 else value)
             severities = Counter(finding.severity for finding in report.findings)
             for severity in Severity:
                 findings.add_metric([alias, severity.label], severities.get(severity, 0))
-        yield from (up, activity, max_conns, usable, clients, utilization, active, aas, findings)
+        yield from (up, activity)
+        yield from (gauge for _, _, gauge in gauges)
+        yield findings
 
     def _process(self) -> Iterator[Metric]:
         labels = ["alias"]
         gauges = [(a, GaugeMetricFamily(n, t, labels=labels)) for n, a, t in GAUGES]
         counters = [(a, CounterMetricFamily(n, t, labels=labels)) for n, a, t in COUNTERS]
         failures = CounterMetricFamily(*FAILURES, labels=["alias", "cause"])
-        for figures in process_stats.collect(self.aliases):
+        for figures in process_stats.collect(_loaded(self.aliases)):
             for attr, gauge in gauges:
                 value = getattr(figures, attr)
                 if value is not None:
@@ -198,7 +188,7 @@ class _Publisher:
         with self.lock:
             if self.aliases is None:
                 self.aliases = scraped_aliases()
-            for figures in process_stats.collect(self.aliases):
+            for figures in process_stats.collect(_loaded(self.aliases)):
                 alias = figures.alias
                 for attr, gauge in self.gauges:
                     value = getattr(figures, attr)
@@ -256,6 +246,3 @@ def child_exit(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
-
-
-os.register_at_fork(after_in_child=start_publisher)

@@ -19,28 +19,44 @@ since when and why, the private connection is closed so that the next tick conne
 and the loop goes on: it resumes by itself when the server is back.
 
 ``on_sample`` is called with every sample (reachable or not) before it is yielded: it is
-where recording, health evaluation and alerts plug in.
+where recording, health evaluation and alerts plug in. :class:`SamplePolicy` is the hook
+``--action=monitor`` uses (``iter_samples(record=True, alert=True)`` gives it to Python
+callers): it records reachable samples in the app's tables (:class:`Recorder`) and sends the
+alerts of each sample's health findings.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dbconnmgr.core.samples import Sample, SampleWindow
 from dbconnmgr.core.snapshot import Snapshot
-from dbconnmgr.exceptions import ServerUnavailable
+from dbconnmgr.exceptions import DbConnMgrError, ServerUnavailable
 
 if TYPE_CHECKING:
     from dbconnmgr.backends.base import ConnectionBackend
+    from dbconnmgr.core.health import Report, Thresholds
 
 SampleHook = Callable[[Sample], None]
+#: Says one line to a person (the command: its stderr; Python callers: a log record).
+Warn = Callable[[str], object]
 
 #: The shortest time limit of a monitor's statements (seconds), whatever the interval.
 MIN_TIME_LIMIT = 1.0
+#: Seconds between two prunings of old samples while recording.
+PRUNE_EVERY = 3600.0
+
+logger = logging.getLogger("dbconnmgr.monitor")
+
+
+def default_time_limit(interval: float) -> float:
+    """The time limit of a monitor's statements: the interval, at least MIN_TIME_LIMIT."""
+    return max(float(interval), MIN_TIME_LIMIT)
 
 
 class _PrivateReader:
@@ -125,7 +141,7 @@ class Monitor:
         self.interval = float(interval)
         self.window = SampleWindow(using, aas_window)
         self.on_sample = on_sample
-        self.time_limit = time_limit or max(self.interval, MIN_TIME_LIMIT)
+        self.time_limit = time_limit or default_time_limit(self.interval)
         reader = None
         if snapshot is None:
             reader = snapshot = _PrivateReader(using, self.time_limit)
@@ -181,6 +197,214 @@ class Monitor:
             self._reader.close()
 
 
+class RecordingTablesMissing(DbConnMgrError):
+    """dbconnmgr's tables were never migrated on the database samples are recorded in."""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else repr(exc)
+
+
+class Recorder:
+    """Stores each reachable sample in the app's tables (``ConnectionSample``).
+
+    Every statement runs in a transaction whose statements give up after ``time_limit``
+    seconds: a lock on the samples table (a long migration, ``LOCK TABLE``) costs one
+    failed recording, said once through ``warn`` until recording works again, and never
+    stalls the monitor. Old samples are pruned (``RETENTION_DAYS``) once an hour.
+
+    Args:
+        time_limit: seconds each recording statement may take, lock waits included.
+        warn: says a recording failure (default: a warning on the ``dbconnmgr.monitor``
+            logger).
+    """
+
+    def __init__(self, time_limit: float, *, warn: Warn | None = None) -> None:
+        self.time_limit = time_limit
+        self._warn: Warn = warn or logger.warning
+        self._last_prune: float | None = None
+        self._failing = False
+
+    @property
+    def alias(self) -> str:
+        """The database the samples are written to (the router's choice)."""
+        from django.db import router
+
+        from dbconnmgr.models import ConnectionSample
+
+        return router.db_for_write(ConnectionSample) or "default"
+
+    @contextlib.contextmanager
+    def _bounded(self) -> Iterator[None]:
+        """A transaction on the recording database whose statements give up in time."""
+        from django.db import connections, transaction
+
+        from dbconnmgr.backends import backend_class_of
+
+        alias = self.alias
+        with transaction.atomic(using=alias):
+            backend_class = backend_class_of(alias)
+            if backend_class is not None:  # the samples may live in a database we do not read
+                with connections[alias].cursor() as cursor:
+                    backend_class.limit_transaction(cursor, self.time_limit)
+            yield
+
+    def _close(self) -> None:
+        from django.db import DatabaseError, connections
+
+        with contextlib.suppress(DatabaseError):
+            connections[self.alias].close()
+
+    def check_tables(self) -> None:
+        """Fail at once, with the fix, when the app's tables were never migrated.
+
+        A database that is down right now is no error here: the samples say so and
+        recording resumes when it is back.
+
+        Raises:
+            RecordingTablesMissing: the tables are missing (``manage.py migrate dbconnmgr``).
+        """
+        from django.db import OperationalError, ProgrammingError
+
+        from dbconnmgr.models import ConnectionSample
+
+        try:
+            with self._bounded():
+                ConnectionSample.objects.filter(pk=0).exists()
+        except ProgrammingError as exc:
+            raise RecordingTablesMissing(self._missing_tables(exc)) from None
+        except OperationalError as exc:
+            if "no such table" in str(exc):
+                raise RecordingTablesMissing(self._missing_tables(exc)) from None
+            self._close()
+
+    def _missing_tables(self, exc: BaseException) -> str:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return (
+            f"--record: dbconnmgr's tables are missing on database {self.alias!r} "
+            f"({first}); run: manage.py migrate dbconnmgr"
+        )
+
+    def __call__(self, sample: Sample) -> None:
+        """Record ``sample`` when it read the server; prune when an hour has passed."""
+        from django.db import DatabaseError
+
+        from dbconnmgr.history import prune_samples, record_sample
+
+        if not sample.reachable:
+            return
+        try:
+            with self._bounded():
+                record_sample(sample)
+            now = time.monotonic()
+            if self._last_prune is None or now - self._last_prune >= PRUNE_EVERY:
+                with self._bounded():
+                    prune_samples()
+                self._last_prune = now
+        except DatabaseError as exc:
+            if not self._failing:
+                self._warn(f"dbconnmgr: could not record samples (will retry): {_first_line(exc)}")
+            self._failing = True
+            self._close()
+        else:
+            self._failing = False
+
+
+def project_thresholds(warn: Warn | None = None) -> Thresholds | None:
+    """``DBCONNMGR["THRESHOLDS"]``, validated; None (said once through ``warn``) when invalid.
+
+    Invalid thresholds do not stop a monitor: it samples and records as usual, but judges
+    no snapshot (an unreachable server still alerts); the command exits 3 (UNKNOWN).
+    """
+    from django.core.exceptions import ImproperlyConfigured
+
+    from dbconnmgr import app_settings
+    from dbconnmgr.core.health import resolve_thresholds, threshold_errors
+
+    try:
+        merged = app_settings.thresholds()
+        errors = threshold_errors(merged)
+    except (TypeError, ValueError, ImproperlyConfigured) as exc:
+        errors = [str(exc)]
+    if not errors:
+        return resolve_thresholds(merged)
+    (warn or logger.warning)(
+        f"UNKNOWN: DBCONNMGR['THRESHOLDS'] is invalid ({'; '.join(errors)}): sampling "
+        "goes on without health findings or alerts"
+    )
+    return None
+
+
+def sample_report(
+    sample: Sample, thresholds: Thresholds | Mapping[str, Any] | None
+) -> Report | None:
+    """The health findings of one sample (:func:`dbconnmgr.health.judge`, PgBouncer's
+    included): its snapshot evaluated, or why it has none.
+
+    ``thresholds`` None (invalid project thresholds): a snapshot is not judged (None), but
+    a server that cannot be read is still reported, since that needs no thresholds
+    (PgBouncer's checks then take the defaults).
+    """
+    from dbconnmgr.core.health import Thresholds as Defaults
+    from dbconnmgr.health import judge
+
+    if sample.snapshot is not None:
+        if thresholds is None:
+            return None
+        return judge(
+            sample.alias,
+            sample.snapshot,
+            thresholds,
+            refused_connections=sample.refused_connections,
+            refused_full=sample.refused_full,
+        )
+    if sample.problem is not None:
+        return judge(sample.alias, sample.problem, thresholds or Defaults())
+    return None
+
+
+class SamplePolicy:
+    """What every sample feeds, reachable or not: the ``on_sample`` of ``--action=monitor``.
+
+    In order: the recording (``recorder``, when given), then the sample's health findings
+    sent to :func:`dbconnmgr.alerts.dispatch` (cooldown, escalation and recovery live
+    there), then ``then`` (the caller's own hook).
+
+    Args:
+        recorder: stores reachable samples (None: no recording).
+        thresholds: judge health with these; None judges no snapshot (only unreachable
+            samples alert): :func:`project_thresholds` returns None when they are invalid.
+        alert: send the alerts of each sample's findings.
+        then: called last with each sample.
+    """
+
+    def __init__(
+        self,
+        *,
+        recorder: Recorder | None = None,
+        thresholds: Thresholds | Mapping[str, Any] | None = None,
+        alert: bool = True,
+        then: SampleHook | None = None,
+    ) -> None:
+        self.recorder = recorder
+        self.thresholds = thresholds
+        self.alert = alert
+        self.then = then
+
+    def __call__(self, sample: Sample) -> None:
+        if self.recorder is not None:
+            self.recorder(sample)
+        if self.alert:
+            report = sample_report(sample, self.thresholds)
+            if report is not None:
+                from dbconnmgr import alerts
+
+                alerts.dispatch(report)
+        if self.then is not None:
+            self.then(sample)
+
+
 def iter_samples(
     using: str = "default",
     interval: float = 5.0,
@@ -188,16 +412,37 @@ def iter_samples(
     *,
     on_sample: SampleHook | None = None,
     aas_window: float | None = None,
+    record: bool = False,
+    alert: bool = False,
 ) -> Iterator[Sample]:
     """Sample ``using`` every ``interval`` seconds, ``count`` times (forever when None).
 
     See :class:`Monitor` for the arguments. Unreachable servers do not raise: the sample
     says so (``sample.reachable`` is False) and the loop resumes when the server is back.
 
+    Args:
+        record: store each reachable sample in the app's tables, as ``--record`` does
+            (:class:`Recorder`; failures are logged on ``dbconnmgr.monitor``).
+        alert: send the alerts of each sample's health findings (the project's
+            THRESHOLDS; when they are invalid, a warning, and only unreachable samples
+            alert), as the monitor command does.
+
     Raises:
         ValueError: ``interval`` is not > 0 or ``count`` is less than 1 (at once).
+        RecordingTablesMissing: ``record`` and dbconnmgr's tables were never migrated.
     """
     if count is not None and count < 1:
         raise ValueError(f"count must be >= 1, got {count}")
-    monitor = Monitor(using, interval, aas_window=aas_window, on_sample=on_sample)
+    hook = on_sample
+    recorder = Recorder(default_time_limit(interval)) if record else None
+    if record or alert:
+        hook = SamplePolicy(
+            recorder=recorder,
+            thresholds=project_thresholds() if alert else None,
+            alert=alert,
+            then=on_sample,
+        )
+    monitor = Monitor(using, interval, aas_window=aas_window, on_sample=hook)
+    if recorder is not None:
+        recorder.check_tables()
     return monitor.samples(count)

@@ -104,8 +104,9 @@ def release_checkout(alias: str) -> None:
 
 
 def failure_cause(exc: BaseException, alias: str) -> FailureCause:
-    """The cause of a failed connection attempt, from the driver's error."""
-    from dbconnmgr.backends.postgresql import classify_error
+    """The cause of a failed connection attempt, from the driver's error (classified by
+    the alias's engine)."""
+    from dbconnmgr.backends import classify_error
     from dbconnmgr.exceptions import ServerUnavailable
 
     problem = classify_error(exc, alias)
@@ -258,11 +259,13 @@ def collect(aliases: list[str] | None = None) -> list[AliasFigures]:
     from django.db import connections
 
     names = list(connections) if aliases is None else aliases
+    from dbconnmgr.internals import open_pool
+
     pools: dict[str, Any] = {}
     for alias in names:
-        open_pools = getattr(type(connections[alias]), "_connection_pools", None)
-        if open_pools and alias in open_pools:
-            pools[alias] = open_pools[alias]
+        pool = open_pool(connections[alias])
+        if pool is not None:
+            pools[alias] = pool
     return process_figures(pools, names)
 
 

@@ -16,10 +16,13 @@ from rich.table import Table
 from rich.text import Text
 
 from dbconnmgr.backends import capabilities_of
+from dbconnmgr.core.figures import Figures
+from dbconnmgr.core.figures import format_seconds as format_seconds  # live_view imports it here
 from dbconnmgr.core.health import DEFAULT_THRESHOLDS, Report, Severity
 from dbconnmgr.core.pooler import PoolerSnapshot
-from dbconnmgr.core.snapshot import STATES, Connection, Group, Snapshot
+from dbconnmgr.core.snapshot import STATES, Group, Snapshot
 from dbconnmgr.core.termination import TerminationReport
+from dbconnmgr.core.thresholds import level
 
 
 class Stream(Protocol):
@@ -68,22 +71,6 @@ def make_console(stream: Stream) -> Console:
     )
 
 
-def format_seconds(seconds: float | None) -> str:
-    """``3h02m``, ``4m05s``, ``12.3s``; ``-`` for None."""
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours}h{minutes:02d}m"
-    days, hours = divmod(hours, 24)
-    return f"{days}d{hours:02d}h"
-
-
 def utilization_style(percent: float, thresholds: Mapping[str, Any] | None = None) -> str:
     """Colour of a utilization percentage: ``bold red`` from ``UTILIZATION_CRITICAL``,
     ``yellow`` from ``UTILIZATION_WARNING``, else ``green`` (a None threshold is off).
@@ -95,11 +82,19 @@ def utilization_style(percent: float, thresholds: Mapping[str, Any] | None = Non
     """
     merged = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
     critical, warning = merged["UTILIZATION_CRITICAL"], merged["UTILIZATION_WARNING"]
-    if critical is not None and percent >= float(critical):
-        return "bold red"
-    if warning is not None and percent >= float(warning):
-        return "yellow"
-    return "green"
+    severity = level(
+        percent,
+        None if warning is None else float(warning),
+        None if critical is None else float(critical),
+    )
+    return _UTILIZATION_STYLES[severity]
+
+
+_UTILIZATION_STYLES = {
+    Severity.OK: "green",
+    Severity.WARNING: "yellow",
+    Severity.CRITICAL: "bold red",
+}
 
 
 class Renderer:
@@ -131,51 +126,44 @@ class Renderer:
 
         Utilization is coloured by ``thresholds`` (the defaults when None).
         """
-        limits = snapshot.limits
-        usable_pct = snapshot.utilization_percent
+        f = Figures.of(snapshot)
+        usable_pct = f["utilization_percent"]
         header = Table.grid(padding=(0, 2))
         header.add_column(style="bold")
         header.add_column()
-        header.add_row("Database alias", f"{snapshot.alias} (database {snapshot.database})")
+        header.add_row("Database alias", f"{snapshot.alias} (database {f['database']})")
         engine = capabilities_of(snapshot.vendor)
-        header.add_row(
-            "Server", f"{engine.display_name} {limits.version} (as {limits.current_user})"
-        )
+        header.add_row("Server", f"{engine.display_name} {f['version']} (as {f['current_user']})")
         header.add_row(
             "Slots",
-            f"max_connections {limits.max_connections}, "
-            f"superuser_reserved {limits.superuser_reserved_connections}, "
-            f"reserved {limits.reserved_connections} -> usable {limits.usable_connections}",
+            f"max_connections {f['max_connections']}, "
+            f"superuser_reserved {f['superuser_reserved_connections']}, "
+            f"reserved {f['reserved_connections']} -> usable {f['usable_connections']}",
         )
         header.add_row(
             "Connections",
             Text.assemble(
-                f"{snapshot.total_connections} in use, {snapshot.free_connections} free; ",
+                f"{f['total_connections']} in use, {f['free_connections']} free; ",
                 (f"{usable_pct}% of usable", utilization_style(usable_pct, thresholds)),
-                f", {snapshot.max_connections_utilization_percent}% of max_connections",
+                f", {f['max_connections_utilization_percent']}% of max_connections",
             ),
         )
-        if limits.database_limits or limits.role_limits:
-            caps = [f"database {k}: {v}" for k, v in sorted(limits.database_limits.items())]
-            caps += [f"role {k}: {v}" for k, v in sorted(limits.role_limits.items())]
+        if f["database_limits"] or f["role_limits"]:
+            caps = [f"database {k}: {v}" for k, v in sorted(f["database_limits"].items())]
+            caps += [f"role {k}: {v}" for k, v in sorted(f["role_limits"].items())]
             header.add_row("Limits", ", ".join(caps))
         if snapshot.extras:
             header.add_row(
                 f"{engine.display_name} figures",
                 ", ".join(f"{k} {v}" for k, v in snapshot.extras.items() if v is not None),
             )
-        header.add_row("Waiting on locks", str(len(snapshot.waiting_connections)))
-        oldest = snapshot.oldest_transaction()
-        header.add_row(
-            "Oldest transaction", _describe(oldest, oldest.transaction_seconds if oldest else None)
-        )
-        iit = snapshot.longest_idle_in_transaction()
-        header.add_row("Longest idle in txn", _describe(iit, iit.state_seconds if iit else None))
-        if snapshot.visibility == "restricted":
+        for label, text in f.shown("table"):
+            header.add_row(label, text)
+        if f["visibility"] == "restricted":
             header.add_row(
                 "Visibility",
                 Text(
-                    f"restricted: {snapshot.hidden_connections} session(s) of other roles are "
+                    f"restricted: {f['hidden_connections']} session(s) of other roles are "
                     f"hidden; grant {engine.full_visibility_grant} for full figures",
                     style="bold yellow",
                 ),
@@ -342,13 +330,6 @@ _OUTCOME_STYLES = {
 _NUMERIC = {"count", "active", "idle", "idle in txn", "other", "pid", "age", "waiting", *STATES}
 _NUMERIC |= {"cl_active", "cl_waiting", "sv_active", "sv_idle", "sv_used", "size"}
 _NUMERIC |= {"maxwait"}
-
-
-def _describe(conn: Connection | None, seconds: float | None) -> str:
-    if conn is None:
-        return "none"
-    app = conn.application_name or "(none)"
-    return f"{format_seconds(seconds)} (pid {conn.pid}, {conn.user}, {app}, {conn.state})"
 
 
 _SEVERITY_STYLE = {

@@ -410,12 +410,13 @@ import django
 django.setup()
 from django.db import connections
 import dbconnmgr
+from dbconnmgr.internals import open_pool
 
 conn = connections["pooled"]
 with conn.cursor() as cursor:
     cursor.execute("SELECT pg_backend_pid()")
     own = cursor.fetchone()[0]
-pool = type(conn)._connection_pools["pooled"]
+pool = conn.pool
 deadline = time.monotonic() + 10
 while pool.get_stats()["pool_size"] < 3 and time.monotonic() < deadline:
     time.sleep(0.05)
@@ -423,7 +424,7 @@ report = dbconnmgr.force_close_connections("pooled", include_superusers=True)
 print(json.dumps({
     "own": own,
     "report": report.as_dict(),
-    "pool_left": "pooled" in type(conn)._connection_pools,
+    "pool_left": open_pool(conn) is not None,
     "connection_open": conn.connection is not None,
 }))
 """
@@ -555,7 +556,7 @@ def _failing_wait(*args: object, **kwargs: object) -> set[int]:
 def test_failure_after_signalling_still_reports_and_audits(
     monkeypatch, sessions: Sessions, app_dsn: str, caplog
 ) -> None:
-    from dbconnmgr.backends.postgresql import PostgreSQLBackend
+    from dbconnmgr.backends.postgresql.reader import PostgreSQLBackend
     from dbconnmgr.exceptions import TerminationIncomplete
 
     victims = [sessions.open("t-ci-late", dsn=app_dsn) for _ in range(2)]
@@ -589,7 +590,7 @@ def test_command_prints_the_report_when_the_wait_fails(
 
     from django.core.management import call_command
 
-    from dbconnmgr.backends.postgresql import PostgreSQLBackend
+    from dbconnmgr.backends.postgresql.reader import PostgreSQLBackend
 
     victim = sessions.open("t-ci-late-cli", dsn=app_dsn)
     monkeypatch.setattr(PostgreSQLBackend, "still_running", _failing_wait)

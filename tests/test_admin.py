@@ -83,6 +83,7 @@ def test_page_shows_counts_health_and_the_sessions_without_query_text(
     html = response.content.decode()
     assert response.status_code == 200
     assert 'class="dbc-bar"' in html and "usable slots" in html
+    assert "Waiting on locks: 0" in html  # the figures declared for the admin page
     assert "By application" in html and "t-admin-page" in html
     assert "Lock waits" in html  # the backend reports lock waits
     assert {s.pid for s in mine} <= pids_listed(html)
@@ -204,7 +205,7 @@ def test_only_what_the_backend_declares_is_offered(
     section, and a forged POST is refused: the page asks capabilities, not the engine."""
     import dataclasses
 
-    from dbconnmgr.backends.postgresql import PostgreSQLBackend
+    from dbconnmgr.backends.postgresql.reader import PostgreSQLBackend
 
     limited = dataclasses.replace(
         PostgreSQLBackend.capabilities, can_cancel=False, reports_lock_waits=False

@@ -16,7 +16,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.db.utils import ConnectionHandler
 
-from dbconnmgr.backends.postgresql import classify_error
+from dbconnmgr.backends.postgresql.driver import classify_error
 from dbconnmgr.checks.databases import check_database_settings
 from dbconnmgr.database_settings import (
     PROFILES,

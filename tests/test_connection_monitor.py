@@ -7,7 +7,7 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
@@ -58,7 +58,7 @@ def test_threads_opening_n_and_closing_m_are_counted_exactly() -> None:
         if not close:  # the test's own cleanup, after the block has exited
             connections["default"].close()
 
-    with connection_monitor("t-n-m", using="default") as stats:
+    with connection_monitor("t-n-m", using="default", follow_threads=True) as stats:
         threads = [
             threading.Thread(target=worker, args=(i < m,), name=f"t-worker-{i}") for i in range(n)
         ]
@@ -91,7 +91,7 @@ def test_a_finished_thread_that_never_closed_is_a_leak(caplog: pytest.LogCapture
         query()  # and no connections.close(): the classic leak
 
     caplog.set_level(logging.INFO, logger="dbconnmgr.monitor")
-    with connection_monitor("t-leak", sample_server=False) as stats:
+    with connection_monitor("t-leak", sample_server=False, follow_threads=True) as stats:
         thread = threading.Thread(target=forgetful, name="t-forgetful")
         thread.start()
         thread.join(10)
@@ -328,7 +328,9 @@ def test_concurrent_blocks_in_threads_do_not_mix() -> None:
         connections["default"].close()
 
     def job(i: int) -> None:
-        with connection_monitor(f"t-conc-{i}", using="default", sample_server=False) as stats:
+        with connection_monitor(
+            f"t-conc-{i}", using="default", sample_server=False, follow_threads=True
+        ) as stats:
             together.wait(10)
             for _ in range(i + 1):
                 assert current_label() == f"t-conc-{i}"
@@ -432,14 +434,18 @@ def test_executor_workers_started_by_the_block_belong_to_it() -> None:
         connections["default"].close()
 
     with (
-        connection_monitor("t-pool", using="default", sample_server=False) as stats,
+        connection_monitor(
+            "t-pool", using="default", sample_server=False, follow_threads=True
+        ) as stats,
         ThreadPoolExecutor(max_workers=2, thread_name_prefix="t-pool") as pool,
     ):
         list(pool.map(lambda _: tidy(), range(6)))
     assert (stats.queries, stats.opened, stats.closed, stats.leaked) == (6, 6, 6, 0)
 
     with (
-        connection_monitor("t-pool-leak", using="default", sample_server=False) as stats,
+        connection_monitor(
+            "t-pool-leak", using="default", sample_server=False, follow_threads=True
+        ) as stats,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="t-pool-leak") as pool,
     ):
         pool.submit(query).result()
@@ -456,3 +462,51 @@ def test_import_dbconnmgr_stays_light() -> None:
     code = "import sys, dbconnmgr; assert 'django.db' not in sys.modules, 'django.db imported'"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_threads_are_followed_only_when_asked_and_thread_start_is_put_back() -> None:
+    original = threading.Thread.start
+
+    def tidy() -> None:
+        query()
+        connections["default"].close()
+
+    def run_in_thread(target: Callable[[], object]) -> None:
+        thread = threading.Thread(target=target)
+        thread.start()
+        thread.join(10)
+
+    with connection_monitor("t-not-followed", using="default", sample_server=False) as plain:
+        assert threading.Thread.start is original  # nothing replaced without follow_threads
+        run_in_thread(tidy)
+    assert (plain.opened, plain.queries) == (0, 0)
+
+    with connection_monitor(
+        "t-followed", using="default", sample_server=False, follow_threads=True
+    ) as followed:
+        assert threading.Thread.start is not original
+        run_in_thread(tidy)
+    assert threading.Thread.start is original  # put back when the block exits
+    assert (followed.opened, followed.queries, followed.closed) == (1, 1, 1)
+
+    with (
+        pytest.raises(ZeroDivisionError),
+        connection_monitor("t-raises", using="default", sample_server=False, follow_threads=True),
+    ):
+        1 / 0  # noqa: B018
+    assert threading.Thread.start is original
+
+
+def test_a_thread_handed_the_context_belongs_to_the_block_without_following() -> None:
+    import contextvars
+
+    def forgetful() -> None:
+        query()  # keeps its connection
+
+    with connection_monitor("t-copied", using="default", sample_server=False) as stats:
+        thread = threading.Thread(target=contextvars.copy_context().run, args=(forgetful,))
+        thread.start()
+        thread.join(10)
+    gc.collect()
+    # Counted and labelled, but only a thread started under follow_threads is a leak.
+    assert (stats.opened, stats.queries, stats.leaked) == (1, 1, 0)

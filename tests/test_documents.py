@@ -126,6 +126,14 @@ def test_documents_of_real_runs_match_their_declaration(sessions: Sessions) -> N
         check(json.loads(json.dumps(document, default=str)), DOCUMENTS[name], name)
     health = built["health"]
     assert health["postgresql_info"] == health["server_info"]
+    # budget/2: reserved_connections means the setting everywhere; the budget's sum of both
+    # reserved settings is reserved_slots
+    status_server, budget_server = built["status"]["server"], built["budget"]["server"]
+    assert built["budget"]["schema"] == "dbconnmgr.budget/2"
+    assert "reserved_connections" not in budget_server
+    assert budget_server["reserved_slots"] == (
+        status_server["superuser_reserved_connections"] + status_server["reserved_connections"]
+    )
     assert built["termination"]["selected"], "the dry run selected the idle transaction"
 
 

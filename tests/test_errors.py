@@ -69,7 +69,7 @@ def test_full_server(small_server: PgServer) -> None:
 
 
 def test_full_server_from_python_raises_server_unavailable(small_server: PgServer) -> None:
-    from dbconnmgr.backends.postgresql import classify_error
+    from dbconnmgr.backends.postgresql.driver import classify_error
     from dbconnmgr.exceptions import ServerUnavailable
 
     held = [psycopg.connect(small_server.dsn()) for _ in range(6)]
@@ -189,15 +189,19 @@ def test_psycopg_pipeline_exit_noise_is_dropped_for_our_pipelines_only(
     """During an outage the pipeline's failing exit logged "error ignored terminating"."""
     import logging
 
-    from dbconnmgr.backends.postgresql import _PIPELINE_NOISE
+    from dbconnmgr.internals import quiet_pipeline_exit
 
     class Pipe:  # stands for a psycopg Pipeline (hashable, weak-referenceable)
         pass
 
     ours, theirs = Pipe(), Pipe()
-    _PIPELINE_NOISE.pipelines.add(ours)
     logger = logging.getLogger("psycopg")
+    filters = list(logger.filters)
     with caplog.at_level(logging.WARNING, logger="psycopg"):
-        logger.warning("error ignored terminating %r: %s", ours, "consuming input failed")
-        logger.warning("error ignored terminating %r: %s", theirs, "consuming input failed")
-    assert [r.args[0] for r in caplog.records] == [theirs]  # type: ignore[index]
+        with quiet_pipeline_exit() as quiet:
+            quiet(ours)
+            logger.warning("error ignored terminating %r: %s", ours, "consuming input failed")
+            logger.warning("error ignored terminating %r: %s", theirs, "consuming input failed")
+        logger.warning("error ignored terminating %r: %s", ours, "after the block")
+    assert [r.args[0] for r in caplog.records] == [theirs, ours]  # type: ignore[index]
+    assert logger.filters == filters  # the filter is only there around our pipelines

@@ -198,6 +198,7 @@ from django.db import connections
 from django.test import RequestFactory
 import dbconnmgr
 from dbconnmgr.views import health
+from dbconnmgr.internals import open_pool
 
 health_doc = dbconnmgr.check_connection_health("pooled")
 request = RequestFactory().get("/dbconnmgr/health/pooled/")
@@ -206,7 +207,7 @@ response = health(request, "pooled")
 print(json.dumps({
     "status": health_doc["status"],
     "endpoint": response.status_code,
-    "pool_opened": "pooled" in type(connections["pooled"])._connection_pools,
+    "pool_opened": open_pool(connections["pooled"]) is not None,
 }))
 """
 

@@ -60,6 +60,7 @@ def test_server_gauges_count_the_sessions_by_postgres_exporter_labels(
     assert 'dbconnmgr_up{alias="default"} 1.0' in text
     assert 'pg_settings_max_connections{alias="default"}' in text
     assert 'dbconnmgr_usable_connections{alias="default"}' in text
+    assert 'dbconnmgr_oldest_connection_seconds{alias="default"}' in text
     assert 'dbconnmgr_findings{alias="default",severity="ok"}' in text
     # this process's figures, for the same alias
     assert 'dbconnmgr_connection_failures_total{alias="default",cause="too_many_clients"}' in text

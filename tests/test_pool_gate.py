@@ -199,3 +199,37 @@ print(json.dumps(figures().failures))
         for hog in hogs:
             hog.close()
     assert full["too_many_clients"] == 2
+
+
+def test_a_checkout_ends_once_however_the_connection_is_closed() -> None:
+    """The engine's close() ends a checkout once: closed twice, closed inside atomic()."""
+    out = run(
+        """
+from django.db import transaction
+out = {}
+for _ in range(3):
+    connection.ensure_connection()
+    connection.close()
+    connection.close()  # nothing left to return
+out["after_cycles"] = figures().in_use
+try:
+    with transaction.atomic():
+        connection.ensure_connection()
+        out["in_atomic"] = figures().in_use
+        connection.close()
+        connection.close()  # closed in the transaction already
+        out["closed_in_atomic"] = figures().in_use
+except Exception as exc:
+    out["exit"] = type(exc).__name__
+out["after"] = figures().in_use
+out["again"] = attempt()["error"]
+out["rejected"] = figures().rejected
+print(json.dumps(out))
+""",
+        session_url(),
+        DB_POOL_SIZE="1",
+        DB_POOL_ON_FULL="reject",
+    )
+    assert out["after_cycles"] == 0
+    assert (out["in_atomic"], out["closed_in_atomic"], out["after"]) == (1, 0, 0), out
+    assert out["again"] is None and out["rejected"] == 0, out

@@ -156,6 +156,7 @@ def test_json_fields_and_arithmetic(sessions: Sessions) -> None:
     ]
     assert data["longest_idle_in_transaction_seconds"] >= 1.0
     assert data["oldest_transaction_seconds"] >= 1.0
+    assert data["oldest_connection_seconds"] >= 1.0
     assert data["waiting_connections"] == 0
     assert data["visibility"] == "full"
     server_database = psycopg.conninfo.conninfo_to_dict(superuser_dsn())["dbname"]

@@ -1,35 +1,55 @@
-"""Vendor backends: the only modules that contain SQL.
+"""Vendor backends: the only modules that contain SQL, and the one door to them.
 
-:func:`get_backend` picks the backend for a Django database alias.
+Each engine is a package (``backends/<engine>/``: reader, SQL, rows, driver) listed once in
+:data:`dbconnmgr.backends.registry.ENGINES`. Callers ask here: :func:`get_backend` for an
+alias, :data:`BACKENDS` / :func:`backend_class_of` for a class, :func:`capabilities_of`,
+:func:`classify_error` by the alias's engine. Importing this package imports neither
+Django's database layer nor a driver; an engine's reader is imported on first use.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
-from django.core.exceptions import ImproperlyConfigured
-from django.db import connections
-from django.utils.connection import ConnectionDoesNotExist
-
 from dbconnmgr.backends.base import ConnectionBackend, setup_error
-from dbconnmgr.backends.mysql import MySQLBackend
-from dbconnmgr.backends.postgresql import PostgreSQLBackend, time_limit_settings
+from dbconnmgr.backends.registry import ENGINES, Engine, by_engine, by_vendor
 from dbconnmgr.core.capabilities import Capabilities
-from dbconnmgr.exceptions import UnknownDatabaseAlias, UnsupportedDatabase
+from dbconnmgr.exceptions import ServerUnavailable, UnknownDatabaseAlias, UnsupportedDatabase
 
-BACKENDS: dict[str, type[ConnectionBackend]] = {
-    PostgreSQLBackend.vendor: PostgreSQLBackend,
-    MySQLBackend.vendor: MySQLBackend,
-}
+
+class _Backends(Mapping[str, type[ConnectionBackend]]):
+    """vendor -> backend class, each class imported when first looked up."""
+
+    def __getitem__(self, vendor: str) -> type[ConnectionBackend]:
+        engine = by_vendor(vendor)
+        if engine is None:
+            raise KeyError(vendor)
+        return engine.backend()
+
+    def __iter__(self) -> Iterator[str]:
+        return (engine.vendor for engine in ENGINES)
+
+    def __len__(self) -> int:
+        return len(ENGINES)
+
+    def __contains__(self, vendor: object) -> bool:  # no import to answer it
+        return isinstance(vendor, str) and by_vendor(vendor) is not None
+
+
+#: Every backend class by Django's ``connection.vendor``.
+BACKENDS: Mapping[str, type[ConnectionBackend]] = _Backends()
 
 __all__ = [
     "BACKENDS",
     "ConnectionBackend",
+    "Engine",
+    "backend_class_of",
     "capabilities_of",
+    "classify_error",
+    "engine_of",
     "get_backend",
     "private_backend",
-    "time_limit_settings",
     "working_backend",
 ]
 
@@ -40,6 +60,38 @@ def capabilities_of(vendor: str) -> Capabilities:
     return backend.capabilities if backend else Capabilities(display_name=vendor)
 
 
+def engine_of(alias: str) -> Engine | None:
+    """The engine of ``alias``: by its ``ENGINE`` path, else by Django's ``vendor`` (a
+    project's own wrapper of a supported engine); None when dbconnmgr reads no such engine
+    or the alias is not configured (or its ENGINE cannot be loaded)."""
+    from django.core.exceptions import ImproperlyConfigured
+    from django.db import connections
+
+    settings_dict = connections.settings.get(alias)
+    if settings_dict is None:
+        return None
+    engine = by_engine(settings_dict.get("ENGINE"))
+    if engine is not None:
+        return engine
+    try:
+        return by_vendor(connections[alias].vendor)
+    except ImproperlyConfigured:
+        return None
+
+
+def backend_class_of(alias: str) -> type[ConnectionBackend] | None:
+    """The backend class of ``alias``'s engine (see :func:`engine_of`), or None."""
+    engine = engine_of(alias)
+    return engine.backend() if engine is not None else None
+
+
+def classify_error(exc: BaseException, alias: str) -> ServerUnavailable | BaseException:
+    """``exc`` as its alias's engine classifies it (``ConnectionBackend.classify_error``);
+    ``exc`` itself for an alias dbconnmgr does not read."""
+    backend = backend_class_of(alias)
+    return backend.classify_error(exc, alias) if backend is not None else exc
+
+
 def get_backend(alias: str = "default") -> ConnectionBackend:
     """Return the backend for ``alias``.
 
@@ -47,6 +99,10 @@ def get_backend(alias: str = "default") -> ConnectionBackend:
         UnknownDatabaseAlias: ``alias`` is not in ``settings.DATABASES``.
         UnsupportedDatabase: the alias uses an engine without a dbconnmgr backend.
     """
+    from django.core.exceptions import ImproperlyConfigured
+    from django.db import connections
+    from django.utils.connection import ConnectionDoesNotExist
+
     try:
         connection = connections[alias]
         vendor = connection.vendor
@@ -57,14 +113,14 @@ def get_backend(alias: str = "default") -> ConnectionBackend:
         raise UnknownDatabaseAlias(
             f"unknown database alias {alias!r} (configured: {known})"
         ) from None
-    backend = BACKENDS.get(vendor)
-    if backend is None:
+    engine = by_engine(connection.settings_dict.get("ENGINE")) or by_vendor(vendor)
+    if engine is None:
         supported = ", ".join(sorted(BACKENDS))
         raise UnsupportedDatabase(
             f"database alias {alias!r} uses the {connection.vendor} backend, which dbconnmgr "
             f"does not support yet (supported: {supported})"
         )
-    return backend(alias, connection)
+    return engine.backend()(alias, connection)
 
 
 def private_backend(

@@ -6,9 +6,11 @@ How it observes, and why this way:
   blocks), so it is right per thread and per asyncio task: blocks entered concurrently in
   two threads or two tasks never see each other's work. Tasks created inside a block
   inherit it (asyncio copies the context), and so do ``sync_to_async`` calls. Threads do
-  not inherit context variables before Python 3.14, so while at least one block has ever
-  been entered, ``threading.Thread.start`` hands the starting context's blocks to the new
-  thread: a thread started inside a block is part of it (and its connections can leak).
+  not inherit context variables before Python 3.14: with ``follow_threads=True``, and only
+  while such a block is open, ``threading.Thread.start`` hands the starting context's
+  blocks to the new thread, so a thread started inside the block is part of it (and its
+  connections can leak); the original ``Thread.start`` is put back when the last such
+  block exits (:mod:`dbconnmgr.internals`).
 - *Opened* connections are Django's ``connection_created`` signal. *Queries* and their
   time come from one execute wrapper (Django's ``execute_wrappers``) put on each
   connection the monitor meets; outside a block it costs one context-variable lookup.
@@ -46,6 +48,7 @@ from dbconnmgr.block_monitor.tracking import (
     _active,
     _Block,
     _fill,
+    _follow_threads,
     _install_hooks,
     _install_wrapper,
     _label_comment,
@@ -101,6 +104,12 @@ class connection_monitor:  # lower case: used like contextlib's helpers
         log: emit the log line (the stats are recorded either way).
         on_exit: called with the final :class:`MonitorStats` of every entry; handy with
             the decorator form.
+        follow_threads: make threads started inside the block part of it (their
+            statements counted and labelled, their connections reported as leaks). Off by
+            default: it replaces ``threading.Thread.start`` while the block is open. A
+            single thread can also be handed the block with
+            ``threading.Thread(target=contextvars.copy_context().run, args=(func,))``
+            (counted and labelled, not reported as a leak).
 
     Raises:
         UnknownDatabaseAlias: on entry, when ``using`` names an alias not configured.
@@ -114,6 +123,7 @@ class connection_monitor:  # lower case: used like contextlib's helpers
         sample_server: bool | None = None,
         log: bool = True,
         on_exit: Callable[[MonitorStats], object] | None = None,
+        follow_threads: bool = False,
     ) -> None:
         if not isinstance(label, str) or not label:
             raise ValueError("connection_monitor needs a non-empty label")
@@ -127,6 +137,7 @@ class connection_monitor:  # lower case: used like contextlib's helpers
         self.sample_server = sample_server
         self.log = log
         self.on_exit = on_exit
+        self.follow_threads = follow_threads
         #: The stats of the entry that finished last (any thread or task).
         self.last_stats: MonitorStats | None = None
 
@@ -233,6 +244,8 @@ class connection_monitor:  # lower case: used like contextlib's helpers
     def _push(self, block: _Block) -> None:
         block.stats.started_at = datetime.now(UTC)
         block.token = _active.set((*_active.get(), block))
+        if block.follow_threads:
+            _follow_threads(begin=True)
         block.started = time.perf_counter()
 
     def _pop(self, exc_type: type[BaseException] | None) -> _Block | None:
@@ -249,6 +262,8 @@ class connection_monitor:  # lower case: used like contextlib's helpers
                 return None
             raise RuntimeError(f"{self!r} exited without a matching entry")
         block.close()
+        if block.follow_threads:
+            _follow_threads(begin=False)
         block.stats.wall_seconds = ended - block.started
         if exc_type is not None:
             block.stats.exception = exc_type.__qualname__

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from dbconnmgr.core.thresholds import reaches
+
 __all__ = ["AliasStats", "LeakedConnection", "MonitorStats"]
 
 
@@ -181,11 +183,7 @@ class MonitorStats:
     def utilization_warning(self) -> bool:
         """True when a sampled utilization reached the warning threshold."""
         utilization = self.utilization_percent
-        return (
-            utilization is not None
-            and self.warning_threshold is not None
-            and utilization >= self.warning_threshold
-        )
+        return utilization is not None and reaches(utilization, self.warning_threshold)
 
     @property
     def level(self) -> int:

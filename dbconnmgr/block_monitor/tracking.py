@@ -15,6 +15,7 @@ from urllib.parse import quote, unquote
 from django.db import DatabaseError, InterfaceError, connections
 from django.db.backends.signals import connection_created
 
+from dbconnmgr import internals
 from dbconnmgr.block_monitor.stats import AliasStats, LeakedConnection, MonitorStats
 from dbconnmgr.exceptions import DbConnMgrError
 
@@ -97,6 +98,7 @@ class _Block:
         "comment",
         "comment_escaped",
         "counts",
+        "follow_threads",
         "label",
         "lock",
         "open",
@@ -115,6 +117,7 @@ class _Block:
         self.comment = owner.comment
         self.comment_escaped = owner.comment_escaped
         self.counts = {alias: _Counts() for alias in aliases}
+        self.follow_threads = owner.follow_threads
         self.tracked: dict[int, _Tracked] = {}
         self.lock = threading.Lock()
         self.open = True
@@ -205,10 +208,7 @@ def _observe(
 
 
 def _install_wrapper(wrapper: BaseDatabaseWrapper) -> None:
-    # At the front: Django's own ``execute_wrapper()`` context manager removes its wrapper
-    # with list.pop(), which must keep finding its own at the end of the list.
-    if _observe not in wrapper.execute_wrappers:
-        wrapper.execute_wrappers.insert(0, _observe)
+    internals.add_execute_wrapper(wrapper, _observe)
 
 
 def _on_connection_created(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
@@ -222,31 +222,34 @@ def _on_connection_created(sender: Any, connection: BaseDatabaseWrapper, **kwarg
             block.record_open(connection, thread)
 
 
-_original_thread_start: Callable[[threading.Thread], None] | None = None
+def _following_start(original: internals.ThreadStart) -> internals.ThreadStart:
+    def start(self: threading.Thread) -> None:
+        """``Thread.start`` that hands the starting context's open blocks to the new thread
+        when one of them follows threads."""
+        blocks = _active.get()
+        if any(block.follow_threads and block.open for block in blocks):
+            setattr(self, _THREAD_ATTR, blocks)
+            run = self.run
 
+            def run_in_blocks() -> None:
+                _active.set(blocks)
+                run()
 
-def _thread_start(self: threading.Thread) -> None:
-    """``Thread.start`` that hands the starting context's open blocks to the new thread."""
-    blocks = _active.get()
-    if blocks:
-        setattr(self, _THREAD_ATTR, blocks)
-        run = self.run
+            self.run = run_in_blocks  # type: ignore[method-assign]
+        original(self)
 
-        def run_in_blocks() -> None:
-            _active.set(blocks)
-            run()
-
-        self.run = run_in_blocks  # type: ignore[method-assign]
-    assert _original_thread_start is not None
-    _original_thread_start(self)
+    return start
 
 
 _install_lock = threading.Lock()
 _installed = False
+# Blocks with follow_threads=True open now; Thread.start is replaced only while there are.
+_following = 0
+_thread_start: tuple[internals.ThreadStart, internals.ThreadStart] | None = None
 
 
 def _install_hooks() -> None:
-    global _installed, _original_thread_start
+    global _installed
     if _installed:
         return
     with _install_lock:
@@ -255,9 +258,21 @@ def _install_hooks() -> None:
         connection_created.connect(
             _on_connection_created, weak=False, dispatch_uid="dbconnmgr.block_monitor"
         )
-        _original_thread_start = threading.Thread.start
-        threading.Thread.start = _thread_start  # type: ignore[method-assign]
         _installed = True
+
+
+def _follow_threads(begin: bool) -> None:
+    """A block following threads opened (``begin``) or closed: replace ``Thread.start``
+    for the first, put the original back after the last."""
+    global _following, _thread_start
+    with _install_lock:
+        _following += 1 if begin else -1
+        if begin and _following == 1:
+            original = threading.Thread.start
+            _thread_start = (internals.replace_thread_start(_following_start), original)
+        elif not begin and _following == 0 and _thread_start is not None:
+            internals.restore_thread_start(*_thread_start)
+            _thread_start = None
 
 
 def _take_sample(alias: str) -> tuple[ClientCount | None, str | None, bool]:
@@ -268,10 +283,10 @@ def _take_sample(alias: str) -> tuple[ClientCount | None, str | None, bool]:
     """
     from django.core.exceptions import SynchronousOnlyOperation
 
-    from dbconnmgr.backends import BACKENDS
+    from dbconnmgr.backends import backend_class_of
 
     wrapper = connections[alias]
-    backend_class = BACKENDS.get(wrapper.vendor)
+    backend_class = backend_class_of(alias)  # by ENGINE first, like every other reader
     if backend_class is None:
         return None, None, False
     had_connection = wrapper.connection is not None

@@ -22,13 +22,9 @@ import django
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
 
+from dbconnmgr.backends.engine_settings import EngineSettings, engine_settings
 from dbconnmgr.core.budget import Service, services_from_setting
-from dbconnmgr.database_settings import (
-    DEFAULT_WAIT_TIMEOUT,
-    MYSQL_ENGINES,
-    POSTGRES_ENGINES,
-    TRANSACTION_POOL_MODES,
-)
+from dbconnmgr.database_settings import TRANSACTION_POOL_MODES
 
 __all__ = [
     "DEPLOY_RULES",
@@ -40,20 +36,6 @@ __all__ = [
 Databases = Mapping[str, Mapping[str, Any]]
 Rule = Callable[[str, Mapping[str, Any], "Context"], Iterator[CheckMessage]]
 
-#: Keys of OPTIONS that Django's PostgreSQL backend or psycopg take besides libpq's.
-DJANGO_OPTIONS = frozenset(
-    {
-        "pool",
-        "isolation_level",
-        "assume_role",
-        "server_side_binding",
-        "prepare_threshold",
-        "cursor_factory",
-        "row_factory",
-        "context",
-        "autocommit",
-    }
-)
 # Keys of the pool dict Django sets itself: giving them too is a TypeError.
 _POOL_KEYS_DJANGO_SETS = frozenset({"kwargs", "open", "configure", "conninfo"})
 _BOOLEAN_SETTINGS = (
@@ -102,16 +84,11 @@ def _has_psycopg3() -> bool:
     return bool(is_psycopg3)
 
 
-@cache
 def known_connection_options() -> frozenset[str]:
     """Every key libpq (asked through psycopg) or Django's backend accepts in OPTIONS."""
-    try:
-        import psycopg
+    from dbconnmgr.backends.postgresql.settings import known_options
 
-        libpq = {o.keyword.decode() for o in psycopg.pq.Conninfo.get_defaults()}
-    except ImportError:  # pragma: no cover - psycopg 3 is a dependency
-        libpq = set()
-    return frozenset(libpq) | DJANGO_OPTIONS
+    return known_options()
 
 
 @cache
@@ -123,12 +100,9 @@ def _pool_parameters() -> frozenset[str]:
     return frozenset(inspect.signature(ConnectionPool.__init__).parameters) - {"self"}
 
 
-def _is_postgres(db: Mapping[str, Any]) -> bool:
-    return db.get("ENGINE") in POSTGRES_ENGINES
-
-
-def _is_mysql(db: Mapping[str, Any]) -> bool:
-    return db.get("ENGINE") in MYSQL_ENGINES
+def _engine(db: Mapping[str, Any]) -> EngineSettings | None:
+    """What the alias's engine declares (backends/<engine>/settings.py); None: not ours."""
+    return engine_settings(db.get("ENGINE"))
 
 
 def _options(db: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -254,9 +228,10 @@ def boolean_types(alias: str, db: Mapping[str, Any], ctx: Context) -> Iterator[C
 
 def unknown_options(alias: str, db: Mapping[str, Any], ctx: Context) -> Iterator[CheckMessage]:
     """E017: OPTIONS keys libpq does not know (the connection fails)."""
-    if not _is_postgres(db):
+    engine = _engine(db)
+    if engine is None or engine.known_options is None:
         return
-    known = known_connection_options()
+    known = engine.known_options()
     unknown = sorted(k for k in _options(db) if k not in known)
     if unknown:
         yield Error(
@@ -287,7 +262,8 @@ def pool_smaller_than_threads(
 ) -> Iterator[CheckMessage]:
     """W013: a pool smaller than the threads of a process (known from DBCONNMGR SERVICES)."""
     pool = _pool(db)
-    if not pool or not _is_postgres(db):
+    engine = _engine(db)
+    if not pool or engine is None or not engine.native_pool:
         return
     size = _pool_max_size(pool)
     timeout = pool.get("timeout", 30) if isinstance(pool, Mapping) else 30
@@ -307,7 +283,8 @@ def pool_smaller_than_threads(
 
 def no_application_name(alias: str, db: Mapping[str, Any], ctx: Context) -> Iterator[CheckMessage]:
     """W011 (deploy): no application_name, so pg_stat_activity cannot tell services apart."""
-    if _is_postgres(db) and not _options(db).get("application_name"):
+    engine = _engine(db)
+    if engine is not None and engine.application_name and not _options(db).get("application_name"):
         yield Warning(
             f"{_where(alias)} sets no application_name: the server's views (and "
             "db_connections --action=status) cannot tell this service's connections apart.",
@@ -319,7 +296,8 @@ def no_application_name(alias: str, db: Mapping[str, Any], ctx: Context) -> Iter
 
 def no_connect_timeout(alias: str, db: Mapping[str, Any], ctx: Context) -> Iterator[CheckMessage]:
     """W012 (deploy): no connect_timeout, so an unreachable server hangs workers."""
-    if (_is_postgres(db) or _is_mysql(db)) and not _options(db).get("connect_timeout"):
+    engine = _engine(db)
+    if engine is not None and engine.connect_timeout and not _options(db).get("connect_timeout"):
         yield Warning(
             f"{_where(alias)} sets no connect_timeout: when the server does not answer, "
             "every worker blocks on connect for the operating system's TCP timeout "
@@ -336,7 +314,8 @@ def unsafe_behind_transaction_pooler(
     """E018: behind PgBouncer in transaction (or statement) mode, a native pool,
     server-side cursors or prepared statements kept across transactions."""
     mode = ctx.pooler_modes.get(alias)
-    if mode not in TRANSACTION_POOL_MODES or not _is_postgres(db):
+    engine = _engine(db)
+    if mode not in TRANSACTION_POOL_MODES or engine is None or not engine.pgbouncer:
         return
     unsafe = []
     if _pool(db):
@@ -366,11 +345,13 @@ def mysql_outlives_wait_timeout(
 ) -> Iterator[CheckMessage]:
     """W014: a MySQL connection kept longer than the server's wait_timeout."""
     age = db.get("CONN_MAX_AGE", 0)
-    if not _is_mysql(db) or (isinstance(age, int) and age < DEFAULT_WAIT_TIMEOUT):
+    engine = _engine(db)
+    wait = engine.wait_timeout if engine is not None else None
+    if wait is None or (isinstance(age, int) and age < wait):
         return
     yield Warning(
         f"{_where(alias)} keeps MySQL connections for CONN_MAX_AGE={age!r}, not less than "
-        f"the server's default wait_timeout ({DEFAULT_WAIT_TIMEOUT} s): the server closes an "
+        f"the server's default wait_timeout ({wait} s): the server closes an "
         'idle connection first, and the next request on it fails with "MySQL server has '
         'gone away" (CONN_HEALTH_CHECKS only hides it at the cost of a ping).',
         hint="CONN_MAX_AGE below the server's wait_timeout (database_config() caps it; "

@@ -1,7 +1,7 @@
 """The actions of ``manage.py db_connections``: one module per action, one registry.
 
-An action declares its own options; the command adds them to one parser and refuses an
-option given to an action it does not belong to.
+An action declares its own options as a typed dataclass (:mod:`dbconnmgr.cli.options`); the
+command's parser is composed from those declarations.
 """
 
 from __future__ import annotations
@@ -15,24 +15,29 @@ import re
 import sys
 from collections.abc import Callable
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, TypeVar
 
 from django.core.management.base import BaseCommand, CommandError
+
+from dbconnmgr.cli.options import Options
 
 if TYPE_CHECKING:
     from dbconnmgr.render import Renderer
 
 
-class Action:
-    """One ``--action``. Subclasses set ``name``, ``help``, ``options`` and implement run().
+OptionsT = TypeVar("OptionsT", bound=Options)
 
-    ``options`` names the dests of the options this action accepts beyond the common ones
-    (``--database``, ``--format``); add_arguments() declares them once for all actions.
+
+class Action(Generic[OptionsT]):
+    """One ``--action``. Subclasses set ``name``, ``help``, ``options_type`` and implement run().
+
+    ``options_type`` declares the options this action takes beyond the common ones
+    (``--database``, ``--format``); run() reads them, typed, from ``self.options``.
     """
 
     name: ClassVar[str]
     help: ClassVar[str]
-    options: ClassVar[tuple[str, ...]] = ()
+    options_type: type[OptionsT]
     formats: ClassVar[tuple[str, ...]] = ("table", "json")
     #: Several aliases run as one call with ``opts["aliases"]`` (monitor samples them
     #: together) rather than one call per alias.
@@ -43,6 +48,7 @@ class Action:
         self.opts = opts
         self.alias: str = opts["database"]
         self.format: str = opts["format"]
+        self.options: OptionsT = self.options_type.from_mapping(opts)
 
     @cached_property
     def renderer(self) -> Renderer:
@@ -50,10 +56,6 @@ class Action:
         from dbconnmgr.render import Renderer
 
         return Renderer(self.command.stdout)
-
-    @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        """Declare options this action owns (those not declared by another action)."""
 
     def run(self) -> int:
         """Do the work and return the process exit code."""
@@ -99,21 +101,10 @@ def resolve_aliases(spec: str) -> list[str]:
     Raises:
         CommandError: an empty name (``a,,b``).
     """
-    from django.db import connections
-
-    from dbconnmgr.backends import BACKENDS
-
     if spec.strip() == "all":
-        found = []
-        for alias in connections:
-            try:
-                vendor = connections[alias].vendor
-            except Exception:  # an unknown ENGINE: the action run on it says so
-                found.append(alias)
-                continue
-            if vendor in BACKENDS:
-                found.append(alias)
-        return found
+        from dbconnmgr.health import readable_aliases
+
+        return readable_aliases()  # an unknown ENGINE included: the action says so
     names = [name.strip() for name in spec.split(",")]
     if any(not name for name in names):
         raise CommandError(f"--database: empty alias in {spec!r}")
@@ -197,7 +188,7 @@ positive_int = whole_number(1, MAX_COUNT)
 non_negative_seconds = finite_number(0, MAX_SECONDS, what="a number of seconds")
 
 
-def registry() -> dict[str, type[Action]]:
+def registry() -> dict[str, type[Action[Any]]]:
     """Every action by name, in the order ``--help`` lists them."""
     from dbconnmgr.cli.budget import BudgetAction
     from dbconnmgr.cli.health import HealthAction
@@ -206,7 +197,7 @@ def registry() -> dict[str, type[Action]]:
     from dbconnmgr.cli.status import StatusAction
     from dbconnmgr.cli.terminate import CancelAction, CloseIdleAction, ForceCloseAction
 
-    actions: list[type[Action]] = [
+    actions: list[type[Action[Any]]] = [
         StatusAction,
         HealthAction,
         MonitorAction,

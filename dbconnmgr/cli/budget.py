@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.management.base import CommandError
@@ -10,6 +11,7 @@ from django.core.management.base import CommandError
 from dbconnmgr.app_settings import get_setting
 from dbconnmgr.backends import capabilities_of, working_backend
 from dbconnmgr.cli import Action, finite_number, whole_number
+from dbconnmgr.cli.options import Options, option
 from dbconnmgr.core.budget import (
     SERVICE_SYNTAX,
     Budget,
@@ -20,10 +22,11 @@ from dbconnmgr.core.budget import (
     services_from_setting,
     unique_services,
 )
-from dbconnmgr.core.documents import SCHEMAS, BudgetDoc
+from dbconnmgr.core.documents import BudgetDoc
 from dbconnmgr.core.pooler import PoolerUnavailable, pooler_service
 from dbconnmgr.core.snapshot import Snapshot
 from dbconnmgr.exceptions import InvalidSetting
+from dbconnmgr.payloads import budget_payload
 from dbconnmgr.pooler import read_pooler
 
 
@@ -51,25 +54,42 @@ def effective_usable(snapshot: Snapshot, database: str | None) -> tuple[int, str
     """
     limits = snapshot.limits
     usable, source = limits.usable_connections, "max_connections - reserved"
-    if limits.reader_exempt_from_limits:
-        return usable, source
-    caps = []
-    if database and database in limits.database_limits:
-        caps.append((limits.database_limits[database], f"CONNECTION LIMIT of database {database}"))
-    if limits.current_user in limits.role_limits:
-        caps.append(
-            (
-                limits.role_limits[limits.current_user],
-                f"{capabilities_of(snapshot.vendor).role_limit_name} {limits.current_user}",
-            )
-        )
-    for cap, label in caps:
+    labels = {
+        "database": f"CONNECTION LIMIT of database {database}",
+        "role": f"{capabilities_of(snapshot.vendor).role_limit_name} {limits.current_user}",
+    }
+    for scope, cap in limits.binding_caps(database):  # the snapshot's headrooms use the same
         if cap < usable:
-            usable, source = cap, label
+            usable, source = cap, labels[scope]
     return usable, source
 
 
-class BudgetAction(Action):
+@dataclass(frozen=True)
+class BudgetOptions(Options):
+    """``--action=budget``'s options."""
+
+    service: list[str] | None = option(
+        "--service",
+        action="append",
+        type=service_spec,
+        metavar=SERVICE_SYNTAX,
+        help="a service that connects (repeatable; default: DBCONNMGR['SERVICES'])",
+    )
+    headroom: int | None = option(
+        "--headroom",
+        type=whole_number(0, MAX_HEADROOM),
+        help="slots kept free for people and one-off jobs "
+        "(default: DBCONNMGR['BUDGET_HEADROOM'], 5)",
+    )
+    safety: float | None = option(
+        "--safety",
+        type=safety_factor,
+        help="fraction of the usable slots the services may fill "
+        "(default: DBCONNMGR['BUDGET_SAFETY'], 0.95)",
+    )
+
+
+class BudgetAction(Action[BudgetOptions]):
     """Compare the services' connections with the server's usable slots."""
 
     name = "budget"
@@ -77,41 +97,16 @@ class BudgetAction(Action):
         "connections every service may open against the server's usable slots, and the "
         "largest safe DB_MAX_CONNS per process; exit 1 when over budget"
     )
-    options = ("service", "headroom", "safety")
-
-    @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument(
-            "--service",
-            action="append",
-            type=service_spec,
-            default=None,
-            metavar=SERVICE_SYNTAX,
-            help="a service that connects (repeatable; default: DBCONNMGR['SERVICES'])",
-        )
-        parser.add_argument(
-            "--headroom",
-            type=whole_number(0, MAX_HEADROOM),
-            default=None,
-            help="slots kept free for people and one-off jobs "
-            "(default: DBCONNMGR['BUDGET_HEADROOM'], 5)",
-        )
-        parser.add_argument(
-            "--safety",
-            type=safety_factor,
-            default=None,
-            help="fraction of the usable slots the services may fill "
-            "(default: DBCONNMGR['BUDGET_SAFETY'], 0.95)",
-        )
+    options_type = BudgetOptions
 
     def run(self) -> int:
         database = settings.DATABASES.get(self.alias, {})
         pool_max_size = pool_max_size_from_settings(database)
         try:
-            if self.opts.get("service"):
+            if self.options.service:
                 services = list(
                     unique_services(
-                        parse_service(s, pool_max_size=pool_max_size) for s in self.opts["service"]
+                        parse_service(s, pool_max_size=pool_max_size) for s in self.options.service
                     )
                 )
             else:
@@ -122,10 +117,10 @@ class BudgetAction(Action):
             raise  # one line naming the key, exit 3 (the command)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
-        headroom = self.opts.get("headroom")
+        headroom = self.options.headroom
         if headroom is None:
             headroom = int(get_setting("BUDGET_HEADROOM"))
-        safety = self.opts.get("safety") or float(get_setting("BUDGET_SAFETY"))
+        safety = self.options.safety or float(get_setting("BUDGET_SAFETY"))
 
         # a private connection for a pooled alias: no slot of the app's pool, no pool timeout
         with working_backend(self.alias) as backend:
@@ -178,7 +173,7 @@ class BudgetAction(Action):
         server = payload["server"]
         lines = [
             f"Server: max_connections {server['max_connections']}, reserved "
-            f"{server['reserved_connections']} -> usable {budget.usable_connections} "
+            f"{server['reserved_slots']} -> usable {budget.usable_connections} "
             f"({payload['usable_source']}); in use now {payload['total_connections']}",
             f"Demand {budget.demand} + headroom {budget.headroom} = "
             f"{budget.demand_with_headroom} of {budget.usable_connections} usable",
@@ -208,52 +203,3 @@ def _processes(service: Service) -> str:
     if service.instances == 1:
         return str(service.processes)
     return f"{service.instances} x {service.processes}"
-
-
-def budget_payload(
-    budget: Budget,
-    snapshot: Snapshot,
-    usable_source: str,
-    settings_pool_max_size: int | None,
-    through_pgbouncer: list[str] | None = None,
-) -> BudgetDoc:
-    """The JSON document of ``--action=budget --format=json`` (see docs/json.md)."""
-    limits = snapshot.limits
-    return {
-        "schema": SCHEMAS["budget"],
-        "alias": snapshot.alias,
-        "database": snapshot.database,
-        "taken_at": snapshot.taken_at.isoformat(),
-        "server": {
-            "version": limits.version,
-            "max_connections": limits.max_connections,
-            "reserved_connections": limits.superuser_reserved_connections
-            + limits.reserved_connections,
-            "usable_connections": limits.usable_connections,
-        },
-        "usable_connections": budget.usable_connections,
-        "usable_source": usable_source,
-        "total_connections": snapshot.total_connections,
-        "settings_pool_max_size": settings_pool_max_size,
-        "services": [
-            {
-                "name": line.service.name,
-                "instances": line.service.instances,
-                "processes": line.service.processes,
-                "threads": line.service.threads,
-                "pool_max_size": line.service.pool_max_size,
-                "connections": line.service.demand,
-                "safe_pool_max_size": line.safe_pool_max_size,
-            }
-            for line in budget.services
-        ],
-        "headroom": budget.headroom,
-        "safety": budget.safety,
-        "capacity": budget.capacity,
-        "demand": budget.demand,
-        "demand_with_headroom": budget.demand_with_headroom,
-        "spare": budget.spare,
-        "fits": budget.fits,
-        "safe_pool_max_size": budget.safe_pool_max_size,
-        "through_pgbouncer": through_pgbouncer,
-    }

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from dbconnmgr.app_settings import thresholds as configured_thresholds
-from dbconnmgr.backends import working_backend
+from dbconnmgr.backends import get_backend
 from dbconnmgr.cli import Action, reader_left
-from dbconnmgr.core.health import Severity, evaluate, evaluate_unavailable, threshold_errors
-from dbconnmgr.exceptions import DbConnMgrError, ServerUnavailable
+from dbconnmgr.cli.options import Options, option
+from dbconnmgr.core.health import Severity, threshold_errors
+from dbconnmgr.exceptions import DbConnMgrError
+from dbconnmgr.health import check_health
 from dbconnmgr.payloads import health_payload, nagios_perfdata
-from dbconnmgr.pooler import with_pooler
 
 _SPEC = re.compile(r"^(?:(?P<kind>count|free):)?(?P<number>[0-9]+(?:\.[0-9]+)?)(?P<pct>%)?$")
 #: The largest count:N / free:N: PostgreSQL's largest max_connections.
@@ -43,36 +44,39 @@ def parse_threshold(option: str, spec: str) -> tuple[str, float]:
     return _KEYS[None], int(number) if number == int(number) else number
 
 
-class HealthAction(Action):
+def _threshold_option(level: str, default: int) -> Any:
+    return option(
+        f"--{level}",
+        metavar="N|N%|count:N|free:N",
+        help=(
+            f"health {level} threshold for this run: percent of usable slots "
+            f"(default DBCONNMGR THRESHOLDS, {default}), count:N connections in use "
+            "or free:N usable slots left"
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class HealthOptions(Options):
+    """``--action=health``'s options: the thresholds of this run, parsed in run()."""
+
+    warning: str | None = _threshold_option("warning", 70)
+    critical: str | None = _threshold_option("critical", 85)
+
+
+class HealthAction(Action[HealthOptions]):
     """Evaluate the connection checks; Nagios exit codes."""
 
     name = "health"
     help = "connection health checks; exit 0 ok, 1 warning, 2 critical, 3 unknown (Nagios)"
-    options = ("warning", "critical")
-
-    @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        for level, default in (("warning", 70), ("critical", 85)):
-            parser.add_argument(
-                f"--{level}",
-                default=None,
-                metavar="N|N%|count:N|free:N",
-                help=(
-                    f"health {level} threshold for this run: percent of usable slots "
-                    f"(default DBCONNMGR THRESHOLDS, {default}), count:N connections in use "
-                    "or free:N usable slots left"
-                ),
-            )
+    options_type = HealthOptions
 
     def run(self) -> int:
         try:
             thresholds = self.thresholds()
-            with working_backend(self.alias) as backend:
-                try:
-                    report = evaluate(backend.snapshot(), thresholds)
-                except ServerUnavailable as exc:
-                    report = evaluate_unavailable(exc)
-            report = with_pooler(report, thresholds)
+            # An alias whose ENGINE cannot be loaded is one line, as for every action.
+            get_backend(self.alias)
+            report = check_health(self.alias, thresholds)
         except (DbConnMgrError, ValueError) as exc:
             # Nagios reads exit 1 as WARNING and 2 as CRITICAL: a check that cannot run is
             # UNKNOWN (3).
@@ -99,8 +103,7 @@ class HealthAction(Action):
     def thresholds(self) -> dict[str, Any]:
         """The project's thresholds with --warning / --critical applied and validated."""
         merged = configured_thresholds()
-        for level in ("warning", "critical"):
-            spec = self.opts.get(level)
+        for level, spec in (("warning", self.options.warning), ("critical", self.options.critical)):
             if spec is not None:
                 prefix, value = parse_threshold(f"--{level}", spec)
                 merged[f"{prefix}_{level.upper()}"] = value

@@ -2,29 +2,22 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import sys
-import time
-from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import CommandError
-from django.db import DatabaseError, OperationalError, ProgrammingError, connections, router
 
 from dbconnmgr.app_settings import get_setting
 from dbconnmgr.cli import Action, finite_number, positive_int, reader_left
+from dbconnmgr.cli.options import Options, option
 from dbconnmgr.exceptions import EXIT_CRITICAL, EXIT_OK
 
 if TYPE_CHECKING:  # imported in run(): every db_connections call builds this parser
     from dbconnmgr.core.samples import Sample
     from dbconnmgr.monitor_loop import Monitor
-
-#: Seconds between two prunings of old samples while recording.
-PRUNE_EVERY = 3600.0
-
 
 #: The longest --interval: one day.
 MAX_INTERVAL = 86400.0
@@ -50,7 +43,42 @@ class _Unterminated:
         return bool(self._out.isatty())
 
 
-class MonitorAction(Action):
+@dataclass(frozen=True)
+class MonitorOptions(Options):
+    """``--action=monitor``'s options."""
+
+    watch: bool = option(
+        "--watch",
+        default=False,
+        action="store_true",
+        help="monitor: keep sampling every --interval until Ctrl-C (or --count samples)",
+    )
+    interval: float | None = option(
+        "--interval",
+        type=positive_float,
+        metavar="SECONDS",
+        help="monitor: seconds between samples (default: DBCONNMGR['MONITOR_INTERVAL'], 5)",
+    )
+    count: int | None = option(
+        "--count",
+        type=positive_int,
+        metavar="N",
+        help="monitor: stop after N samples (default: 1, or until Ctrl-C with --watch)",
+    )
+    record: bool = option(
+        "--record",
+        default=False,
+        action="store_true",
+        help="monitor: store each sample in the app's tables (see --action=peak)",
+    )
+
+
+def _say_on_stderr(text: str) -> None:
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+class MonitorAction(Action[MonitorOptions]):
     """Sample connections once, or every interval with --watch."""
 
     name = "monitor"
@@ -58,42 +86,20 @@ class MonitorAction(Action):
         "sample connections (--watch: live view every --interval until Ctrl-C or --count; "
         "JSON Lines when not a terminal; --record stores samples)"
     )
-    options = ("watch", "interval", "count", "record")
+    options_type = MonitorOptions
     one_run_for_aliases = True
 
-    @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument(
-            "--watch",
-            action="store_true",
-            help="monitor: keep sampling every --interval until Ctrl-C (or --count samples)",
-        )
-        parser.add_argument(
-            "--interval",
-            type=positive_float,
-            default=None,
-            metavar="SECONDS",
-            help="monitor: seconds between samples (default: DBCONNMGR['MONITOR_INTERVAL'], 5)",
-        )
-        parser.add_argument(
-            "--count",
-            type=positive_int,
-            default=None,
-            metavar="N",
-            help="monitor: stop after N samples (default: 1, or until Ctrl-C with --watch)",
-        )
-        parser.add_argument(
-            "--record",
-            action="store_true",
-            help="monitor: store each sample in the app's tables (see --action=peak)",
+    def run(self) -> int:
+        from dbconnmgr.monitor_loop import (
+            Monitor,
+            Recorder,
+            SamplePolicy,
+            default_time_limit,
+            project_thresholds,
         )
 
-    def run(self) -> int:
-        interval = self.opts.get("interval") or get_setting("MONITOR_INTERVAL")
-        count: int | None = self.opts.get("count") or (None if self.opts.get("watch") else 1)
-        self.record = bool(self.opts.get("record"))
-        self._last_prune: float | None = None
-        self._record_failing = False
+        interval = self.options.interval or get_setting("MONITOR_INTERVAL")
+        count = self.options.count or (None if self.options.watch else 1)
         self.last: Sample | None = None
         aliases: list[str] = self.opts.get("aliases") or [self.alias]
         if len(aliases) > 1 and self.format != "json" and self.command.stdout.isatty():
@@ -101,18 +107,17 @@ class MonitorAction(Action):
                 f"the live view shows one alias; for {', '.join(aliases)} pass --format=json "
                 "(one JSON line per alias per sample)"
             )
-        self.thresholds = self._project_thresholds()
+        thresholds = project_thresholds(warn=self.command.stderr.write)
         try:
-            from dbconnmgr.monitor_loop import Monitor
-
-            monitors = [
-                Monitor(alias, float(interval), on_sample=self.on_sample) for alias in aliases
-            ]
+            recorder = None
+            if self.options.record:
+                recorder = Recorder(default_time_limit(float(interval)), warn=_say_on_stderr)
+            policy = SamplePolicy(recorder=recorder, thresholds=thresholds)
+            monitors = [Monitor(alias, float(interval), on_sample=policy) for alias in aliases]
         except (TypeError, ValueError) as exc:
             raise CommandError(f"DBCONNMGR settings: {exc}") from None
-        self.time_limit = monitors[0].time_limit
-        if self.record:
-            self._check_tables()
+        if recorder is not None:
+            recorder.check_tables()  # RecordingTablesMissing: one line, exit 3
         if len(monitors) == 1:
             code = self._sample(monitors[0], count)
         else:
@@ -120,7 +125,7 @@ class MonitorAction(Action):
         from dbconnmgr.core.health import Severity
 
         # Health could never be judged: UNKNOWN, whatever the samples said.
-        return int(Severity.UNKNOWN) if self.thresholds is None else code
+        return int(Severity.UNKNOWN) if thresholds is None else code
 
     def _sample(self, monitor: Monitor, count: int | None) -> int:
         stream = self.command.stdout
@@ -203,124 +208,3 @@ class MonitorAction(Action):
             for sample in monitor.samples(count):
                 live.update(view.update(sample), refresh=True)
                 self.last = sample
-
-    def on_sample(self, sample: Sample) -> None:
-        """Per-sample work, run for every sample (reachable or not) before it is shown.
-
-        The one call site for what each sample feeds: recording (``--record``) and the
-        health findings and alerts (``alerts.dispatch(health.evaluate(sample.snapshot))``
-        for reachable samples).
-        """
-        if self.record:
-            self._record(sample)
-        from dbconnmgr import alerts
-        from dbconnmgr.core import health
-
-        if sample.snapshot is not None:
-            if self.thresholds is None:  # said once at the start; no findings, no alerts
-                return
-            report = health.evaluate(
-                sample.snapshot,
-                self.thresholds,
-                refused_connections=sample.refused_connections,
-                refused_full=sample.refused_full,
-            )
-        elif sample.problem is not None:
-            report = health.evaluate_unavailable(sample.problem)
-        else:
-            return
-        alerts.dispatch(report)  # cooldown, escalation and recovery live there
-
-    def _project_thresholds(self) -> dict[str, Any] | None:
-        """DBCONNMGR["THRESHOLDS"], validated; None (and one line on stderr) when invalid.
-
-        Invalid thresholds do not stop the monitor: it samples, shows and records as
-        usual, but judges no health (no alerts) and exits 3 (UNKNOWN) at the end.
-        """
-        from dbconnmgr import app_settings
-        from dbconnmgr.core.health import threshold_errors
-
-        try:
-            merged = app_settings.thresholds()
-            errors = threshold_errors(merged)
-        except (TypeError, ValueError, ImproperlyConfigured) as exc:
-            errors = [str(exc)]
-        if not errors:
-            return merged
-        self.command.stderr.write(
-            f"UNKNOWN: DBCONNMGR['THRESHOLDS'] is invalid ({'; '.join(errors)}): sampling "
-            "goes on without health findings or alerts"
-        )
-        return None
-
-    # -- recording ---------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def _bounded(self) -> Iterator[None]:
-        """A transaction on the recording database whose statements give up in time.
-
-        A lock on the samples table (a long migration, ``LOCK TABLE``) must cost one failed
-        recording, said on stderr, not stall the monitor.
-        """
-        from django.db import transaction
-
-        alias = self._recording_alias()
-        with transaction.atomic(using=alias):
-            from dbconnmgr.backends import BACKENDS
-
-            backend_class = BACKENDS.get(connections[alias].vendor)
-            if backend_class is not None:  # the samples may live in a database we do not read
-                with connections[alias].cursor() as cursor:
-                    backend_class.limit_transaction(cursor, self.time_limit)
-            yield
-
-    def _recording_alias(self) -> str:
-        from dbconnmgr.models import ConnectionSample
-
-        return router.db_for_write(ConnectionSample) or "default"
-
-    def _check_tables(self) -> None:
-        """Fail at once, with the fix, when the app's tables were never migrated."""
-        from dbconnmgr.models import ConnectionSample
-
-        try:
-            with self._bounded():
-                ConnectionSample.objects.filter(pk=0).exists()
-        except ProgrammingError as exc:
-            raise CommandError(self._missing_tables(exc)) from None
-        except OperationalError as exc:
-            if "no such table" in str(exc):
-                raise CommandError(self._missing_tables(exc)) from None
-            # the database may be down right now: the monitor reports that and retries
-            with contextlib.suppress(DatabaseError):
-                connections[self._recording_alias()].close()
-
-    def _missing_tables(self, exc: BaseException) -> str:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return (
-            f"--record: dbconnmgr's tables are missing on database {self._recording_alias()!r} "
-            f"({first}); run: manage.py migrate dbconnmgr"
-        )
-
-    def _record(self, sample: Sample) -> None:
-        from dbconnmgr.history import prune_samples, record_sample
-
-        if not sample.reachable:
-            return
-        try:
-            with self._bounded():
-                record_sample(sample)
-            now = time.monotonic()
-            if self._last_prune is None or now - self._last_prune >= PRUNE_EVERY:
-                with self._bounded():
-                    prune_samples()
-                self._last_prune = now
-        except DatabaseError as exc:
-            if not self._record_failing:
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-                sys.stderr.write(f"dbconnmgr: could not record samples (will retry): {first}\n")
-                sys.stderr.flush()
-            self._record_failing = True
-            with contextlib.suppress(DatabaseError):
-                connections[self._recording_alias()].close()
-        else:
-            self._record_failing = False

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 
 from django.core.management.base import CommandError
 from django.db import DatabaseError, connections
 
 from dbconnmgr.cli import Action, whole_number
+from dbconnmgr.cli.options import Options, option
 
 #: Days of samples --action=peak reads by default.
 DEFAULT_DAYS = 7
@@ -15,29 +16,31 @@ DEFAULT_DAYS = 7
 MAX_DAYS = 36_500
 
 
-class PeakAction(Action):
+@dataclass(frozen=True)
+class PeakOptions(Options):
+    """``--action=peak``'s options."""
+
+    days: int | None = option(
+        "--days",
+        type=whole_number(1, MAX_DAYS),
+        metavar="N",
+        help=f"peak: how many days of recorded samples to read (default {DEFAULT_DAYS})",
+    )
+
+
+class PeakAction(Action[PeakOptions]):
     """Max, average and p95 of total connections per hour of day; the peak day and hour."""
 
     name = "peak"
     help = "busiest hours of the day from samples recorded by monitor --record (--days N)"
-    options = ("days",)
-
-    @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument(
-            "--days",
-            type=whole_number(1, MAX_DAYS),
-            default=None,
-            metavar="N",
-            help=f"peak: how many days of recorded samples to read (default {DEFAULT_DAYS})",
-        )
+    options_type = PeakOptions
 
     def run(self) -> int:
         from dbconnmgr.history import peak_hours
         from dbconnmgr.live_view import peak_renderables
         from dbconnmgr.payloads import peak_payload
 
-        days = self.opts.get("days") or DEFAULT_DAYS
+        days = self.options.days or DEFAULT_DAYS
         if self.alias not in connections.settings:
             known = ", ".join(sorted(connections.settings)) or "none"
             raise CommandError(f"unknown database alias {self.alias!r} (configured: {known})")

@@ -3,11 +3,12 @@ pools of the PgBouncer in front of the alias when ``DBCONNMGR["PGBOUNCER"]`` nam
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 
 from dbconnmgr.app_settings import get_setting, thresholds
 from dbconnmgr.backends import working_backend
 from dbconnmgr.cli import Action, whole_number
+from dbconnmgr.cli.options import Options, option
 from dbconnmgr.core.pooler import PoolerSnapshot, PoolerUnavailable
 from dbconnmgr.exceptions import EXIT_UNKNOWN
 from dbconnmgr.pooler import read_pooler
@@ -16,24 +17,26 @@ from dbconnmgr.pooler import read_pooler
 MAX_LIMIT = 100_000
 
 
-class StatusAction(Action):
+@dataclass(frozen=True)
+class StatusOptions(Options):
+    """``--action=status``'s options."""
+
+    limit: int | None = option(
+        "--limit",
+        type=whole_number(1, MAX_LIMIT),
+        help="rows per breakdown (default: DBCONNMGR['STATUS_LIMIT'], 10)",
+    )
+
+
+class StatusAction(Action[StatusOptions]):
     """Print one snapshot of the server's connections."""
 
     name = "status"
     help = "connections by state, application, user, database and client; utilization"
-    options = ("limit",)
-
-    @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument(
-            "--limit",
-            type=whole_number(1, MAX_LIMIT),
-            default=None,
-            help="rows per breakdown (default: DBCONNMGR['STATUS_LIMIT'], 10)",
-        )
+    options_type = StatusOptions
 
     def run(self) -> int:
-        limit = self.opts.get("limit") or get_setting("STATUS_LIMIT")
+        limit = self.options.limit or get_setting("STATUS_LIMIT")
         # The table colours utilization by the project's thresholds (read before any I/O).
         colours = thresholds() if self.format == "table" else None
         with working_backend(self.alias) as backend:

@@ -3,63 +3,105 @@ levers."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Callable
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
 
 from django.core.management.base import CommandError
 
 from dbconnmgr.cli import Action, non_negative_seconds
+from dbconnmgr.cli.options import Options, option
 from dbconnmgr.core.termination import STATE_CHOICES, TerminationReport
 from dbconnmgr.exceptions import EXIT_UNKNOWN, EXIT_WARNING, TerminationIncomplete
 
 #: Exit code when some selected backend could not be terminated (permission, still running).
 EXIT_NOT_ALL_TERMINATED = EXIT_WARNING  # partly done
 
-_SHARED = ("dry_run", "interactive", "include_superusers")
+
+@dataclass(frozen=True)
+class TerminateOptions(Options):
+    """The options every terminating action takes."""
+
+    dry_run: bool = option(
+        "--dry-run",
+        default=False,
+        action="store_true",
+        help="close-idle/force-close/cancel: show what would be done, change nothing",
+    )
+    interactive: bool = option(
+        "--noinput",
+        "--no-input",
+        default=True,
+        action="store_false",
+        help="do not ask for confirmation (for scripts)",
+    )
+    include_superusers: bool = option(
+        "--include-superusers",
+        default=False,
+        action="store_true",
+        help="close-idle/force-close/cancel: also superusers' sessions (only as a superuser)",
+    )
 
 
-def _add_once(parser: argparse.ArgumentParser, *flags: str, **kwargs: Any) -> None:
-    """Declare an option unless another action already did (they share the parser)."""
-    if any(flag in parser._option_string_actions for flag in flags):
-        return
-    parser.add_argument(*flags, **kwargs)
+@dataclass(frozen=True)
+class FilterOptions(TerminateOptions):
+    """The filters close-idle and cancel share."""
+
+    application: str | None = option(
+        "--application",
+        metavar="NAME",
+        help="close-idle/cancel: only sessions with this exact application_name",
+    )
+    user: str | None = option("--user", metavar="NAME", help="close-idle/cancel: only this role")
+    db_name: str | None = option(
+        "--db-name",
+        metavar="NAME",
+        help="close-idle/cancel: only sessions on this database (default: all databases)",
+    )
 
 
-class _TerminatingAction(Action):
+@dataclass(frozen=True)
+class CloseIdleOptions(FilterOptions):
+    """``--action=close-idle``'s options."""
+
+    idle_for: float | None = option(
+        "--idle-for",
+        type=non_negative_seconds,
+        metavar="SECONDS",
+        help="close-idle: minimum seconds in the state (default DBCONNMGR['IDLE_TIMEOUT'])",
+    )
+    state: str | None = option(
+        "--state",
+        choices=list(STATE_CHOICES),
+        help="close-idle: idle (default), idle-in-transaction (incl. aborted) or all",
+    )
+
+
+@dataclass(frozen=True)
+class CancelOptions(FilterOptions):
+    """``--action=cancel``'s options."""
+
+    running_for: float | None = option(
+        "--running-for",
+        type=non_negative_seconds,
+        metavar="SECONDS",
+        help="cancel: only queries running for longer than this (required)",
+    )
+
+
+TerminateT = TypeVar("TerminateT", bound=TerminateOptions)
+FilterT = TypeVar("FilterT", bound=FilterOptions)
+
+
+class _TerminatingAction(Action[TerminateT]):
     """Shared flow: select, show and confirm, terminate, render, exit code."""
 
     verb: ClassVar[str] = "terminate"
 
-    @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        _add_once(
-            parser,
-            "--dry-run",
-            action="store_true",
-            dest="dry_run",
-            help="close-idle/force-close/cancel: show what would be done, change nothing",
-        )
-        _add_once(
-            parser,
-            "--noinput",
-            "--no-input",
-            action="store_false",
-            dest="interactive",
-            help="do not ask for confirmation (for scripts)",
-        )
-        _add_once(
-            parser,
-            "--include-superusers",
-            action="store_true",
-            dest="include_superusers",
-            help="close-idle/force-close/cancel: also superusers' sessions (only as a superuser)",
-        )
-
     def ask(self, plan: TerminationReport) -> bool:
         """Show the plan on a terminal and ask; refuse without a terminal unless --noinput."""
-        if not self.opts.get("interactive", True):
+        if not self.options.interactive:
             return True
         count = len(plan.would_act)
         if plan.signal == "cancel":
@@ -100,7 +142,22 @@ class _TerminatingAction(Action):
         return EXIT_NOT_ALL_TERMINATED if acted and report.failed else 0
 
 
-class CloseIdleAction(_TerminatingAction):
+class _FilteringAction(_TerminatingAction[FilterT]):
+    """close-idle and cancel: the filters they share."""
+
+    def filters(self) -> dict[str, Any]:
+        """The filters and switches close-idle and cancel share, as keyword arguments."""
+        return {
+            "application": self.options.application,
+            "user": self.options.user,
+            "database_name": self.options.db_name,
+            "dry_run": self.options.dry_run,
+            "include_superusers": self.options.include_superusers,
+            "confirm": self.ask,
+        }
+
+
+class CloseIdleAction(_FilteringAction[CloseIdleOptions]):
     """Terminate client backends idle for longer than a threshold."""
 
     name = "close-idle"
@@ -108,51 +165,7 @@ class CloseIdleAction(_TerminatingAction):
         "terminate client backends idle for at least --idle-for seconds "
         "(default DBCONNMGR['IDLE_TIMEOUT'], 300) that match the filters"
     )
-    options: ClassVar[tuple[str, ...]] = (
-        "idle_for",
-        "state",
-        "application",
-        "user",
-        "db_name",
-        *_SHARED,
-    )
-
-    @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        super().add_arguments(parser)
-        _add_once(
-            parser,
-            "--idle-for",
-            type=non_negative_seconds,
-            default=None,
-            metavar="SECONDS",
-            help="close-idle: minimum seconds in the state (default DBCONNMGR['IDLE_TIMEOUT'])",
-        )
-        _add_once(
-            parser,
-            "--state",
-            choices=list(STATE_CHOICES),
-            default=None,
-            help="close-idle: idle (default), idle-in-transaction (incl. aborted) or all",
-        )
-        _add_once(
-            parser,
-            "--application",
-            default=None,
-            metavar="NAME",
-            help="close-idle/cancel: only sessions with this exact application_name",
-        )
-        _add_once(
-            parser, "--user", default=None, metavar="NAME", help="close-idle/cancel: only this role"
-        )
-        _add_once(
-            parser,
-            "--db-name",
-            dest="db_name",
-            default=None,
-            metavar="NAME",
-            help="close-idle/cancel: only sessions on this database (default: all databases)",
-        )
+    options_type = CloseIdleOptions
 
     def run(self) -> int:
         from dbconnmgr.actions import close_idle_connections
@@ -160,25 +173,14 @@ class CloseIdleAction(_TerminatingAction):
         return self.execute(
             lambda: close_idle_connections(
                 self.alias,
-                older_than=self.opts.get("idle_for"),
-                states=STATE_CHOICES[self.opts.get("state") or "idle"],
+                older_than=self.options.idle_for,
+                states=STATE_CHOICES[self.options.state or "idle"],
                 **self.filters(),
             )
         )
 
-    def filters(self) -> dict[str, Any]:
-        """The filters and switches close-idle and cancel share, as keyword arguments."""
-        return {
-            "application": self.opts.get("application"),
-            "user": self.opts.get("user"),
-            "database_name": self.opts.get("db_name"),
-            "dry_run": bool(self.opts.get("dry_run")),
-            "include_superusers": bool(self.opts.get("include_superusers")),
-            "confirm": self.ask,
-        }
 
-
-class ForceCloseAction(_TerminatingAction):
+class ForceCloseAction(_TerminatingAction[TerminateOptions]):
     """Close this process's connections and terminate every other backend of the project."""
 
     name = "force-close"
@@ -186,11 +188,7 @@ class ForceCloseAction(_TerminatingAction):
         "close this process's connections and pool, then terminate every client backend of "
         "this project (its application_name, else its user) on the alias's database"
     )
-    options = _SHARED
-
-    @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        super().add_arguments(parser)
+    options_type = TerminateOptions
 
     def run(self) -> int:
         from dbconnmgr.actions import force_close_connections
@@ -198,14 +196,14 @@ class ForceCloseAction(_TerminatingAction):
         return self.execute(
             lambda: force_close_connections(
                 self.alias,
-                dry_run=bool(self.opts.get("dry_run")),
-                include_superusers=bool(self.opts.get("include_superusers")),
+                dry_run=self.options.dry_run,
+                include_superusers=self.options.include_superusers,
                 confirm=self.ask,
             )
         )
 
 
-class CancelAction(CloseIdleAction):
+class CancelAction(_FilteringAction[CancelOptions]):
     """Cancel queries running for longer than a threshold; their sessions stay open."""
 
     name = "cancel"
@@ -213,27 +211,12 @@ class CancelAction(CloseIdleAction):
         "cancel the queries running longer than --running-for seconds that match the filters "
         "(pg_cancel_backend: the sessions stay open)"
     )
-    options: ClassVar[tuple[str, ...]] = (
-        "running_for", "application", "user", "db_name", *_SHARED,
-    )  # fmt: skip
-
-    @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        super().add_arguments(parser)
-        _add_once(
-            parser,
-            "--running-for",
-            dest="running_for",
-            type=non_negative_seconds,
-            default=None,
-            metavar="SECONDS",
-            help="cancel: only queries running for longer than this (required)",
-        )
+    options_type = CancelOptions
 
     def run(self) -> int:
         from dbconnmgr.actions import cancel_long_queries
 
-        running_for = self.opts.get("running_for")
+        running_for = self.options.running_for
         if running_for is None:
             raise CommandError("--action=cancel needs --running-for SECONDS")
         return self.execute(

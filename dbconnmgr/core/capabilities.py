@@ -40,6 +40,8 @@ class Capabilities:
         role_limit_name: how the engine names a role's (account's) connection limit.
         states: the common-model states this engine's sessions can be in; tables leave
             out the others while they count nothing (the JSON documents keep every key).
+        postgresql_info: the health document repeats ``server_info`` as
+            ``postgresql_info`` (its name from before other engines, kept for PostgreSQL).
     """
 
     display_name: str
@@ -55,3 +57,4 @@ class Capabilities:
     full_visibility_grant: str = ""
     role_limit_name: str = "CONNECTION LIMIT of role"
     states: tuple[str, ...] = STATES
+    postgresql_info: bool = False

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dbconnmgr.core.snapshot import Connection, Snapshot
+from dbconnmgr.core.thresholds import Thresholds, level, resolve_thresholds
 
 __all__ = [
     "SORT_KEYS",
@@ -185,24 +186,22 @@ class UtilizationBar:
     @property
     def level(self) -> str:
         """``critical``, ``warning`` or ``ok``."""
-        if self.critical_percent is not None and self.percent >= self.critical_percent:
-            return "critical"
-        if self.warning_percent is not None and self.percent >= self.warning_percent:
-            return "warning"
-        return "ok"
+        return level(self.percent, self.warning_percent, self.critical_percent).label
 
 
-def utilization_bar(snapshot: Snapshot, thresholds: Mapping[str, Any]) -> UtilizationBar:
+def utilization_bar(
+    snapshot: Snapshot, thresholds: Thresholds | Mapping[str, Any] | None
+) -> UtilizationBar:
     """The bar of ``snapshot`` with ``UTILIZATION_WARNING`` / ``UTILIZATION_CRITICAL``."""
+    t = resolve_thresholds(thresholds)
 
-    def percent(name: str) -> float | None:
-        value = thresholds.get(name)
+    def percent(value: float | None) -> float | None:
         return None if value is None else float(value)
 
     return UtilizationBar(
         connections=snapshot.total_connections,
         usable=snapshot.binding_limit().limit,
         percent=snapshot.utilization_percent,
-        warning_percent=percent("UTILIZATION_WARNING"),
-        critical_percent=percent("UTILIZATION_CRITICAL"),
+        warning_percent=percent(t.utilization_warning),
+        critical_percent=percent(t.utilization_critical),
     )

@@ -1,8 +1,8 @@
 """Every JSON document dbconnmgr writes, declared once.
 
-Each top-level document carries ``"schema": "dbconnmgr.<name>/1"``; docs/json.md lists every
-key with its meaning and unit, and tests/test_documents.py fails when a declared key is
-missing from that page or a document built by a real run carries an undeclared key.
+Each top-level document carries ``"schema": "dbconnmgr.<name>/<version>"``; docs/json.md
+lists every key with its meaning and unit, and tests/test_documents.py fails when a declared
+key is missing from that page or a document built by a real run carries an undeclared key.
 
 Names follow one vocabulary: ``alias`` is the Django alias, ``database`` the server's
 database name; counts end in ``_connections`` and never include the connection dbconnmgr
@@ -14,10 +14,20 @@ from __future__ import annotations
 
 from typing import Any, Literal, NotRequired, TypedDict
 
+#: The version of every top-level document, by document name: it changes when a key is
+#: removed or changes meaning (budget/2: ``server.reserved_connections`` became
+#: ``server.reserved_slots``, so that ``reserved_connections`` is always the setting).
+SCHEMA_VERSIONS: dict[str, int] = {
+    "status": 1,
+    "health": 1,
+    "monitor": 1,
+    "peak": 1,
+    "budget": 2,
+    "termination": 1,
+}
 #: The ``schema`` value of every top-level document, by document name.
 SCHEMAS: dict[str, str] = {
-    name: f"dbconnmgr.{name}/1"
-    for name in ("status", "health", "monitor", "peak", "budget", "termination")
+    name: f"dbconnmgr.{name}/{version}" for name, version in SCHEMA_VERSIONS.items()
 }
 
 
@@ -95,6 +105,7 @@ class StatusDoc(TypedDict):
     oldest_transaction_seconds: float | None
     oldest_transaction: SessionDoc | None
     longest_query_seconds: float | None
+    oldest_connection_seconds: float | None
     longest_query: SessionDoc | None
     waiting_connections: int
     visibility: Literal["full", "restricted"]
@@ -272,7 +283,7 @@ class BudgetServerDoc(TypedDict):
 
     version: str
     max_connections: int
-    reserved_connections: int
+    reserved_slots: int
     usable_connections: int
 
 

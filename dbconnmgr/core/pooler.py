@@ -16,28 +16,21 @@ from datetime import datetime
 from typing import Any
 
 from dbconnmgr.core.budget import Service
-from dbconnmgr.core.health import Finding, Severity, _level, _limits_text
+from dbconnmgr.core.findings import Finding, Severity
+from dbconnmgr.core.thresholds import Thresholds, level, limits_text, resolve_thresholds
 
 __all__ = [
-    "POOLER_CODES",
     "Pool",
     "PoolerSnapshot",
     "PoolerUnavailable",
     "evaluate_pooler",
+    "maxwait_finding",
     "pooler_service",
     "pooler_unavailable_finding",
+    "saturation_findings",
+    "server_connections_finding",
+    "waiting_finding",
 ]
-
-#: Finding codes of the PgBouncer part of a health report.
-POOLER_CODES = frozenset(
-    {
-        "pgbouncer_waiting",
-        "pgbouncer_maxwait",
-        "pgbouncer_saturation",
-        "pgbouncer_server_connections",
-        "pgbouncer_unavailable",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -212,19 +205,31 @@ def pooler_unavailable_finding(problem: PoolerUnavailable) -> Finding:
 
 
 def evaluate_pooler(
-    pooler: PoolerSnapshot, thresholds: Mapping[str, Any], usable_connections: int | None
+    pooler: PoolerSnapshot,
+    thresholds: Thresholds | Mapping[str, Any] | None,
+    usable_connections: int | None,
 ) -> list[Finding]:
-    """The PgBouncer checks.
+    """The PgBouncer checks (``dbconnmgr.core.checks.CHECKS`` declares each one).
 
     Args:
         pooler: what the console said.
-        thresholds: complete THRESHOLDS (``PGBOUNCER_*`` keys included).
+        thresholds: the thresholds (``PGBOUNCER_*`` keys; None: the defaults).
         usable_connections: PostgreSQL's slots usable by ordinary roles (None when the
             server could not be read: the capacity check is then not judged).
     """
-    t = thresholds
+    t = resolve_thresholds(thresholds)
+    return [
+        waiting_finding(pooler, t),
+        maxwait_finding(pooler, t),
+        *saturation_findings(pooler, t),
+        server_connections_finding(pooler, usable_connections),
+    ]
+
+
+def waiting_finding(pooler: PoolerSnapshot, t: Thresholds) -> Finding:
+    """``pgbouncer_waiting``: clients waiting for a server connection, every pool together."""
     waiting = pooler.waiting_clients
-    warn, crit = t["PGBOUNCER_WAITING_WARNING"], t["PGBOUNCER_WAITING_CRITICAL"]
+    warn, crit = t.pgbouncer_waiting_warning, t.pgbouncer_waiting_critical
     busiest = sorted(pooler.pools, key=lambda p: (-p.waiting_clients, p.database, p.user))
     where = ", ".join(
         f"{p.database}/{p.user} {p.waiting_clients}" for p in busiest if p.waiting_clients
@@ -234,35 +239,40 @@ def evaluate_pooler(
         if waiting
         else "no client waiting for a server connection"
     )
-    findings = [
-        Finding(
-            "pgbouncer_waiting",
-            _level(waiting, warn, crit) if waiting else Severity.OK,
-            text + _suffix(_limits_text("at", warn, crit, " waiting")),
-            {"waiting_clients": waiting, "warning": warn, "critical": crit},
-        )
-    ]
-    maxwait = pooler.maxwait_seconds
-    warn, crit = t["PGBOUNCER_MAXWAIT_WARNING"], t["PGBOUNCER_MAXWAIT_CRITICAL"]
-    findings.append(
-        Finding(
-            "pgbouncer_maxwait",
-            _level(maxwait, warn, crit),
-            f"the oldest waiting client has waited {maxwait:g}s"
-            + _suffix(_limits_text("at", warn, crit, "s")),
-            {"maxwait_seconds": maxwait, "warning": warn, "critical": crit},
-        )
+    return Finding(
+        "pgbouncer_waiting",
+        level(waiting, warn, crit) if waiting else Severity.OK,
+        text + _suffix(limits_text("at", warn, crit, " waiting")),
+        {"waiting_clients": waiting, "warning": warn, "critical": crit},
     )
-    warn, crit = t["PGBOUNCER_SATURATION_WARNING"], t["PGBOUNCER_SATURATION_CRITICAL"]
+
+
+def maxwait_finding(pooler: PoolerSnapshot, t: Thresholds) -> Finding:
+    """``pgbouncer_maxwait``: how long the oldest waiting client has waited."""
+    maxwait = pooler.maxwait_seconds
+    warn, crit = t.pgbouncer_maxwait_warning, t.pgbouncer_maxwait_critical
+    return Finding(
+        "pgbouncer_maxwait",
+        level(maxwait, warn, crit),
+        f"the oldest waiting client has waited {maxwait:g}s"
+        + _suffix(limits_text("at", warn, crit, "s")),
+        {"maxwait_seconds": maxwait, "warning": warn, "critical": crit},
+    )
+
+
+def saturation_findings(pooler: PoolerSnapshot, t: Thresholds) -> list[Finding]:
+    """``pgbouncer_saturation``, one per pool: its active servers against its pool_size."""
+    warn, crit = t.pgbouncer_saturation_warning, t.pgbouncer_saturation_critical
+    findings = []
     for pool in sorted(pooler.pools, key=lambda p: (p.database, p.user)):
         percent = pool.saturation_percent
         findings.append(
             Finding(
                 "pgbouncer_saturation",
-                _level(percent, warn, crit),
+                level(percent, warn, crit),
                 f"pool {pool.database}/{pool.user}: {pool.active_servers} of its "
                 f"{pool.pool_size} server connections in use ({percent:g}%)"
-                + _suffix(_limits_text("at", warn, crit, "%")),
+                + _suffix(limits_text("at", warn, crit, "%")),
                 {
                     "database": pool.database,
                     "user": pool.user,
@@ -275,7 +285,6 @@ def evaluate_pooler(
                 subject=f"{pool.database}/{pool.user}",
             )
         )
-    findings.append(_server_connections(pooler, usable_connections))
     return findings
 
 
@@ -283,7 +292,8 @@ def _suffix(text: str) -> str:
     return f"; {text}" if text else ""
 
 
-def _server_connections(pooler: PoolerSnapshot, usable: int | None) -> Finding:
+def server_connections_finding(pooler: PoolerSnapshot, usable: int | None) -> Finding:
+    """``pgbouncer_server_connections``: what PgBouncer may open against the usable slots."""
     possible = pooler.max_server_connections()
     data = {
         "max_server_connections": possible,

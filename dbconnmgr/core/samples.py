@@ -15,17 +15,12 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
-from typing import Any
+from typing import Any, cast
 
-from dbconnmgr.core.snapshot import (
-    CUMULATIVE_COUNTERS,
-    FULL_REFUSED_COUNTER,
-    REFUSED_COUNTER,
-    Connection,
-    Snapshot,
-)
+from dbconnmgr.core.figures import LONGEST_IDLE_IN_TRANSACTION, Figures
+from dbconnmgr.core.snapshot import Connection, Counters, Snapshot
 from dbconnmgr.exceptions import ServerUnavailable
 
 #: Default length of the AAS window, in seconds.
@@ -65,23 +60,14 @@ class Sample:
         taken_at: the server's clock for a reachable sample, the client's (UTC) otherwise.
         snapshot: the snapshot (None when the server was unreachable). Keep a reference
             only as long as you need it: it holds every connection.
-        database: the server's database name the alias connects to (None when unreachable).
-        total_connections: client connections holding a slot (the monitor's own excluded,
-            as in ``status``).
-        usable_connections: slots an ordinary role can use.
-        max_connections: the server's max_connections.
-        free_connections: slots the alias's role can still open.
-        utilization_percent: :attr:`Snapshot.utilization_percent` (% of usable slots).
-        max_connections_utilization_percent: total / max_connections x 100.
+        figures: the snapshot's :class:`~dbconnmgr.core.figures.Figures` (every one None
+            when unreachable); the count properties below read it.
         by_state: counts for every state, zeros included.
         by_application: counts per application_name, largest first.
-        active_connections: connections in state ``active``, the monitor's own excluded.
         aas: average active sessions: mean of ``active_connections`` over the reachable
             samples of the last ``aas_window_seconds`` (this one included).
         aas_window_seconds: the length of the AAS window.
         aas_samples: how many samples the AAS averages.
-        waiting_connections: sessions waiting on a lock.
-        longest_idle_in_transaction: the session idle in a transaction the longest.
         refused_connections: connection attempts the server refused (full, bad
             credentials, handshake timeouts) since the previous reachable sample, on engines
             that count them (MySQL's Aborted_connects); None otherwise.
@@ -100,21 +86,12 @@ class Sample:
     alias: str
     taken_at: datetime
     snapshot: Snapshot | None = None
-    database: str | None = None
-    total_connections: int | None = None
-    usable_connections: int | None = None
-    max_connections: int | None = None
-    free_connections: int | None = None
-    utilization_percent: float | None = None
-    max_connections_utilization_percent: float | None = None
+    figures: Figures = field(default_factory=Figures.unreachable)
     by_state: dict[str, int] | None = None
     by_application: dict[str, int] | None = None
-    active_connections: int | None = None
     aas: float | None = None
     aas_window_seconds: float = DEFAULT_AAS_WINDOW
     aas_samples: int = 0
-    waiting_connections: int | None = None
-    longest_idle_in_transaction: Connection | None = None
     refused_connections: int | None = None
     refused_full: int | None = None
     extras: dict[str, Any] | None = None
@@ -123,6 +100,57 @@ class Sample:
     unreachable_since: datetime | None = None
     recovered_from: datetime | None = None
     problem: ServerUnavailable | None = None
+
+    # The snapshot's figures (dbconnmgr.core.figures), None when unreachable.
+    @property
+    def database(self) -> str | None:
+        """The server's database name the alias connects to."""
+        return cast("str | None", self.figures["database"])
+
+    @property
+    def total_connections(self) -> int | None:
+        """Client connections holding a slot (the monitor's own excluded)."""
+        return cast("int | None", self.figures["total_connections"])
+
+    @property
+    def usable_connections(self) -> int | None:
+        """Slots an ordinary role can use."""
+        return cast("int | None", self.figures["usable_connections"])
+
+    @property
+    def max_connections(self) -> int | None:
+        """The server's max_connections."""
+        return cast("int | None", self.figures["max_connections"])
+
+    @property
+    def free_connections(self) -> int | None:
+        """Slots the alias's role can still open."""
+        return cast("int | None", self.figures["free_connections"])
+
+    @property
+    def utilization_percent(self) -> float | None:
+        """:attr:`Snapshot.utilization_percent` (% of usable slots)."""
+        return cast("float | None", self.figures["utilization_percent"])
+
+    @property
+    def max_connections_utilization_percent(self) -> float | None:
+        """Total / max_connections x 100."""
+        return cast("float | None", self.figures["max_connections_utilization_percent"])
+
+    @property
+    def active_connections(self) -> int | None:
+        """Connections in state ``active``, the monitor's own excluded."""
+        return cast("int | None", self.figures["active_connections"])
+
+    @property
+    def waiting_connections(self) -> int | None:
+        """Sessions waiting on a lock."""
+        return cast("int | None", self.figures["waiting_connections"])
+
+    @property
+    def longest_idle_in_transaction(self) -> Connection | None:
+        """The session idle in a transaction the longest."""
+        return self.figures.session(LONGEST_IDLE_IN_TRANSACTION.name)[0]
 
     @property
     def reachable(self) -> bool:
@@ -156,10 +184,11 @@ class SampleWindow:
     def add(self, snapshot: Snapshot) -> Sample:
         """The sample of a snapshot just read."""
         self.sequence += 1
+        figures = Figures.of(snapshot)
         by_state = snapshot.by_state()
         by_application = {g.name: g.count for g in snapshot.by_application()}
-        total = snapshot.total_connections
-        active = by_state.get("active", 0)
+        total = figures["total_connections"]
+        active = figures["active_connections"]
 
         now = snapshot.taken_at
         self._active.append((now, active))
@@ -180,38 +209,31 @@ class SampleWindow:
                 by_application=_nonzero_difference(by_application, prev_apps),
             )
         self._previous = (total, by_state, by_application)
-        extras, refused = self._counters(snapshot.extras)
+        extras, refused = self._counters(snapshot.extras, snapshot.counters)
         recovered_from, self._unreachable_since = self._unreachable_since, None
         return Sample(
             sequence=self.sequence,
             alias=self.alias,
             taken_at=now,
             snapshot=snapshot,
-            database=snapshot.database,
-            total_connections=total,
-            usable_connections=snapshot.usable_connections,
-            max_connections=snapshot.max_connections,
-            free_connections=snapshot.free_connections,
-            utilization_percent=snapshot.utilization_percent,
-            max_connections_utilization_percent=snapshot.max_connections_utilization_percent,
+            figures=figures,
             by_state=by_state,
             by_application=by_application,
-            active_connections=active,
             aas=aas,
             aas_window_seconds=self.aas_window,
             aas_samples=len(self._active),
-            waiting_connections=len(snapshot.waiting_connections),
-            longest_idle_in_transaction=snapshot.longest_idle_in_transaction(),
             refused_connections=refused,
             refused_full=None
-            if extras is None
-            else extras.get(f"{FULL_REFUSED_COUNTER}_since_last_sample"),
+            if extras is None or snapshot.counters.full_refused is None
+            else extras.get(f"{snapshot.counters.full_refused}_since_last_sample"),
             extras=extras,
             change=change,
             recovered_from=recovered_from,
         )
 
-    def _counters(self, current: dict[str, Any]) -> tuple[dict[str, Any] | None, int | None]:
+    def _counters(
+        self, current: dict[str, Any], counters: Counters
+    ) -> tuple[dict[str, Any] | None, int | None]:
         """The vendor's figures with, for each cumulative counter, how much it grew since
         the previous reachable sample (``<counter>_since_last_sample``; None on the first
         sample or after a server restart reset it), and the refused-connections growth."""
@@ -219,13 +241,15 @@ class SampleWindow:
             return None, None
         previous, self._previous_extras = self._previous_extras, current
         extras = dict(current)
-        for name in CUMULATIVE_COUNTERS:
+        for name in counters.cumulative:
             if name not in current:
                 continue
             before, now = previous.get(name), current[name]
             grown = None if before is None or now is None or now < before else now - before
             extras[f"{name}_since_last_sample"] = grown
-        return extras, extras.get(f"{REFUSED_COUNTER}_since_last_sample")
+        if counters.refused is None:
+            return extras, None
+        return extras, extras.get(f"{counters.refused}_since_last_sample")
 
     def unreachable(
         self, now: datetime, error: str, problem: ServerUnavailable | None = None

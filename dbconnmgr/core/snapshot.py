@@ -13,8 +13,11 @@ from datetime import datetime, timedelta
 from operator import attrgetter
 from typing import Any, Literal, NamedTuple
 
-#: Every value PostgreSQL's ``pg_stat_activity.state`` takes, plus ``unknown`` for rows the
-#: reading role may not see (NULL state). Kept in this order for display.
+#: The common model's session states: every value of PostgreSQL's ``pg_stat_activity.state``
+#: (the richest engine; the others map their sessions onto these, docs/mysql.md), plus
+#: ``unknown`` for rows the reading role may not see. Every document counts each of them
+#: (:meth:`Snapshot.by_state`), whatever the engine; an engine's ``Capabilities.states``
+#: names those it can report. Kept in this order for display.
 STATES: tuple[str, ...] = (
     "active",
     "idle",
@@ -28,16 +31,28 @@ IDLE_IN_TRANSACTION_STATES = frozenset({"idle in transaction", "idle in transact
 
 Visibility = Literal["full", "restricted"]
 
-#: ``Snapshot.extras`` counters that only grow while the server runs (MySQL's status
-#: counters): samples report how much each grew since the previous sample.
-CUMULATIVE_COUNTERS: tuple[str, ...] = ("aborted_connects", "connection_errors_max_connections")
-#: The one that counts every connection attempt the server refused or that failed (full,
-#: bad credentials, handshake timeout): MariaDB counts a "Too many connections" (1040)
-#: refusal only here (its Connection_errors_max_connections stays 0, measured on 10.11).
-REFUSED_COUNTER = "aborted_connects"
-#: The one that counts refusals because the server was full, where the server keeps it
-#: (MySQL); its growth makes a refusal critical.
-FULL_REFUSED_COUNTER = "connection_errors_max_connections"
+
+@dataclass(frozen=True, slots=True)
+class Counters:
+    """Which of a snapshot's ``extras`` are server counters, as its engine declares them.
+
+    Attributes:
+        cumulative: counters that only grow while the server runs: samples report how
+            much each grew since the previous sample (``<name>_since_last_sample``).
+        refused: the one that counts every connection attempt the server refused or that
+            failed (full, bad credentials, handshake timeout); None: the engine has none,
+            and no ``refused_connections`` finding is made.
+        full_refused: the one that counts refusals because the server was full, where the
+            server keeps it; its growth makes a refusal critical.
+    """
+
+    cumulative: tuple[str, ...] = ()
+    refused: str | None = None
+    full_refused: str | None = None
+
+
+#: An engine that reports no counters (the default of :attr:`Snapshot.counters`).
+NO_COUNTERS = Counters()
 
 
 class Connection(NamedTuple):
@@ -112,6 +127,22 @@ class ServerLimits:
         """The reading role is a superuser the database and role limits do not bind."""
         return self.is_superuser and self.superusers_bypass_limits
 
+    def binding_caps(self, database: str | None) -> tuple[tuple[LimitScope, int], ...]:
+        """The connection limits beyond the server's usable slots that bind the reading role
+        on ``database``: the database's, then the role's, where set (none where the reader
+        is exempt, :attr:`reader_exempt_from_limits`). The one answer for the snapshot's
+        headrooms and the budget."""
+        if self.reader_exempt_from_limits:
+            return ()
+        caps: list[tuple[LimitScope, int]] = []
+        db_limit = self.database_limits.get(database) if database else None
+        if db_limit is not None and db_limit >= 0:
+            caps.append(("database", db_limit))
+        role_limit = self.role_limits.get(self.current_user)
+        if role_limit is not None and role_limit >= 0:
+            caps.append(("role", role_limit))
+        return tuple(caps)
+
     @property
     def usable_connections(self) -> int:
         """Slots an ordinary (non-superuser) role can use: max minus the reserved ones."""
@@ -180,6 +211,7 @@ class Snapshot:
             plain JSON values; the documents put them under the vendor's own key.
         visibility_grant: what to grant the reading role so that it sees every session
             (the backend's words, for the ``visibility`` finding).
+        counters: which ``extras`` are server counters (the engine's declaration).
     """
 
     alias: str
@@ -191,6 +223,7 @@ class Snapshot:
     visibility: Visibility
     extras: dict[str, Any] = field(default_factory=dict)
     visibility_grant: str = ""
+    counters: Counters = NO_COUNTERS
     _others: tuple[Connection, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -229,16 +262,12 @@ class Snapshot:
         database's and the role's connection limits when they are set (a superuser reader
         is not bound by them where ``limits.reader_exempt_from_limits``)."""
         result = [Headroom("server", self.total_connections, self.limits.usable_connections)]
-        if self.limits.reader_exempt_from_limits:
-            return tuple(result)
-        db_limit = self.limits.database_limits.get(self.database)
-        if db_limit is not None and db_limit >= 0:
-            count = sum(1 for c in self._others if c.database == self.database)
-            result.append(Headroom("database", count, db_limit))
-        role_limit = self.limits.role_limits.get(self.limits.current_user)
-        if role_limit is not None and role_limit >= 0:
-            count = sum(1 for c in self._others if c.user == self.limits.current_user)
-            result.append(Headroom("role", count, role_limit))
+        for scope, limit in self.limits.binding_caps(self.database):
+            if scope == "database":
+                count = sum(1 for c in self._others if c.database == self.database)
+            else:
+                count = sum(1 for c in self._others if c.user == self.limits.current_user)
+            result.append(Headroom(scope, count, limit))
         return tuple(result)
 
     def binding_limit(self) -> Headroom:

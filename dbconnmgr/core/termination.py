@@ -15,7 +15,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal, get_args
 
-from dbconnmgr.core.documents import SCHEMAS, CriteriaDoc, LocalCloseDoc, TerminationDoc
+from dbconnmgr.core.builders import criteria_payload, local_close_payload, termination_payload
+from dbconnmgr.core.documents import CriteriaDoc, LocalCloseDoc, TerminationDoc
 
 #: Per-backend outcomes, in display order.
 Outcome = Literal[
@@ -132,19 +133,9 @@ class Criteria:
         return ", ".join(parts)
 
     def as_dict(self) -> CriteriaDoc:
-        """JSON-ready form (``database`` is :attr:`database_name`)."""
-        return {
-            "states": list(self.states) if self.states is not None else None,
-            "older_than_seconds": self.older_than,
-            "application_name": self.application_name,
-            "user": self.user,
-            "database": self.database_name,
-            "current_database_only": self.current_database_only,
-            "current_user_only": self.current_user_only,
-            "include_superusers": self.include_superusers,
-            "signal": self.signal,
-            "pids": list(self.only_pids) if self.only_pids is not None else None,
-        }
+        """JSON-ready form (``database`` is :attr:`database_name`): the ``criteria`` object
+        that :func:`dbconnmgr.core.builders.criteria_payload` builds."""
+        return criteria_payload(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,13 +239,8 @@ class LocalClose:
     backend_pids: tuple[int, ...] = ()
 
     def as_dict(self) -> LocalCloseDoc:
-        """JSON-ready form."""
-        return {
-            "connection_closed": self.connection_closed,
-            "pool_closed": self.pool_closed,
-            "pool_current_size": self.pool_current_size,
-            "backend_pids": list(self.backend_pids),
-        }
+        """JSON-ready form (:func:`dbconnmgr.core.builders.local_close_payload`)."""
+        return local_close_payload(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,50 +351,9 @@ class TerminationReport:
         return f"{prefix}{selected} selected; " + ", ".join(parts)
 
     def as_dict(self) -> TerminationDoc:
-        """The JSON document of ``--format json`` (see docs/json.md)."""
-        by_pid = {r.pid: r for r in self.results}
-        return {
-            "schema": SCHEMAS["termination"],
-            "action": self.action,
-            "alias": self.alias,
-            "database": self.database,
-            "taken_at": self.taken_at.isoformat(),
-            "dry_run": self.dry_run,
-            "executed": self.executed,
-            "cancelled": self.cancelled,
-            "performed_by": {
-                "os_user": self.actor.os_user,
-                "db_role": self.actor.db_role,
-                "superuser": self.actor.is_superuser,
-                "requested_by": self.actor.requested_by,
-            },
-            "criteria": self.criteria.as_dict(),
-            "counts": self.counts(),
-            "selected": [
-                {
-                    "pid": c.pid,
-                    "user": c.user,
-                    "application_name": c.application_name,
-                    "database": c.database,
-                    "client": c.client,
-                    "state": c.state,
-                    "state_seconds": None if c.state_seconds is None else round(c.state_seconds, 1),
-                    "superuser": c.is_superuser,
-                    "outcome": by_pid[c.pid].outcome,
-                    "reason": by_pid[c.pid].reason,
-                }
-                for c in self.selected
-            ],
-            "terminated": list(self.terminated),
-            "queries_cancelled": list(self.pids("query_cancelled")),
-            "not_terminated": [
-                {"pid": r.pid, "outcome": r.outcome, "reason": r.reason}
-                for r in self.not_terminated
-            ],
-            "hidden_connections": self.hidden,
-            "findings": list(self.findings),
-            "local": self.local.as_dict() if self.local is not None else None,
-        }
+        """The JSON document of ``--format json`` (see docs/json.md), built by
+        :func:`dbconnmgr.core.builders.termination_payload`."""
+        return termination_payload(self)
 
 
 # -- pure decisions --------------------------------------------------------------------------

@@ -63,7 +63,8 @@ def test_budget_counts_one_connection_per_thread(mariadb: MariaDBServer) -> None
                     "--format=json", database_url=mariadb.url)  # fmt: skip
     assert result.returncode in (0, 1), result.stderr
     doc = json.loads(result.stdout)
-    assert doc["schema"] == "dbconnmgr.budget/1"
+    assert doc["schema"] == "dbconnmgr.budget/2"
+    assert doc["server"]["reserved_slots"] == 1  # MariaDB's one extra slot for SUPER
     assert doc["demand"] == 32  # 4 processes x 8 threads, one connection each
 
 

@@ -201,7 +201,7 @@ def by_pid(snap: Snapshot, pid: int) -> Connection:
 def test_processlist_rows_map_to_connections() -> None:
     """The column-wise build: background threads dropped, clients parsed, states from
     COMMAND and INNODB_TRX, query texts of running threads only and cut, admins marked."""
-    from dbconnmgr.backends.mysql import QUERY_TEXT_LIMIT, _connections, _thread_columns
+    from dbconnmgr.backends.mysql.rows import QUERY_TEXT_LIMIT, connections, thread_columns
 
     long_query = "SELECT " + "x" * (QUERY_TEXT_LIMIT + 100)
     rows = [  # Id, User, Host, db, Command, Time, State, Info, Progress
@@ -211,18 +211,18 @@ def test_processlist_rows_map_to_connections() -> None:
         (12, "root", "[::1]:40000", None, "Query", 3, "Sending data", long_query, 0.0),
         (13, "app", "::ffff:10.0.0.8", "shop", "Query", 0, "starting", "SELECT 1", 0.0),
     ]
-    threads = _thread_columns(rows)
-    connections = {c.pid: c for c in _connections(threads, [(11, 12.5, 0)], {}, {"root"})}
-    assert set(connections) == {10, 11, 12, 13}
-    assert [connections[p].client for p in (10, 11, 12, 13)] == [
+    threads = thread_columns(rows)
+    built = {c.pid: c for c in connections(threads, [(11, 12.5, 0)], {}, {"root"})}
+    assert set(built) == {10, 11, 12, 13}
+    assert [built[p].client for p in (10, 11, 12, 13)] == [
         "10.0.0.7", "local", "::1", "::ffff:10.0.0.8",
     ]  # fmt: skip
-    assert [connections[p].state for p in (10, 11, 12, 13)] == [
+    assert [built[p].state for p in (10, 11, 12, 13)] == [
         "idle", "idle in transaction", "active", "active",
     ]  # fmt: skip
-    assert connections[11].transaction_seconds == 12.5 and connections[10].query is None
-    assert connections[12].query == long_query[:QUERY_TEXT_LIMIT]
-    assert connections[12].running_seconds == 3 and connections[10].running_seconds is None
-    assert connections[10].state_seconds == 30
-    assert [p for p, c in connections.items() if c.is_superuser] == [12]
-    assert _connections(_thread_columns([]), [], {}, set()) == []
+    assert built[11].transaction_seconds == 12.5 and built[10].query is None
+    assert built[12].query == long_query[:QUERY_TEXT_LIMIT]
+    assert built[12].running_seconds == 3 and built[10].running_seconds is None
+    assert built[10].state_seconds == 30
+    assert [p for p, c in built.items() if c.is_superuser] == [12]
+    assert connections(thread_columns([]), [], {}, set()) == []

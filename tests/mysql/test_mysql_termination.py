@@ -15,7 +15,7 @@ import pytest
 
 from dbconnmgr.actions import close_idle_connections
 from dbconnmgr.backends import get_backend
-from dbconnmgr.backends.mysql import MySQLBackend
+from dbconnmgr.backends.mysql.reader import MySQLBackend
 from dbconnmgr.core.termination import Criteria
 from dbconnmgr.exceptions import ActionNotPossible
 from devtools.mariadbserver import MariaDBServer

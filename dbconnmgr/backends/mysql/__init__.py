@@ -1,19 +1,6 @@
-"""MySQL / MariaDB: the reader (SQL and row builders) and its driver helpers."""
+"""MariaDB / MySQL: the reader (:mod:`.reader`) with its statements (:mod:`.sql`), their
+rows (:mod:`.rows`) and mysqlclient's facts (:mod:`.driver`).
 
-from dbconnmgr.backends.mysql.reader import (
-    QUERY_TEXT_LIMIT,
-    MySQLBackend,
-    _connections,
-    _thread_columns,
-    classify_error,
-    time_limit_options,
-)
-
-__all__ = [
-    "QUERY_TEXT_LIMIT",
-    "MySQLBackend",
-    "_connections",
-    "_thread_columns",
-    "classify_error",
-    "time_limit_options",
-]
+Nothing is imported here: the registry (:mod:`dbconnmgr.backends.registry`) imports the
+reader when the backend is first used.
+"""

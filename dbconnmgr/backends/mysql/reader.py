@@ -1,5 +1,8 @@
 """MariaDB / MySQL backend: SHOW FULL PROCESSLIST, INNODB_TRX and SHOW GLOBAL STATUS.
 
+The statements are in :mod:`.sql`, their rows by name in :mod:`.rows`, mysqlclient's
+facts (errors, thread ids, time limits) in :mod:`.driver`; this module sends them.
+
 Tested on MariaDB 10.11 with mysqlclient (Django's recommended driver). The common model's
 states come from the processlist (docs/mysql.md has the table):
 
@@ -15,150 +18,24 @@ which 1 is reserved (``usable_connections`` is the setting itself). An account's
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from functools import partial
-from itertools import repeat
-from operator import itemgetter
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple
 
-from django.core.exceptions import ImproperlyConfigured
-from django.db import DatabaseError, InterfaceError
-
-from dbconnmgr.backends.base import ConnectionBackend, gc_paused, setup_error
+from dbconnmgr.backends.base import ConnectionBackend, gc_paused
+from dbconnmgr.backends.mysql import driver, rows, sql
 from dbconnmgr.core.capabilities import Capabilities
-from dbconnmgr.core.snapshot import ClientCount, Connection, ServerLimits, Snapshot
+from dbconnmgr.core.snapshot import ClientCount, Connection, Snapshot
 from dbconnmgr.core.termination import Candidate, Criteria, Selection, ServerAnswer
-from dbconnmgr.exceptions import (
-    ActionNotPossible,
-    InsufficientPrivilege,
-    ProblemKind,
-    ServerUnavailable,
-)
-
-#: Characters of query text kept per connection.
-QUERY_TEXT_LIMIT = 500
-
-# One snapshot sends these statements in one round trip (mysqlclient enables
-# multi-statements). Plain rows, not one JSON document: subqueries over information_schema
-# inside a JSON_OBJECT measured several times dearer than the same reads as statements.
-SERVER_SQL = """
-SELECT DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%f'), CONNECTION_ID(), VERSION(),
-       @@GLOBAL.max_connections, IFNULL(@@GLOBAL.extra_max_connections, 0),
-       @@SESSION.max_user_connections, @@GLOBAL.wait_timeout, CURRENT_USER(),
-       IFNULL(DATABASE(), '')
-"""
-#: The accounts that may take the admin slot (and are protected from termination by
-#: default). Without SELECT on the mysql schema the server shows the reader's own only.
-GRANTS_SQL = """
-SELECT GRANTEE, PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES
-WHERE PRIVILEGE_TYPE IN ('SUPER', 'CONNECTION ADMIN')
-"""
-#: Every thread. SHOW FULL PROCESSLIST costs less than a read of
-#: information_schema.PROCESSLIST, which fills a temporary table of every column first (a
-#: plain aggregate over it costs more than this whole list: bench/bench_mysql.py), but its
-#: Time is in whole seconds. Termination selects by the table's TIME_MS instead: its
-#: --idle-for may be fractional and its re-check compares milliseconds. Same columns.
-THREADS_SQL = "SHOW FULL PROCESSLIST"
-PRECISE_THREADS_SQL = """
-SELECT ID, USER, HOST, DB, COMMAND, TIME_MS * 1e-3, STATE, INFO
-FROM information_schema.PROCESSLIST
-"""
-#: The status counters the processlist cannot give. MariaDB computes every variable a
-#: global status read names: a WHERE clause makes it compute all of them, a LIKE pattern
-#: only those it matches, and every further status statement measured dearer than the
-#: first (bench/bench_mysql.py). So two patterns: Aborted_connects and
-#: Max_used_connections (with their two ``_preauth`` / ``_time`` siblings), then
-#: Connection_errors_max_connections. Threads_connected and Threads_running are counted
-#: from the processlist when the reader sees every thread, and read
-#: (RESTRICTED_STATUS_COUNTERS, one more round trip) when it does not.
-STATUS_COUNTERS = (r"%ed\_conne%", r"Connection\_errors\_max\_connections")
-RESTRICTED_STATUS_COUNTERS = ("Threads_connected", "Threads_running")
-STATUS_SQL = "SHOW GLOBAL STATUS LIKE '{name}'"
-#: Every InnoDB transaction, sent last: it needs the PROCESS privilege (error 1227), and a
-#: failed statement ends the round trip. A transaction shows here once it has read or
-#: written an InnoDB table; a blocked one is in state 'LOCK WAIT'.
-TRANSACTIONS_SQL = """
-SELECT trx_mysql_thread_id, TIMESTAMPDIFF(MICROSECOND, trx_started, NOW(6)) * 1e-6,
-       trx_state = 'LOCK WAIT'
-FROM information_schema.INNODB_TRX
-"""
-#: Who blocks whom, read (one more round trip) only when a transaction waits for a lock.
-BLOCKERS_SQL = """
-SELECT r.trx_mysql_thread_id, b.trx_mysql_thread_id
-FROM information_schema.INNODB_LOCK_WAITS w
-JOIN information_schema.INNODB_TRX r ON r.trx_id = w.requesting_trx_id
-JOIN information_schema.INNODB_TRX b ON b.trx_id = w.blocking_trx_id
-"""
-
-#: MySQL's ER_SPECIFIC_ACCESS_DENIED_ERROR ("you need the PROCESS privilege").
-_NEEDS_PRIVILEGE = 1227
-
-CLIENT_COUNT_SQL = """
-SELECT VARIABLE_VALUE, @@GLOBAL.max_connections
-FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'THREADS_CONNECTED'
-"""
-
-#: The condition each thread must still meet when it is signalled. The processlist is
-#: re-read for every RECHECK_CHUNK candidates, just before their KILLs, in the same
-#: compound statement (docs/mysql.md, "The race window"): reading it costs about 1 ms at
-#: 1,000 threads, so once per id would cost a second per 1,000. A reader without PROCESS
-#: may not read INNODB_TRX: {trx} is then a join to nothing.
-RECHECK_CHUNK = 4
-_RECHECK = """
-SET @dbconnmgr_match = (
-    SELECT GROUP_CONCAT(p.ID) FROM information_schema.PROCESSLIST p
-    LEFT JOIN {trx} t ON t.trx_mysql_thread_id = p.ID
-    WHERE {conditions});
-SET @dbconnmgr_checked = UNIX_TIMESTAMP(SYSDATE(6));
-"""
-_ONE_CANDIDATE = "(p.ID = %s AND p.USER = %s AND ({state}) AND p.TIME_MS >= %s)"
-_KILL = (
-    "IF FIND_IN_SET(%s, @dbconnmgr_match) THEN KILL CONNECTION %s; "
-    "SET @dbconnmgr_killed = CONCAT(@dbconnmgr_killed, ',', %s, ':', @dbconnmgr_checked, "
-    "':', UNIX_TIMESTAMP(SYSDATE(6))); END IF;"
-)
-#: The same for ``--action=cancel``: end the running statement, keep the session.
-_KILL_QUERY = _KILL.replace("KILL CONNECTION", "KILL QUERY")
-_TRX = "information_schema.INNODB_TRX"
-_NO_TRX = "(SELECT NULL AS trx_mysql_thread_id, NULL AS trx_id)"
-
-_STATE_SQL = {
-    "idle": "p.COMMAND = 'Sleep' AND t.trx_id IS NULL",
-    "idle in transaction": "p.COMMAND = 'Sleep' AND t.trx_id IS NOT NULL",
-    "active": "p.COMMAND <> 'Sleep'",
-}
-
-
-def _state(command: str, in_transaction: bool) -> str:
-    if command == "Sleep":
-        return "idle in transaction" if in_transaction else "idle"
-    return "active"
-
-
-def _client(host: str | None) -> str:
-    """``ip:port`` -> ``ip``; ``localhost`` (a Unix socket) -> ``local``."""
-    if not host:
-        return "unknown"
-    if host == "localhost":
-        return "local"
-    address = host.rsplit(":", 1)[0] if host.count(":") == 1 or host.startswith("[") else host
-    return address.strip("[]")
-
-
-def _grantee_user(grantee: str) -> str:
-    """``'user'@'host'`` -> ``user``."""
-    return grantee.split("@", 1)[0].strip("'")
+from dbconnmgr.exceptions import ActionNotPossible, InsufficientPrivilege, ServerUnavailable
 
 
 class _Read(NamedTuple):
-    """What one snapshot read: the rows of each statement (see the SQL above)."""
+    """What one snapshot read: the rows of each statement (see :mod:`.sql`)."""
 
-    server: tuple[Any, ...]
+    server: rows.ServerRow
     grants: tuple[tuple[str, str], ...]
-    threads: _Threads
+    threads: rows.Threads
     status: dict[str, int]
     #: (thread id, age in seconds, waits for a lock); None when the reader may not read them.
     transactions: tuple[tuple[Any, ...], ...] | None
@@ -194,20 +71,24 @@ class MySQLBackend(ConnectionBackend):
         #: False once the server refused INNODB_TRX to this reader (no PROCESS privilege).
         self.reads_transactions = True
 
-    @contextmanager
-    def _cursor(self) -> Iterator[Any]:
-        """The driver's cursor under Django's wrapper (multi-statement), errors classified."""
-        try:
-            with self.connection.cursor() as cursor:
-                yield cursor.cursor  # the MySQLdb cursor: nextset() for multi-statements
-        except ImproperlyConfigured as exc:
-            raise setup_error(exc, self.alias) from None
-        except (DatabaseError, InterfaceError) as exc:
-            raise classify_error(exc, self.alias) from exc
-        except Exception as exc:  # MySQLdb's own errors, raised past Django's wrapper
-            if type(exc).__module__.startswith("MySQLdb"):
-                raise classify_error(exc, self.alias) from exc
-            raise
+    @staticmethod
+    def classify_error(exc: BaseException, alias: str) -> ServerUnavailable | BaseException:
+        """See :func:`.driver.classify_error`."""
+        return driver.classify_error(exc, alias)
+
+    @classmethod
+    def is_driver_error(cls, exc: BaseException) -> bool:
+        """See :func:`.driver.is_driver_error`."""
+        return driver.is_driver_error(exc)
+
+    @classmethod
+    def driver_pid(cls, raw: Any) -> int | None:
+        """See :func:`.driver.driver_pid`."""
+        return driver.driver_pid(raw)
+
+    def _driver_cursor(self, cursor: Any) -> Any:
+        """The MySQLdb cursor under Django's: ``nextset()`` for multi-statements."""
+        return cursor.cursor
 
     def _read(self, *, precise: bool = False) -> _Read:
         """Every statement of a snapshot in one round trip (one more when a transaction
@@ -216,37 +97,38 @@ class MySQLBackend(ConnectionBackend):
         The processlist goes first: the server runs the later statements while this
         process turns its rows into columns (the other order measured slower).
         """
-        threads_sql = PRECISE_THREADS_SQL if precise else THREADS_SQL
-        status_sql = [STATUS_SQL.replace("{name}", name) for name in STATUS_COUNTERS]
-        statements = [threads_sql, SERVER_SQL, GRANTS_SQL, *status_sql, TRANSACTIONS_SQL]
+        threads_sql = sql.PRECISE_THREADS_SQL if precise else sql.THREADS_SQL
+        status_sql = [sql.STATUS_SQL.replace("{name}", name) for name in sql.STATUS_COUNTERS]
+        statements = [threads_sql, sql.SERVER_SQL, sql.GRANTS_SQL, *status_sql,
+                      sql.TRANSACTIONS_SQL]  # fmt: skip
         status: dict[str, int] = {}
         blockers: dict[int, tuple[int, ...]] = {}
         with self._cursor() as cursor:
             cursor.execute(";".join(statements))
-            threads = _thread_columns(cursor.fetchall())
+            threads = rows.thread_columns(cursor.fetchall())
             cursor.nextset()
-            server = cursor.fetchone()
+            server = rows.ServerRow._make(cursor.fetchone())
             cursor.nextset()
             grants = cursor.fetchall()
             for _ in status_sql:
                 cursor.nextset()
-                status.update(_status_values(cursor.fetchall()))
+                status.update(rows.status_values(cursor.fetchall()))
             transactions: tuple[tuple[Any, ...], ...] | None
             try:
                 cursor.nextset()
                 transactions = cursor.fetchall()
             except Exception as exc:
-                if not (getattr(exc, "args", None) and exc.args[0] == _NEEDS_PRIVILEGE):
+                if not driver.needs_privilege(exc):
                     raise
                 self.reads_transactions, transactions = False, None
-                cursor.execute(";".join(STATUS_SQL.replace("{name}", name)
-                                        for name in RESTRICTED_STATUS_COUNTERS))  # fmt: skip
+                cursor.execute(";".join(sql.STATUS_SQL.replace("{name}", name)
+                                        for name in sql.RESTRICTED_STATUS_COUNTERS))  # fmt: skip
                 while True:
-                    status.update(_status_values(cursor.fetchall()))
+                    status.update(rows.status_values(cursor.fetchall()))
                     if not cursor.nextset():
                         break
             if transactions and any(waits for _, _, waits in transactions):
-                cursor.execute(BLOCKERS_SQL)
+                cursor.execute(sql.BLOCKERS_SQL)
                 for waiter, blocker in cursor.fetchall():
                     blockers[waiter] = (*blockers.get(waiter, ()), blocker)
         return _Read(server, grants, threads, status, transactions, blockers)
@@ -258,30 +140,16 @@ class MySQLBackend(ConnectionBackend):
 
     def _snapshot(self, *, precise: bool) -> Snapshot:
         read = self._read(precise=precise)
-        (taken_at, own_id, version, max_connections, extra_max_connections,
-         max_user_connections, wait_timeout, account, database) = read.server  # fmt: skip
-        user, _, host = account.partition("@")
+        server = read.server
+        user, _, host = server.account.partition("@")
         own_grantee = f"'{user}'@'{host}'"
         # INNODB_TRX needs PROCESS, the privilege that shows every thread (granted directly
         # or through a role).
         sees_all = read.transactions is not None
         is_admin = any(grantee == own_grantee for grantee, _ in read.grants)
-        admins = {_grantee_user(grantee) for grantee, _ in read.grants}
+        admins = {rows.grantee_user(grantee) for grantee, _ in read.grants}
         status = read.status
-        max_user_connections = int(max_user_connections or 0)
-        limits = ServerLimits(
-            version=version,
-            version_num=_version_num(version),
-            max_connections=int(max_connections) + 1,
-            superuser_reserved_connections=1,
-            reserved_connections=0,
-            role_limits={user: max_user_connections} if max_user_connections > 0 else {},
-            current_user=user,
-            is_superuser=is_admin,
-            current_database=database,
-            superusers_bypass_limits=False,
-        )
-        connections = _connections(read.threads, read.transactions or (), read.blockers, admins)
+        connections = rows.connections(read.threads, read.transactions or (), read.blockers, admins)
         if sees_all:  # what Threads_connected and Threads_running count, from the same list
             status["THREADS_CONNECTED"] = len(read.threads.pid)
             status["THREADS_RUNNING"] = read.threads.state.count("active")
@@ -289,50 +157,24 @@ class MySQLBackend(ConnectionBackend):
             # Without PROCESS the processlist shows only the reader's own threads: the
             # others are counted (Threads_connected) and kept as hidden rows, never dropped.
             hidden = max(0, status.get("THREADS_CONNECTED", 0) - len(connections))
-            connections += [
-                Connection(
-                    pid=-(n + 1),
-                    database=None,
-                    user=None,
-                    application_name="",
-                    client="unknown",
-                    state="unknown",
-                    wait_event_type=None,
-                    wait_event=None,
-                    blocking_pids=(),
-                    query=None,
-                    visible=False,
-                    is_superuser=False,
-                )
-                for n in range(hidden)
-            ]
-        extras = {
-            "max_connections_setting": int(max_connections),
-            "extra_max_connections": int(extra_max_connections),
-            "max_user_connections": max_user_connections,
-            "wait_timeout": int(wait_timeout),
-            "threads_connected": status.get("THREADS_CONNECTED"),
-            "threads_running": status.get("THREADS_RUNNING"),
-            "max_used_connections": status.get("MAX_USED_CONNECTIONS"),
-            "aborted_connects": status.get("ABORTED_CONNECTS"),
-            "connection_errors_max_connections": status.get("CONNECTION_ERRORS_MAX_CONNECTIONS"),
-        }
+            connections += rows.hidden_connections(hidden)
         return Snapshot(
             alias=self.alias,
             vendor=self.vendor,
-            taken_at=datetime.fromisoformat(taken_at).replace(tzinfo=UTC),
-            limits=limits,
+            taken_at=datetime.fromisoformat(server.taken_at).replace(tzinfo=UTC),
+            limits=rows.server_limits(server, is_admin=is_admin),
             connections=tuple(connections),
-            own_pid=int(own_id),
+            own_pid=int(server.own_id),
             visibility="full" if sees_all else "restricted",
-            extras=extras,
+            extras=rows.extras(server, status),
+            counters=rows.COUNTERS,
             visibility_grant=self.capabilities.full_visibility_grant,
         )
 
     def count_client_connections(self) -> ClientCount:
         """``Threads_connected`` and ``max_connections`` in one short statement."""
         with self._cursor() as cursor:
-            cursor.execute(CLIENT_COUNT_SQL)
+            cursor.execute(sql.CLIENT_COUNT_SQL)
             count, max_connections = cursor.fetchone()
         return ClientCount(
             client_connections=int(count),
@@ -406,44 +248,18 @@ class MySQLBackend(ConnectionBackend):
                 eligible.append(c)
         if not eligible:
             return answers
-        min_ms = round((criteria.older_than or 0.0) * 1000)
-        trx = _TRX if self.reads_transactions else _NO_TRX
-        parts = ["BEGIN NOT ATOMIC", "DECLARE CONTINUE HANDLER FOR 1094 BEGIN END;",
-                 "SET @dbconnmgr_killed = '';"]  # fmt: skip
-        params: list[Any] = []
-        for start in range(0, len(eligible), RECHECK_CHUNK):
-            chunk = eligible[start : start + RECHECK_CHUNK]
-            conditions = " OR ".join(
-                _ONE_CANDIDATE.replace("{state}", _STATE_SQL.get(c.state, "FALSE")) for c in chunk
-            )
-            parts.append(_RECHECK.replace("{trx}", trx).replace("{conditions}", conditions))
-            for c in chunk:
-                params += [c.pid, c.user, min_ms]
-            kill = _KILL_QUERY if criteria.signal == "cancel" else _KILL
-            for c in chunk:
-                parts.append(kill)
-                params += [c.pid, c.pid, c.pid]
-        parts.append("END")
+        statement, params = sql.kill_statement(
+            criteria, eligible, reads_transactions=self.reads_transactions
+        )
         with self._cursor() as cursor:
-            cursor.execute("\n".join(parts), params)
+            cursor.execute(statement, params)
             while cursor.nextset():
                 pass
-            cursor.execute("SELECT @dbconnmgr_killed")
-            (killed_text,) = cursor.fetchone()
-            killed = {
-                int(pid): (float(checked), float(done))
-                for pid, checked, done in (
-                    x.split(":") for x in (killed_text or "").split(",") if x
-                )
-            }
+            cursor.execute(sql.KILLED_SQL)
+            killed = rows.killed_moments(cursor.fetchone()[0])
             self.signalled_at.update(killed)
-            ids = ",".join(str(int(c.pid)) for c in eligible)
-            cursor.execute(
-                "SELECT p.ID, p.COMMAND, p.TIME_MS / 1000, t.trx_id IS NOT NULL "  # noqa: S608
-                f"FROM information_schema.PROCESSLIST p LEFT JOIN {trx} t"
-                f" ON t.trx_mysql_thread_id = p.ID WHERE p.ID IN ({ids})"
-            )
-            now = {int(r[0]): (_state(r[1], bool(r[3])), float(r[2])) for r in cursor.fetchall()}
+            cursor.execute(sql.states_now_sql(eligible, reads_transactions=self.reads_transactions))
+            now = rows.states_now(cursor.fetchall())
         for c in eligible:
             state, seconds = now.get(c.pid, (None, None))
             if c.pid in killed:
@@ -457,139 +273,19 @@ class MySQLBackend(ConnectionBackend):
 
     @classmethod
     def time_limited_options(cls, options: dict[str, Any], seconds: float) -> dict[str, Any]:
-        """See :func:`time_limit_options`."""
-        return time_limit_options(options, seconds)
+        """See :func:`.driver.time_limit_options`."""
+        return driver.time_limit_options(options, seconds)
 
-    def still_running(
-        self, candidates: Sequence[Candidate], timeout: float, *, queries: bool = False
-    ) -> set[int]:
-        """Poll the processlist until the candidates have left it (with ``queries``: until
-        they no longer run a statement) or ``timeout`` passes."""
-        if not candidates:
-            return set()
-        ids = ",".join(str(int(c.pid)) for c in candidates)
-        running_only = " AND COMMAND <> 'Sleep'" if queries else ""
-        sql = f"SELECT ID FROM information_schema.PROCESSLIST WHERE ID IN ({ids}){running_only}"  # noqa: S608
-        deadline = time.monotonic() + timeout
-        pause = 0.005
-        with self._cursor() as cursor:
-            while True:
-                cursor.execute(sql)
-                running = {int(pid) for (pid,) in cursor.fetchall()}
-                if not running or time.monotonic() >= deadline:
-                    return running
-                time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
-                pause = min(pause * 2, 0.02)
+    def _running(self, cursor: Any, candidates: Sequence[Candidate], *, queries: bool) -> set[int]:
+        """The candidates still in the processlist (with ``queries``: still running a
+        statement)."""
+        cursor.execute(sql.still_running_sql(candidates, queries=queries))
+        return {int(pid) for (pid,) in cursor.fetchall()}
 
     def cancel(self, pid: int) -> None:
         """``KILL QUERY``: end the thread's running statement, keep its session."""
         with self._cursor() as cursor:
             cursor.execute("KILL QUERY %s", [int(pid)])
-
-
-#: The common state of a thread outside any transaction, by its COMMAND.
-_COMMAND_STATE = {"Sleep": "idle"}
-_NONE_WHEN_SLEEPING: dict[str, Any] = {"Sleep": None}
-
-
-class _Threads(NamedTuple):
-    """The processlist's rows as columns, with what needs no other statement worked out.
-
-    Built while the server still runs the snapshot's later statements (:meth:`_read`)."""
-
-    pid: tuple[int, ...]
-    user: tuple[str, ...]
-    db: tuple[str | None, ...]
-    client: list[str]
-    #: ``idle`` or ``active``; ``idle in transaction`` is decided once INNODB_TRX is read.
-    state: list[str]
-    query: list[str | None]
-    running: list[float | None]
-    seconds: tuple[float, ...]
-
-
-def _thread_columns(rows: Sequence[Sequence[Any]]) -> _Threads:
-    """Columns of SHOW FULL PROCESSLIST's rows (Id, User, Host, db, Command, Time, State,
-    Info), built column-wise with C-level map/zip: cheap at 1,000 rows."""
-    columns = tuple(zip(*rows, strict=True))
-    if columns and "Daemon" in columns[4]:  # background threads hold no slot
-        columns = tuple(zip(*(row for row in rows if row[4] != "Daemon"), strict=True))
-    if not columns:
-        return _Threads((), (), (), [], [], [], [], ())
-    pid, user, host, db, command, seconds, _, info = columns[:8]
-    # Ages and query texts of running threads only: None for Sleep (C-level dict.get).
-    queries = list(map(_NONE_WHEN_SLEEPING.get, command, info))
-    if max(map(len, filter(None, queries)), default=0) > QUERY_TEXT_LIMIT:
-        queries = [q[:QUERY_TEXT_LIMIT] if q else q for q in queries]
-    return _Threads(
-        pid=pid,
-        user=user,
-        db=db,
-        client=_clients(host),
-        state=list(map(_COMMAND_STATE.get, command, repeat("active", len(pid)))),
-        query=queries,
-        running=list(map(_NONE_WHEN_SLEEPING.get, command, seconds)),
-        seconds=seconds,
-    )
-
-
-def _connections(
-    threads: _Threads,
-    transactions: Sequence[Sequence[Any]],
-    blockers: dict[int, tuple[int, ...]],
-    admins: set[str],
-) -> list[Connection]:
-    """The Connection tuples: ``threads`` with the InnoDB transactions (thread id, age,
-    waits for a lock), the threads each waiting one waits for, and the admin accounts."""
-    pid, states, n = threads.pid, threads.state, len(threads.pid)
-    trx_seconds: dict[int, float] = {}
-    waiting: dict[int, tuple[int, ...]] = {}
-    if transactions:
-        for thread_id, age, waits in transactions:
-            trx_seconds[thread_id] = age
-            if waits:
-                waiting[thread_id] = blockers.get(thread_id, ())
-        states = states.copy()  # ``threads`` stays as read
-        for i, thread_id in enumerate(pid):
-            if thread_id in trx_seconds and states[i] == "idle":
-                states[i] = "idle in transaction"
-    wait_type: Iterable[str | None] = repeat(None, n)
-    wait_event: Iterable[str | None] = repeat(None, n)
-    if waiting:
-        wait_type = [("Lock" if p in waiting else None) for p in pid]
-        wait_event = [("row lock" if p in waiting else None) for p in pid]
-    connections = zip(
-        pid, threads.db, threads.user, repeat("", n), threads.client, states, wait_type,
-        wait_event, map(waiting.get, pid, repeat(())) if waiting else repeat((), n),
-        threads.query, repeat(True, n), map(admins.__contains__, threads.user),
-        repeat(None, n), map(trx_seconds.get, pid) if trx_seconds else repeat(None, n),
-        threads.running, threads.seconds,
-        strict=True,
-    )  # fmt: skip
-    return list(map(_new_connection, connections))
-
-
-#: ``Connection._make`` without its Python-level length check (each row has every field).
-_new_connection = partial(tuple.__new__, Connection)
-
-
-def _clients(hosts: Sequence[str | None]) -> list[str]:
-    """:func:`_client` of every host, at C speed for the usual ``IPv4:port``."""
-    named = [h or "" for h in hosts] if None in hosts else cast("Sequence[str]", hosts)
-    addresses = list(map(itemgetter(0), map(str.rpartition, named, repeat(":"))))
-    joined = "".join(addresses)
-    if "" in addresses or ":" in joined or "[" in joined:  # a socket, IPv6, no host
-        addresses = [
-            a if a and ":" not in a and a[0] != "[" else _client(h)
-            for a, h in zip(addresses, named, strict=True)
-        ]
-    return addresses
-
-
-def _status_values(rows: Iterable[Sequence[Any]]) -> Iterator[tuple[str, int]]:
-    """``SHOW GLOBAL STATUS`` rows as (NAME, value), the numeric ones only (a LIKE pattern
-    may also match a date or ON/OFF variable)."""
-    return ((name.upper(), int(value)) for name, value in rows if value.isdigit())
 
 
 def _matches(c: Connection, criteria: Criteria, snapshot: Snapshot) -> bool:
@@ -604,71 +300,3 @@ def _matches(c: Connection, criteria: Criteria, snapshot: Snapshot) -> bool:
         or (criteria.current_user_only and c.user != limits.current_user)
         or (criteria.only_pids is not None and c.pid not in criteria.only_pids)
     )
-
-
-def _version_num(version: str) -> int:
-    """``10.11.6-MariaDB-...`` -> 101106 (like PostgreSQL's server_version_num)."""
-    numbers = []
-    for part in version.split("-", 1)[0].split(".")[:3]:
-        digits = "".join(ch for ch in part if ch.isdigit())
-        numbers.append(int(digits or 0))
-    while len(numbers) < 3:
-        numbers.append(0)
-    return numbers[0] * 10000 + numbers[1] * 100 + numbers[2]
-
-
-# Client and server error numbers (MySQL's errmsg), as mysqlclient gives them in args[0].
-_CODES: dict[int, tuple[ProblemKind, str]] = {
-    1040: ("full", "the server is full (max_connections reached: error 1040)"),
-    1203: ("full", "the account's connection limit is reached (max_user_connections)"),
-    1226: ("full", "the account's connection limit is reached (MAX_USER_CONNECTIONS)"),
-    1045: ("auth", "authentication failed (wrong user or password)"),
-    1698: ("auth", "authentication failed (access denied for this user)"),
-    1044: ("setup", "the account may not use the database"),
-    1049: ("auth", "the database does not exist"),
-    1130: ("auth", "this host may not connect to the server"),
-    2002: ("unreachable", "cannot connect: no server on that socket or port"),
-    2003: ("unreachable", "cannot connect: connection refused"),
-    2005: ("unreachable", "cannot connect: unknown host name"),
-    2006: ("unreachable", "the server has gone away"),
-    2013: ("unreachable", "the connection to the server was lost"),
-    1969: ("other", "the read took longer than its max_statement_time"),
-    1205: ("other", "another session holds a lock the read needs (lock wait timeout)"),
-}
-
-
-def classify_error(exc: BaseException, alias: str) -> ServerUnavailable | BaseException:
-    """Turn a driver error met while connecting or reading into :class:`ServerUnavailable`.
-
-    Errors that are not about reaching the server are returned as they are.
-    """
-    args: tuple[Any, ...] = tuple(getattr(exc, "args", ()))
-    code = args[0] if args and isinstance(args[0], int) else None
-    text = str(args[1]) if len(args) > 1 else str(exc)
-    first_line = (text.strip().splitlines() or [type(exc).__name__])[0]
-    if code is not None and code in _CODES:
-        kind, message = _CODES[code]
-        if code in (2002, 2003) and "timed out" in text.lower():
-            kind, message = "timeout", "timed out connecting to the server"
-        return ServerUnavailable(
-            f"database {alias!r}: {message} ({first_line})",
-            kind=kind,
-            alias=alias,
-            detail=first_line,
-        )
-    return exc
-
-
-def time_limit_options(options: dict[str, Any], seconds: float) -> dict[str, Any]:
-    """``options`` with an ``init_command`` that ends any statement after ``seconds``
-    (MariaDB's ``max_statement_time``) and a lock wait a little earlier."""
-    lock = max(1, int(seconds * 0.9))
-    bound = (
-        f"SET SESSION max_statement_time={seconds:g}, lock_wait_timeout={lock}, "
-        f"innodb_lock_wait_timeout={lock}"
-    )
-    existing = options.get("init_command")
-    return {**options, "init_command": f"{existing}; {bound}" if existing else bound}
-
-
-__all__ = ["MySQLBackend", "classify_error", "time_limit_options"]

@@ -1,10 +1,7 @@
-"""PostgreSQL: the reader (SQL and row builders) and its driver helpers."""
+"""PostgreSQL: the reader (:mod:`.reader`) with its statements (:mod:`.sql`), their rows
+(:mod:`.rows`) and psycopg's facts (:mod:`.driver`).
 
-from dbconnmgr.backends.postgresql.reader import (
-    _PIPELINE_NOISE,
-    PostgreSQLBackend,
-    classify_error,
-    time_limit_settings,
-)
-
-__all__ = ["_PIPELINE_NOISE", "PostgreSQLBackend", "classify_error", "time_limit_settings"]
+Nothing is imported here: the registry (:mod:`dbconnmgr.backends.registry`) imports the
+reader when the backend is first used, and ``database_settings`` may read this package's
+settings step before Django is set up.
+"""

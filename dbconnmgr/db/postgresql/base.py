@@ -7,7 +7,7 @@ change:
   subclass that counts failures by cause for this alias (the pool connects in its own
   threads, where Django never sees the error); unpooled connections and their failures
   are counted here.
-- ``get_new_connection`` and ``_close``: the connector gate, which counts the pooled
+- ``get_new_connection`` and ``close``: the connector gate, which counts the pooled
   connections Django has checked out in this process. With ``POOL_ON_FULL = "reject"`` a request
   that finds every connection of the process in use fails at once; with ``"queue"`` (the
   default) it waits up to the pool's timeout. Either way a pool that cannot serve raises
@@ -24,7 +24,7 @@ import psycopg
 from django.db.backends.postgresql import base
 from psycopg_pool import PoolTimeout, TooManyRequests
 
-from dbconnmgr import process_stats
+from dbconnmgr import internals, process_stats
 from dbconnmgr.database_settings import POOL_ON_FULL_KEY
 
 __all__ = ["DatabaseWrapper", "PoolExhausted", "PoolRejected"]
@@ -82,7 +82,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
         if getattr(pool.connection_class, "dbconnmgr_alias", None) is None:
             # Before the pool's first connection (Django builds it unopened, opens it in
             # super().get_new_connection()): its own threads connect through this class.
-            pool.connection_class = _counting_connection_class(self.alias, pool.connection_class)
+            internals.set_pool_connection_class(
+                pool, lambda parent: _counting_connection_class(self.alias, parent)
+            )
         reject = self.settings_dict.get(POOL_ON_FULL_KEY) == "reject"
         if not process_stats.reserve_checkout(self.alias, pool.max_size if reject else None):
             raise PoolRejected(
@@ -119,11 +121,17 @@ class DatabaseWrapper(base.DatabaseWrapper):
             if not got:
                 process_stats.release_checkout(self.alias)
 
-    def _close(self) -> Any:
-        # Django returns a pooled connection here (and drops self.connection).
-        returning = self.connection is not None and bool(self.settings_dict["OPTIONS"].get("pool"))
+    def close(self) -> None:
+        """Django's ``close()``; a pooled connection it returns ends its checkout."""
+        # The same test as Django's close() before it hands the connection to _close(),
+        # which returns a pooled one to the pool (released even if that fails).
+        returning = (
+            self.connection is not None
+            and not self.closed_in_transaction
+            and bool(self.settings_dict["OPTIONS"].get("pool"))
+        )
         try:
-            return super()._close()  # type: ignore[misc]
+            super().close()
         finally:
             if returning:
                 process_stats.release_checkout(self.alias)

@@ -8,10 +8,9 @@ bad settings or configuration, no permission to look).
 from __future__ import annotations
 
 import sys
-from typing import Any, NoReturn
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import DEFAULT_DB_ALIAS
 
 from dbconnmgr.cli import (
     SEVERAL_ALIASES,
@@ -19,6 +18,12 @@ from dbconnmgr.cli import (
     registry,
     resolve_aliases,
     worst_exit_code,
+)
+from dbconnmgr.cli.options import (
+    action_named_in,
+    compose_parser,
+    foreign_option,
+    one_line_usage_errors,
 )
 from dbconnmgr.exceptions import EXIT_UNKNOWN, DbConnMgrError, InvalidSetting, ServerUnavailable
 
@@ -30,51 +35,31 @@ class Command(BaseCommand):
     # An emergency tool must run even when unrelated system checks of the project fail
     # (and without paying for them): the server may be down to its last slots.
     requires_system_checks: list[str] = []
+    #: The ``--action`` named on the command line; None: every action's options.
+    _action: str | None = None
+
+    def run_from_argv(self, argv: list[str]) -> None:
+        """From a command line, the parser is built for the ``--action`` given there."""
+        self._action = action_named_in(argv[2:], registry())
+        super().run_from_argv(argv)
 
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
-        """Usage errors become one line on stderr and exit 3 (unknown), not a usage dump:
-        2 means critical only."""
+        """The common options and the chosen action's (every action's when none is known:
+        ``call_command()``, ``manage.py help``); usage errors are one line, exit 3."""
         parser = super().create_parser(prog_name, subcommand, **kwargs)
-
-        def error(message: str) -> NoReturn:
-            if parser.called_from_command_line:
-                sys.stderr.write(f"{parser.prog}: error: {message}\n")
-                sys.exit(EXIT_UNKNOWN)
-            raise CommandError(f"Error: {message}", returncode=EXIT_UNKNOWN)
-
-        parser.error = error  # type: ignore[method-assign]
-        self._parser = parser  # handle() reads defaults and flag names from it
+        one_line_usage_errors(parser)
         return parser
 
     def add_arguments(self, parser: CommandParser) -> None:
-        actions = registry()
-        parser.add_argument(
-            "--action",
-            choices=list(actions),
-            default="status",
-            help="; ".join(f"{name}: {cls.help}" for name, cls in actions.items()),
-        )
-        parser.add_argument(
-            "--database",
-            default=DEFAULT_DB_ALIAS,
-            help='the database alias to inspect (default: "default"); for status, health and '
-            'monitor also several, comma-separated, or "all" (one document per alias, per '
-            "sample for monitor; health and monitor exit with the worst code)",
-        )
-        parser.add_argument(
-            "--format",
-            choices=["table", "json"],
-            default="table",
-            help="table (rich, plain when not a terminal) or json",
-        )
-        for action in actions.values():
-            action.add_arguments(parser)
+        compose_parser(parser, registry(), self._action)
 
     def handle(self, *args: Any, **options: Any) -> None:
         actions = registry()
         action_cls = actions[options["action"]]
         try:
-            self._refuse_foreign_options(action_cls.name, options)
+            refused = foreign_option(actions, action_cls.name, options)
+            if refused is not None:  # a parser with every action's options (call_command)
+                raise CommandError(refused)
             aliases = resolve_aliases(options["database"])
             if len(aliases) == 1:
                 code = action_cls(self, {**options, "database": aliases[0]}).run()
@@ -119,22 +104,3 @@ class Command(BaseCommand):
             code = 0
         if code:
             sys.exit(code)
-
-    def _refuse_foreign_options(self, action: str, options: dict[str, Any]) -> None:
-        """An option of another action, given explicitly, is an error rather than ignored."""
-        owners: dict[str, list[str]] = {}
-        for cls in registry().values():
-            for dest in cls.options:
-                owners.setdefault(dest, []).append(cls.name)
-        # run_from_argv() and call_command() both build the parser before handle().
-        parser = getattr(self, "_parser", None) or self.create_parser("manage.py", "db_connections")
-        defaults = {a.dest: a.default for a in parser._actions}
-        flags = {a.dest: a.option_strings[0] for a in parser._actions if a.option_strings}
-        for dest, names in owners.items():
-            if action in names:
-                continue
-            if options.get(dest, defaults.get(dest)) != defaults.get(dest):
-                flag = flags.get(dest, "--" + dest.replace("_", "-"))
-                raise CommandError(
-                    f"{flag} does not apply to --action={action} (it is for: {', '.join(names)})"
-                )
