@@ -28,7 +28,7 @@ from typing import Any
 from dbconnmgr.core.snapshot import Snapshot
 from dbconnmgr.exceptions import DbConnMgrError
 
-__all__ = ["DEFAULT_MAX_READERS", "read_snapshots"]
+__all__ = ["DEFAULT_MAX_READERS", "LazyReads", "SnapshotBatch", "read_snapshots"]
 
 #: Reader connections open at once, at most, when no bound is given.
 DEFAULT_MAX_READERS = 4
@@ -67,7 +67,10 @@ def _server(target: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 def read_snapshots(
-    aliases: Sequence[str], *, max_readers: int = DEFAULT_MAX_READERS
+    aliases: Sequence[str],
+    *,
+    max_readers: int = DEFAULT_MAX_READERS,
+    time_limit: float | None = None,
 ) -> dict[str, Result]:
     """A snapshot of each alias, or the error that kept it from being read, in ``aliases``'
     order.
@@ -75,6 +78,8 @@ def read_snapshots(
     Args:
         aliases: Django database aliases (duplicates are read once).
         max_readers: reader connections open at once, at most (>= 1).
+        time_limit: seconds each reader's statements may take, lock waits included (see
+            :func:`dbconnmgr.backends.private_backend`); None: no limit of ours.
 
     Raises:
         ValueError: ``max_readers`` is less than 1.
@@ -95,7 +100,7 @@ def read_snapshots(
         from dbconnmgr.backends import private_backend
 
         try:
-            backend = private_backend(alias)
+            backend = private_backend(alias, time_limit=time_limit)
         except DbConnMgrError as exc:
             return exc
         try:
@@ -140,3 +145,63 @@ def _close(backend: Any) -> None:
 
     with contextlib.suppress(DatabaseError, InterfaceError):
         backend.connection.close()
+
+
+class LazyReads:
+    """The snapshots of several aliases, read together the first time one is asked for.
+
+    What ``--database a,b,...`` gives each action run: the first run that needs its
+    snapshot reads every alias's (after its own checks, so that an invalid option costs
+    no I/O); the others take theirs from the same read.
+    """
+
+    def __init__(self, aliases: Sequence[str], *, max_readers: int = DEFAULT_MAX_READERS) -> None:
+        self.aliases = list(aliases)
+        self.max_readers = max_readers
+        self._results: dict[str, Result] | None = None
+
+    def get(self, alias: str) -> Result:
+        """The snapshot of ``alias``, or the error that kept it from being read."""
+        if self._results is None:
+            self._results = read_snapshots(self.aliases, max_readers=self.max_readers)
+        return self._results[alias]
+
+
+class SnapshotBatch:
+    """Reads several aliases at once per tick, for monitors that sample them together.
+
+    ``read()`` takes every alias's snapshot concurrently (:func:`read_snapshots`); the
+    batch is then the ``snapshot`` reader of each :class:`~dbconnmgr.monitor_loop.Monitor`:
+    ``batch(alias)`` returns that alias's snapshot of the tick, or raises what kept it
+    from being read (a :class:`~dbconnmgr.exceptions.ServerUnavailable` becomes the
+    monitor's unreachable sample). No reader stays open between ticks.
+    """
+
+    def __init__(
+        self,
+        aliases: Sequence[str],
+        *,
+        max_readers: int = DEFAULT_MAX_READERS,
+        time_limit: float | None = None,
+    ) -> None:
+        self.aliases = list(aliases)
+        self.max_readers = max_readers
+        self.time_limit = time_limit
+        self._results: dict[str, Result] = {}
+
+    def read(self) -> None:
+        """Read every alias now."""
+        self._results = read_snapshots(
+            self.aliases, max_readers=self.max_readers, time_limit=self.time_limit
+        )
+
+    def __call__(self, alias: str) -> Snapshot:
+        """The snapshot of ``alias`` read by the last :meth:`read`.
+
+        Raises:
+            DbConnMgrError: what kept it from being read.
+        """
+        result = self._results[alias]
+        if isinstance(result, DbConnMgrError):
+            raise result
+        return result
