@@ -116,3 +116,26 @@ def test_read_snapshots_bounds_readers_and_leaves_them_out() -> None:
         assert not (set(pids) & (readers - {pid})), f"{alias} counted another reader"
     assert len({total for _, total, _ in read.values()}) == 1
     assert seen and max(seen) <= 2
+
+
+@pytest.mark.usefixtures("alias_roles")
+def test_monitor_samples_twenty_aliases_together(sessions: Sessions) -> None:
+    sessions.open_many(2, "t-aliases-monitor")
+    with readers_watched(superuser_dsn()) as seen:
+        result = manage(
+            "db_connections", "--action=monitor", "--database=all", "--format=json", "--watch",
+            "--count=2", "--interval=0.3", settings_module=SETTINGS,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    docs = _documents(result.stdout)
+    assert len(docs) == 2 * 21
+    for tick in (docs[:21], docs[21:]):
+        assert [d["alias"] for d in tick][:2] == ["default", "same00"]
+        assert len({d["total_connections"] for d in tick}) == 1  # no reader counted twice
+        assert {d["by_application"].get("t-aliases-monitor") for d in tick} == {2}
+    from dbconnmgr.readers import DEFAULT_MAX_READERS
+
+    assert seen and 1 <= max(seen) <= DEFAULT_MAX_READERS
+    # no reader stays open between ticks: the watch saw none again after the first tick's
+    first = next(i for i, n in enumerate(seen) if n)
+    assert 0 in seen[first:]
