@@ -238,3 +238,25 @@ def test_recording_rolls_up_the_finished_hours() -> None:
     report = history.peak_hours("default", 1, now=timezone.now())
     assert report.samples == ConnectionSample.objects.count() == 7
     assert report.peak_connections == 44
+
+
+@pytest.mark.django_db
+def test_the_rollup_action_rebuilds_a_missing_rollup() -> None:
+    import io
+    import json
+
+    from django.core.management import call_command
+
+    _plant()
+    out = io.StringIO()
+    call_command("db_connections", "--action=rollup", "--format=json", stdout=out)
+    doc = json.loads(out.getvalue())
+    assert doc["alias"] == "default"
+    assert doc["hours"] == ConnectionHour.objects.filter(alias="default").count() > 200
+    assert dt.datetime.fromisoformat(doc["start"]) == START
+    assert history.coverage("default") is not None
+    _assert_same(history.peak_hours("default", 13, now=NOW), _raw_peak(13))
+
+    out = io.StringIO()
+    call_command("db_connections", "--action=rollup", "--database=replica", stdout=out)
+    assert "nothing to roll up" in out.getvalue()

@@ -204,7 +204,7 @@ def registry() -> dict[str, type[Action[Any]]]:
     from dbconnmgr.cli.budget import BudgetAction
     from dbconnmgr.cli.health import HealthAction
     from dbconnmgr.cli.monitor import MonitorAction
-    from dbconnmgr.cli.peak import PeakAction
+    from dbconnmgr.cli.peak import PeakAction, RollupAction
     from dbconnmgr.cli.status import StatusAction
     from dbconnmgr.cli.terminate import CancelAction, CloseIdleAction, ForceCloseAction
 
@@ -213,6 +213,7 @@ def registry() -> dict[str, type[Action[Any]]]:
         HealthAction,
         MonitorAction,
         PeakAction,
+        RollupAction,
         CloseIdleAction,
         ForceCloseAction,
         CancelAction,

@@ -1,4 +1,5 @@
-"""``--action=peak``: the busiest hours of the day, from recorded monitoring samples."""
+"""``--action=peak``: the busiest hours of the day, from recorded monitoring samples;
+``--action=rollup``: rebuild the hourly rollup those reads use, from the samples."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from django.core.management.base import CommandError
 from django.db import DatabaseError, connections
 
 from dbconnmgr.cli import Action, whole_number
-from dbconnmgr.cli.options import Options, option
+from dbconnmgr.cli.options import NoOptions, Options, option
 
 #: Days of samples --action=peak reads by default.
 DEFAULT_DAYS = 7
@@ -55,6 +56,50 @@ class PeakAction(Action[PeakOptions]):
         else:
             self.renderer.print(
                 *peak_renderables(report, self.alias, days, plain=self.renderer.plain)
+            )
+        return 0
+
+
+class RollupAction(Action[NoOptions]):
+    """Rebuild the hourly rollup of the alias's recorded samples from the samples."""
+
+    name = "rollup"
+    help = (
+        "rebuild the hourly rollup peak and the admin charts read, from the samples recorded "
+        "for --database (monitor --record keeps it up to date by itself)"
+    )
+    options_type = NoOptions
+
+    def run(self) -> int:
+        import time
+
+        from dbconnmgr.history import coverage, rebuild_rollup
+
+        started = time.monotonic()
+        try:
+            written = rebuild_rollup(self.alias)[self.alias]
+            covered = coverage(self.alias)
+        except DatabaseError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+            hint = "; run: manage.py migrate dbconnmgr" if _missing_table(exc) else ""
+            raise CommandError(f"cannot rebuild the rollup: {first}{hint}") from None
+        seconds = round(time.monotonic() - started, 3)
+        start, end = (None, None) if covered is None else covered
+        if self.format == "json":
+            self.write_json(
+                {"alias": self.alias, "hours": written, "start": start, "end": end,
+                 "seconds": seconds}
+            )  # fmt: skip
+        elif start is None or end is None:
+            self.command.stdout.write(
+                f"No finished hour of recorded samples for database {self.alias!r}: "
+                "nothing to roll up."
+            )
+        else:
+            self.command.stdout.write(
+                f"Rolled up {written:,} hour(s) of recorded samples for database "
+                f"{self.alias!r} ({start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC) "
+                f"in {seconds:.1f} s."
             )
         return 0
 
