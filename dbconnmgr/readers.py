@@ -11,10 +11,13 @@ The aliases are read concurrently, by at most ``max_readers`` threads, each thro
 private, unpooled connection that is closed as soon as its snapshot is taken: the command
 never holds more than ``max_readers`` slots, and never one per alias, of a server that may
 be nearly full. Aliases that connect the same way (same engine, host, port, database, user
-and password, after PgBouncer's direct server URL is applied) share one reader: one
-snapshot serves them all. Where readers of one command run on the same server at the same
-time, no snapshot counts another's reader: their backends are left out of every snapshot
-of that server, as each snapshot already leaves out its own.
+and password, after PgBouncer's direct server URL is applied; a pooled and an unpooled
+alias of the same account, say) share one reader: one snapshot serves them all. Aliases
+that connect as another role or to another database get a reader of their own: what a
+snapshot sees and the limits it reports are those of the reading role and database.
+Where readers of one command run on the same server at the same time, no snapshot counts
+another's reader: their backends are left out of every snapshot of that server, as each
+snapshot already leaves out its own.
 """
 
 from __future__ import annotations
@@ -37,7 +40,9 @@ Result = Snapshot | DbConnMgrError
 
 
 def _target(alias: str) -> tuple[Any, ...]:
-    """What a connection of ``alias`` connects to, as a reader would connect.
+    """What a connection of ``alias`` connects to, as a reader would connect: the engine,
+    host, port, database, user and password (``OPTIONS`` left out: a pool, an
+    ``application_name`` or a time limit change nothing in what the reader sees).
 
     Raises:
         DbConnMgrError: the alias is unknown or of an engine dbconnmgr does not read.
@@ -49,7 +54,6 @@ def _target(alias: str) -> tuple[Any, ...]:
     server_url = direct_server_url(alias)
     if server_url is not None:
         settings.update(server_settings(server_url))
-    options = {k: v for k, v in (settings.get("OPTIONS") or {}).items() if k != "pool"}
     return (
         backend.vendor,
         settings.get("HOST") or "",
@@ -57,7 +61,6 @@ def _target(alias: str) -> tuple[Any, ...]:
         settings.get("NAME") or "",
         settings.get("USER") or "",
         settings.get("PASSWORD") or "",
-        repr(sorted(options.items(), key=lambda item: str(item[0]))),
     )
 
 
