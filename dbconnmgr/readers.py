@@ -100,7 +100,9 @@ def read_snapshots(
     lock = threading.Lock()
 
     def read(target: tuple[Any, ...], alias: str) -> Result:
-        from dbconnmgr.backends import private_backend
+        from django.db import DatabaseError
+
+        from dbconnmgr.backends import classify_error, private_backend
 
         try:
             backend = private_backend(alias, time_limit=time_limit)
@@ -110,6 +112,11 @@ def read_snapshots(
             snapshot = backend.snapshot()
         except DbConnMgrError as exc:
             return exc
+        except DatabaseError as exc:  # as the engine classifies it: unreachable, full...
+            classified = classify_error(exc, alias)
+            if isinstance(classified, DbConnMgrError):
+                return classified
+            raise
         finally:
             _close(backend)
         with lock:

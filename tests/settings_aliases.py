@@ -7,6 +7,8 @@ created by the tests): one reader each.
 
 from __future__ import annotations
 
+import os
+
 from tests.settings import *  # noqa: F403
 from tests.settings import DATABASES
 
@@ -18,3 +20,6 @@ DATABASES = {
         for i in range(10)
     },
 }
+
+if os.environ.get("T_ALIASES_DOWN_PORT"):  # an alias of a server that is not there
+    DATABASES["down"] = {**DATABASES["default"], "PORT": os.environ["T_ALIASES_DOWN_PORT"]}

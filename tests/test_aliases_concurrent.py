@@ -139,3 +139,20 @@ def test_monitor_samples_twenty_aliases_together(sessions: Sessions) -> None:
     # no reader stays open between ticks: the watch saw none again after the first tick's
     first = next(i for i, n in enumerate(seen) if n)
     assert 0 in seen[first:]
+
+
+def test_an_unreachable_alias_is_judged_while_the_others_are_read() -> None:
+    from devtools.pgserver import free_port
+
+    result = manage(
+        "db_connections", "--action=health", "--database=default,same00,down",
+        "--format=json", settings_module=SETTINGS,
+        extra_env={"T_ALIASES_DOWN_PORT": str(free_port())},
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr  # the server of `down` is not there
+    assert "Traceback" not in result.stderr
+    docs = {d["alias"]: d for d in _documents(result.stdout)}
+    assert list(docs) == ["default", "same00", "down"]
+    assert docs["down"]["status"] == "critical"
+    assert docs["default"]["server_info"]["reachable"] is True
+    assert docs["down"]["server_info"]["reachable"] is False
