@@ -87,8 +87,9 @@ class RollupAction(Action[NoOptions]):
         start, end = (None, None) if covered is None else covered
         if self.format == "json":
             self.write_json(
-                {"alias": self.alias, "hours": written, "start": start, "end": end,
-                 "seconds": seconds}
+                {"alias": self.alias, "hours": written,
+                 "start": None if start is None else start.isoformat(),
+                 "end": None if end is None else end.isoformat(), "seconds": seconds}
             )  # fmt: skip
         elif start is None or end is None:
             self.command.stdout.write(
