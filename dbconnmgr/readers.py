@@ -15,9 +15,11 @@ and password, after PgBouncer's direct server URL is applied; a pooled and an un
 alias of the same account, say) share one reader: one snapshot serves them all. Aliases
 that connect as another role or to another database get a reader of their own: what a
 snapshot sees and the limits it reports are those of the reading role and database.
-Where readers of one command run on the same server at the same time, no snapshot counts
-another's reader: their backends are left out of every snapshot of that server, as each
-snapshot already leaves out its own.
+Where readers of one command run on the same server (the same engine, ``HOST`` and
+``PORT`` in the settings) at the same time, no snapshot counts another's reader: their
+backends are left out of every snapshot of that server, as each snapshot already leaves
+out its own. (Pids are matched per server: the same server written two ways, a name and
+an address, is taken for two.)
 """
 
 from __future__ import annotations
