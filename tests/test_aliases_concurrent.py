@@ -156,3 +156,19 @@ def test_an_unreachable_alias_is_judged_while_the_others_are_read() -> None:
     assert docs["down"]["status"] == "critical"
     assert docs["default"]["server_info"]["reachable"] is True
     assert docs["down"]["server_info"]["reachable"] is False
+
+
+def test_monitor_reports_an_unreachable_alias_and_goes_on() -> None:
+    from devtools.pgserver import free_port
+
+    result = manage(
+        "db_connections", "--action=monitor", "--database=default,down", "--format=json",
+        "--watch", "--count=2", "--interval=0.2", settings_module=SETTINGS,
+        extra_env={"T_ALIASES_DOWN_PORT": str(free_port())},
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr  # the last sample of `down` is unreachable
+    assert "Traceback" not in result.stderr
+    docs = _documents(result.stdout)
+    assert [(d["alias"], d["sequence"], d["reachable"]) for d in docs] == [
+        ("default", 1, True), ("down", 1, False), ("default", 2, True), ("down", 2, False),
+    ]  # fmt: skip
