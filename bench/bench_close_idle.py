@@ -34,11 +34,15 @@ from typing import Any
 
 import psycopg
 
-from bench.common import bench_server, print_table, setup_django
+from bench.common import bench_server, load_average, print_table, setup_django
+
+#: Beyond the project's dependencies: django-pgactivity (not pg-activity, whose top-level
+#: package is also named pgactivity); see bench/setup.py.
+NEEDS = ("pgactivity.models",)
 
 COUNT = 1000
 APP = "bench-idle"
-REPEAT = 5
+REPEAT = int(os.environ.get("BENCH_CLOSE_IDLE_RUNS", "5"))
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -161,7 +165,7 @@ def main() -> None:
         med = statistics.median(samples[name])
         rows.append((
             name,
-            f"{med:.3f}",
+            f"{med:.3f} ({min(samples[name]):.3f}-{max(samples[name]):.3f})",
             f"{med / base:.2f}x",
             f"{statistics.median(gone[name]):.3f}",
             notes[name],
@@ -172,13 +176,33 @@ def main() -> None:
                  f"{startup_median / base:.2f}x",
                  "-", "-", "-"))  # fmt: skip
     print_table(
-        f"close {COUNT} idle connections: median of {REPEAT} runs (seconds)",
+        f"close {COUNT} idle connections: median (min-max) of {REPEAT} runs, seconds; "
+        f"{load_average()}",
         rows,
         ("contender", "returns after", "vs dbconnmgr lib", "all gone after", "what it said",
          "max still there on return"),
     )  # fmt: skip
+    lib = samples["dbconnmgr close_idle_connections()"]
+    floor = samples["raw SQL pg_terminate_backend (floor)"]
+    gone_ratios = sorted(
+        ours / base
+        for ours, base in zip(
+            gone["dbconnmgr close_idle_connections()"],
+            gone["raw SQL pg_terminate_backend (floor)"],
+            strict=True,
+        )
+    )
     print(
-        f"\nterminating statements per dbconnmgr run: {sorted(set(terminating))} "
+        f"\ndbconnmgr returns after {statistics.median(lib):.3f} s "
+        f"({min(lib):.3f}-{max(lib):.3f}); the floor's backends are all gone after "
+        f"{statistics.median(gone['raw SQL pg_terminate_backend (floor)']):.3f} s; per run, "
+        "dbconnmgr's all-gone / the floor's all-gone: median "
+        f"{statistics.median(gone_ratios):.2f}x "
+        f"({gone_ratios[0]:.2f}-{gone_ratios[-1]:.2f}x); floor returns "
+        f"{statistics.median(floor):.3f} s"
+    )
+    print(
+        f"terminating statements per dbconnmgr run: {sorted(set(terminating))} "
         f"(target: exactly 1); target for close-idle of {COUNT}: <= 1 s "
         f"-> {'met' if base <= 1.0 else 'NOT met'} ({base:.3f} s)"
     )

@@ -35,6 +35,9 @@ from bench.common import bench_server, print_table
 from dbconnmgr.core.budget import Service, compute_budget
 from devtools.pgserver import PgServer, free_port
 
+#: Beyond the project's dependencies (gunicorn serves example_project); see bench/setup.py.
+NEEDS = ("gunicorn",)
+
 ROOT = Path(__file__).resolve().parent.parent
 PROCESSES = 4
 THREADS = 32

@@ -38,6 +38,9 @@ from dbconnmgr.core.budget import Service, compute_budget
 from devtools.pgbouncerserver import PgBouncerServer
 from devtools.pgserver import PgServer
 
+#: Beyond the project's dependencies (gunicorn serves example_project); see bench/setup.py.
+NEEDS = ("gunicorn",)
+
 
 def pgbouncer_pool_size(usable: int) -> int:
     """PgBouncer's ``default_pool_size``: the budget of its one line (41 of 47 usable)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -22,9 +23,20 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.bench_load import stop, wait_until_serving
-from bench.common import bench_server, idle_connections, interleaved_medians, print_table
+from bench.common import (
+    bench_server,
+    idle_connections,
+    interleaved_samples,
+    load_average,
+    print_table,
+    ratio_spread,
+    spread_text,
+)
 from devtools.pgserver import PgServer, free_port
 from devtools.system_packages import ensure_debian_packages, find_binary
+
+#: Beyond the project's dependencies (gunicorn serves /metrics); see bench/setup.py.
+NEEDS = ("gunicorn", "prometheus_client")
 
 ROOT = Path(__file__).resolve().parent.parent
 CONNECTIONS = 1000
@@ -90,21 +102,26 @@ def run(server: PgServer, binary: str, rounds: int) -> None:
         for name, get in scrapes.items():
             wait_for(get, name)
         sizes = {name: int(str(get())) for name, get in scrapes.items()}
-        medians = interleaved_medians(scrapes, repeat=rounds)
+        samples = interleaved_samples(scrapes, repeat=rounds)
     finally:
         stop(exporter)
         stop(web)
+    medians = {name: statistics.median(values) for name, values in samples.items()}
     base = medians["postgres_exporter"]
     rows: list[tuple[str, ...]] = [
-        (name, f"{seconds * 1000:.1f}", f"{seconds / base:.2f}", f"{sizes[name]:,}")
+        (name, f"{seconds * 1000:.1f}",
+         f"{min(samples[name]) * 1000:.1f}-{max(samples[name]) * 1000:.1f}",
+         f"{seconds / base:.2f}",
+         spread_text(*ratio_spread(samples, name, "postgres_exporter")), f"{sizes[name]:,}")
         for name, seconds in medians.items()
-    ]
+    ]  # fmt: skip
     print_table(
         f"Scrape at {CONNECTIONS} idle client connections, medians of {rounds} interleaved "
-        f"rounds, wall time over HTTP ({exporter_version(binary)})",
+        f"rounds, wall time over HTTP ({exporter_version(binary)}; {load_average()})",
         rows,
-        ("scrape", "ms", "vs exporter", "bytes"),
-    )
+        ("scrape", "median ms", "min-max ms", "ratio of medians",
+         "per-round ratio: median (min-max)", "bytes"),
+    )  # fmt: skip
 
 
 def main() -> None:

@@ -10,11 +10,20 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
 
-from bench.common import bench_server, idle_connections, interleaved_medians, print_table
+from bench.common import (
+    bench_server,
+    idle_connections,
+    interleaved_samples,
+    load_average,
+    print_table,
+    ratio_spread,
+    spread_text,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 CONNECTIONS = 1000
@@ -89,23 +98,28 @@ def _whole_command(url: str) -> list[tuple[str, ...]]:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
 
-    medians = interleaved_medians(
+    rounds = int(os.environ.get("BENCH_STATUS_ROUNDS", "15"))
+    samples = interleaved_samples(
         {
             "check": lambda: run("check"),
             "status": lambda: run("db_connections", "--action=status"),
             "status_json": lambda: run("db_connections", "--action=status", "--format=json"),
         },
-        repeat=15,
+        repeat=rounds,
         warmup=2,
     )
+    medians = {name: statistics.median(values) for name, values in samples.items()}
     base = medians["check"]
+
+    def row(label: str, name: str, note: str) -> tuple[str, ...]:
+        return (label, f"{medians[name] * 1000:.0f}", f"{medians[name] / base:.3f}x",
+                spread_text(*ratio_spread(samples, name, "check")), note)  # fmt: skip
+
     return [
-        ("manage.py check (baseline)", f"{base * 1000:.0f}", "1.00x", ""),
-        ("db_connections --action=status", f"{medians['status'] * 1000:.0f}",
-         f"{medians['status'] / base:.3f}x", "target <= 1.05x"),
-        ("db_connections --action=status --format=json", f"{medians['status_json'] * 1000:.0f}",
-         f"{medians['status_json'] / base:.3f}x", ""),
-    ]  # fmt: skip
+        ("manage.py check (baseline)", f"{base * 1000:.0f}", "1.00x", "-", ""),
+        row("db_connections --action=status", "status", "target <= 1.05x"),
+        row("db_connections --action=status --format=json", "status_json", ""),
+    ]
 
 
 def main() -> None:
@@ -117,11 +131,15 @@ def main() -> None:
             print_table(
                 f"In-process, {CONNECTIONS} client connections", _in_process(server.url), header
             )
+            rows = _whole_command(server.url)
             print_table(
-                f"Whole process, {CONNECTIONS} client connections",
-                _whole_command(server.url),
-                header,
-            )
+                f"Whole process, {CONNECTIONS} client connections "
+                f"({os.environ.get('BENCH_STATUS_ROUNDS', '15')} interleaved rounds; "
+                f"{load_average()})",
+                rows,
+                ("what", "median ms", "ratio of medians", "per-round ratio: median (min-max)",
+                 "note"),
+            )  # fmt: skip
 
 
 if __name__ == "__main__":

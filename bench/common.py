@@ -79,6 +79,27 @@ def median_ratio(samples: dict[str, list[float]], name: str, baseline: str) -> f
     return statistics.median(ours / base for ours, base in pairs)
 
 
+def ratio_spread(
+    samples: dict[str, list[float]], name: str, baseline: str
+) -> tuple[float, float, float]:
+    """Min, median and max over rounds of ``name``'s time / ``baseline``'s time in the same
+    round: the spread a figure is quoted with."""
+    pairs = zip(samples[name], samples[baseline], strict=True)
+    ratios = sorted(ours / base for ours, base in pairs)
+    return ratios[0], statistics.median(ratios), ratios[-1]
+
+
+def spread_text(low: float, median: float, high: float, unit: str = "x") -> str:
+    """``1.02x (0.97-1.10x)``: a median with its min-max."""
+    return f"{median:.3f}{unit} ({low:.3f}-{high:.3f}{unit})"
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages and the CPU count, for a table's title."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.1f}, {five:.1f}, {fifteen:.1f} on {os.cpu_count()} CPUs"
+
+
 def print_table(title: str, rows: list[tuple[str, ...]], header: tuple[str, ...]) -> None:
     """Print an aligned plain-text table."""
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]

@@ -1,38 +1,94 @@
-"""Recorded samples: store them, prune them, find the peak hours. ORM only.
+"""Recorded samples: store them, roll them up per hour, prune them, read the history. ORM
+only.
 
 Samples go through :class:`dbconnmgr.models.ConnectionSample`, so they are written where the
 project's database routers send the ``dbconnmgr`` app (``default`` without a router).
+
+Every history read (peak, the heatmap, the hourly series) costs what the window's hours
+cost, not its samples: whole hours come from the hourly rollup
+(:class:`~dbconnmgr.models.ConnectionHour`, one row per alias and hour, which
+``--action=monitor --record`` writes as each hour finishes: :func:`roll_up_finished_hours`),
+and only the hours it does not hold (the two partial hours at the window's edges, the
+current hour, hours not rolled up yet) are aggregated from the samples by the database.
+Both give :class:`~dbconnmgr.core.hours.HourRow` objects, from which the reports are built
+exactly as from the samples themselves (:mod:`dbconnmgr.core.hours`).
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import json
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
 
 from dbconnmgr.app_settings import get_setting
-from dbconnmgr.core.charts import HeatCell, Heatmap, LoadPoint, LoadSeries, Series, SeriesPoint
+from dbconnmgr.core.charts import Heatmap, LoadPoint, LoadSeries, Series, SeriesPoint
 from dbconnmgr.core.figures import RECORDED_KEYS
-from dbconnmgr.core.samples import PeakReport, Sample, histogram_percentile, hourly_peaks
+from dbconnmgr.core.hours import (
+    HOUR,
+    HeatmapBuilder,
+    HourRow,
+    PeakBuilder,
+    aligned_hours,
+    hour_rows,
+    hourly_points,
+    merge_histogram,
+)
+from dbconnmgr.core.samples import PeakReport, Sample
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
 
-    from dbconnmgr.models import ConnectionSample
+    from dbconnmgr.models import ConnectionHour, ConnectionSample
 
 
-#: Rows fetched per round trip when reading samples for the peak report.
-_CHUNK = 5000
+logger = logging.getLogger("dbconnmgr")
+
+#: Rollup rows fetched per round trip.
+_CHUNK = 2000
+#: The most hours of samples one incremental roll-up summarises (a monitor that records
+#: into a long history recorded before the rollup existed catches up a day per sample).
+CATCH_UP_HOURS = 24
+#: Hours a rebuild summarises per statement (bounds the grouped rows held at once).
+REBUILD_HOURS = 31 * 24
 
 
 def record_sample(sample: Sample) -> ConnectionSample | None:
     """Store a reachable sample; unreachable samples are not stored (returns None).
 
+    Then keeps the hourly rollup up to date: when the sample is the first of a new hour,
+    the finished hours are summarised (:func:`roll_up_finished_hours`; one short statement
+    per sample otherwise). A roll-up that fails is logged on the ``dbconnmgr`` logger and
+    tried again with the next sample; the sample is stored all the same.
+
     Raises:
         django.db.DatabaseError: the database that stores samples could not be written
             (tables missing: run ``manage.py migrate``).
     """
+    from django.db import DatabaseError, router, transaction
+
+    from dbconnmgr.models import ConnectionHour
+
+    stored = _store(sample)
+    if stored is None:
+        return None
+    try:
+        with transaction.atomic(using=router.db_for_write(ConnectionHour) or "default"):
+            roll_up_finished_hours(sample.alias, now=sample.taken_at)
+    except DatabaseError as exc:
+        text = str(exc).strip()
+        logger.warning(
+            "could not roll up the recorded samples of %r (will retry): %s",
+            sample.alias,
+            text.splitlines()[0] if text else type(exc).__name__,
+        )
+    return stored
+
+
+def _store(sample: Sample) -> ConnectionSample | None:
     from dbconnmgr.models import ConnectionSample
 
     snapshot = sample.snapshot
@@ -62,46 +118,352 @@ def retention_cutoff(now: datetime | None = None) -> datetime | None:
 def prune_samples(now: datetime | None = None) -> int:
     """Delete samples older than ``DBCONNMGR["RETENTION_DAYS"]``; return how many.
 
-    ``RETENTION_DAYS = None`` keeps every sample (nothing is deleted).
+    The rollup's hours that began before the cutoff go with them (an hour cut in two is
+    then read from its remaining samples), so the rollup never answers for a sample that
+    is gone. ``RETENTION_DAYS = None`` keeps every sample (nothing is deleted).
     """
-    from dbconnmgr.models import ConnectionSample
+    from dbconnmgr.models import ConnectionHour, ConnectionSample, RollupCoverage
 
     cutoff = retention_cutoff(now)
     if cutoff is None:
         return 0
     deleted, _ = ConnectionSample.objects.filter(taken_at__lt=cutoff).delete()
+    boundary = _ceil_hour(cutoff)
+    ConnectionHour.objects.filter(hour__lt=boundary).delete()
+    RollupCoverage.objects.filter(start__lt=boundary).update(start=boundary)
+    RollupCoverage.objects.filter(end__lt=boundary).update(end=boundary)
     return deleted
 
 
-def _last_days(using: str, days: int, now: datetime | None) -> QuerySet[ConnectionSample]:
-    """The samples of ``using`` in the ``days`` days before ``now``, unordered."""
+# -- the hourly rollup -------------------------------------------------------------------------
+def _floor_hour(when: datetime) -> datetime:
+    """The start of ``when``'s hour in UTC."""
+    return when.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _ceil_hour(when: datetime) -> datetime:
+    start = _floor_hour(when)
+    return start if start == when else start + HOUR
+
+
+def _sample_hours(
+    using: str, since: datetime, until: datetime, *, include_end: bool = False, tz: tzinfo = UTC
+) -> list[HourRow]:
+    """Hour rows of the samples of ``using`` from ``since`` to ``until`` (excluded unless
+    ``include_end``), grouped by the database per hour of ``tz`` and total."""
+    from django.db.models import Count, Max, Min, Sum
+    from django.db.models.functions import TruncHour
+
     from dbconnmgr.models import ConnectionSample
 
+    if since > until or (since == until and not include_end):
+        return []
+    rows = ConnectionSample.objects.filter(alias=using, taken_at__gte=since)
+    rows = rows.filter(taken_at__lte=until) if include_end else rows.filter(taken_at__lt=until)
+    groups = (
+        rows.order_by()
+        .annotate(hour=TruncHour("taken_at", tzinfo=tz))
+        .values_list("hour", "total_connections")
+        .annotate(
+            samples=Count("*"),  # COUNT(*): the planner then hashes the groups
+            first=Min("taken_at"),
+            last=Max("taken_at"),
+            utilization_sum=Sum("utilization_percent"),
+            utilization_max=Max("utilization_percent"),
+        )
+    )
+    return hour_rows(groups)
+
+
+def _rolled_hours(using: str, since: datetime, until: datetime) -> Iterator[HourRow]:
+    """The rollup's rows of ``using`` for the hours from ``since`` to ``until`` (excluded)."""
+    from dbconnmgr.models import ConnectionHour
+
+    fields = ("hour", "samples", "first_at", "last_at", "max_total_connections", "max_at",
+              "total_connections_sum", "max_utilization_percent", "utilization_percent_sum",
+              "histogram")  # fmt: skip
+    rows = (
+        ConnectionHour.objects.filter(alias=using, hour__gte=since, hour__lt=until)
+        .order_by()
+        .values_list(*fields)
+        .iterator(chunk_size=_CHUNK)
+    )
+    for hour, samples, first, last, top, top_at, total, util_max, util_sum, counts in rows:
+        yield HourRow(
+            start=hour,
+            samples=samples,
+            first_at=first,
+            last_at=last,
+            max_total=top,
+            max_at=top_at,
+            total_sum=total,
+            max_utilization=util_max,
+            utilization_sum=util_sum,
+            histogram={int(value): int(n) for value, n in counts.items()},
+        )
+
+
+def coverage(using: str) -> tuple[datetime, datetime] | None:
+    """The hours ``[start, end)`` of ``using`` the rollup holds completely (None: none)."""
+    from dbconnmgr.models import RollupCoverage
+
+    found = RollupCoverage.objects.filter(alias=using).values_list("start", "end").first()
+    return None if found is None else (found[0], found[1])
+
+
+def _parts(
+    using: str, start: datetime, end: datetime, tz: tzinfo
+) -> tuple[list[HourRow], tuple[datetime, datetime] | None]:
+    """The samples of ``using`` from ``start`` to ``end`` (included) in two parts: hour rows
+    grouped from the samples (the hours the rollup does not hold) and the range of whole
+    hours ``[low, high)`` to read from the rollup (None: nothing from it).
+
+    When ``tz`` is not a whole number of hours away from UTC somewhere in the window, UTC
+    hours are not its hours: the whole window is then grouped from the samples per hour of
+    ``tz`` (exact, at the samples' cost).
+    """
+    if not aligned_hours(tz, start, end):
+        return _sample_hours(using, start, end, include_end=True, tz=tz), None
+    covered = coverage(using)
+    low, high = _ceil_hour(start), _floor_hour(end)
+    if covered is not None:
+        low, high = max(low, covered[0]), min(high, covered[1])
+    if covered is None or low >= high:
+        return _sample_hours(using, start, end, include_end=True), None
+    raw = [*_sample_hours(using, start, low), *_sample_hours(using, high, end, include_end=True)]
+    return raw, (low, high)
+
+
+def history_hours(
+    using: str, start: datetime, end: datetime, tz: tzinfo | None = None
+) -> Iterator[HourRow]:
+    """Hour rows of every sample of ``using`` taken from ``start`` to ``end`` (included),
+    oldest first: the rollup's rows where it holds the hours, the samples grouped by the
+    database elsewhere (see :func:`_parts` for time zones that are not whole hours away
+    from UTC)."""
+    raw, rolled = _parts(using, start, end, tz or timezone.get_current_timezone())
+    if rolled is None:
+        yield from raw
+        return
+    yield from (row for row in raw if row.start < rolled[0])
+    yield from _rolled_hours(using, *rolled)
+    yield from (row for row in raw if row.start >= rolled[1])
+
+
+def _rolled(using: str, rolled: tuple[datetime, datetime]) -> QuerySet[ConnectionHour]:
+    from dbconnmgr.models import ConnectionHour
+
+    low, high = rolled
+    return ConnectionHour.objects.filter(alias=using, hour__gte=low, hour__lt=high).order_by()
+
+
+def _with_histograms(
+    hours: QuerySet[ConnectionHour], **keys: Any
+) -> Iterator[tuple[tuple[Any, ...], dict[str, int]]]:
+    """``(key values, histogram)`` of every hour row in ``hours``, the keys annotated as
+    ``keys``. The histograms come as text and are decoded a chunk at a time in one
+    ``json.loads`` (one decoder call per row cost more than the rest of a year's read)."""
+    from django.db.models import TextField
+    from django.db.models.functions import Cast
+
+    names = list(keys)
+    rows = (
+        hours.annotate(**keys, histogram_text=Cast("histogram", TextField()))
+        .values_list(*names, "histogram_text")
+        .iterator(chunk_size=_CHUNK)
+    )
+    chunk: list[tuple[Any, ...]] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == _CHUNK:
+            yield from _decoded(chunk)
+            chunk = []
+    yield from _decoded(chunk)
+
+
+def _decoded(chunk: list[tuple[Any, ...]]) -> Iterator[tuple[tuple[Any, ...], dict[str, int]]]:
+    if not chunk:
+        return
+    histograms = json.loads("[" + ",".join(row[-1] for row in chunk) + "]")
+    for row, histogram in zip(chunk, histograms, strict=True):
+        yield row[:-1], histogram
+
+
+def _add_rolled_peak(
+    builder: PeakBuilder, using: str, rolled: tuple[datetime, datetime], tz: tzinfo
+) -> None:
+    """Feed ``builder`` the rollup's hours ``rolled``: sums, extent and peak summed by the
+    database, histograms merged here (no timestamp decoded per hour)."""
+    from django.db.models import Max, Min, Sum
+    from django.db.models.functions import ExtractHour
+
+    hours = _rolled(using, rolled)
+    by_hour = (
+        hours.annotate(of_day=ExtractHour("hour", tzinfo=tz))
+        .values("of_day")
+        .annotate(n=Sum("samples"), total=Sum("total_connections_sum"))
+        .values_list("of_day", "n", "total")
+    )
+    for hour, samples, total in by_hour:
+        builder.add_hour_of_day(int(hour), int(samples), int(total))
+    extent = hours.aggregate(first=Min("first_at"), last=Max("last_at"))
+    builder.add_extent(extent["first"], extent["last"])
+    top = (
+        hours.order_by("-max_total_connections", "max_at")
+        .values_list("max_total_connections", "max_at")
+        .first()
+    )
+    if top is not None:
+        builder.add_peak(*top)
+    merged: dict[int, dict[str, int]] = {}
+    for (hour,), histogram in _with_histograms(hours, of_day=ExtractHour("hour", tzinfo=tz)):
+        merge_histogram(merged.setdefault(hour, {}), histogram)
+    for hour, counts in merged.items():
+        builder.add_histogram(int(hour), {int(value): n for value, n in counts.items()})
+
+
+def roll_up(using: str, since: datetime, until: datetime) -> int:
+    """Summarise the samples of ``using`` in the whole hours from ``since`` to ``until``
+    (excluded, both rounded down to the hour) into the rollup, replacing what it held for
+    those hours, and extend the rollup's coverage when the hours touch it. Returns how many
+    hour rows were written.
+    """
+    from django.db import router, transaction
+
+    from dbconnmgr.models import ConnectionHour, RollupCoverage
+
+    since, until = _floor_hour(since), _floor_hour(until)
+    if since >= until:
+        return 0
+    rows = _sample_hours(using, since, until)
+    database = router.db_for_write(ConnectionHour) or "default"
+    with transaction.atomic(using=database):
+        ConnectionHour.objects.filter(alias=using, hour__gte=since, hour__lt=until).delete()
+        ConnectionHour.objects.bulk_create(
+            [
+                ConnectionHour(
+                    alias=using,
+                    hour=row.start,
+                    samples=row.samples,
+                    first_at=row.first_at,
+                    last_at=row.last_at,
+                    max_total_connections=row.max_total,
+                    max_at=row.max_at,
+                    total_connections_sum=row.total_sum,
+                    max_utilization_percent=row.max_utilization,
+                    utilization_percent_sum=row.utilization_sum,
+                    histogram={str(value): n for value, n in row.histogram.items()},
+                )
+                for row in rows
+            ],
+            batch_size=500,
+        )
+        held = RollupCoverage.objects.select_for_update().filter(alias=using).first()
+        if held is None:
+            RollupCoverage.objects.create(alias=using, start=since, end=until)
+        elif since <= held.end and until >= held.start:  # touching: one range again
+            held.start, held.end = min(held.start, since), max(held.end, until)
+            held.save(update_fields=["start", "end"])
+    return len(rows)
+
+
+def roll_up_finished_hours(using: str, now: datetime | None = None) -> int:
+    """Roll up the finished hours of ``using`` (before ``now``'s hour) the rollup does not
+    hold yet: what ``--action=monitor --record`` calls as each hour ends.
+
+    At most :data:`CATCH_UP_HOURS` hours of samples per call, from the oldest not rolled
+    up (hours without samples are skipped over), so one call stays short even when a long
+    history recorded before the rollup existed is still to be summarised. Returns how many
+    hour rows were written.
+    """
+    from dbconnmgr.models import ConnectionSample, RollupCoverage
+
+    current = _floor_hour(now or timezone.now())
+    covered = coverage(using)
+    pending = ConnectionSample.objects.filter(alias=using, taken_at__lt=current)
+    if covered is not None:
+        if covered[1] >= current:
+            return 0
+        pending = pending.filter(taken_at__gte=covered[1])
+    oldest = pending.order_by("taken_at").values_list("taken_at", flat=True).first()
+    if oldest is None:  # nothing to summarise: the hours up to now hold no sample
+        if covered is not None:
+            RollupCoverage.objects.filter(alias=using).update(end=current)
+        return 0
+    since = _floor_hour(oldest) if covered is None else covered[1]
+    until = min(current, _floor_hour(oldest) + CATCH_UP_HOURS * HOUR)
+    if covered is None and since >= until:  # every sample is of the current hour
+        RollupCoverage.objects.create(alias=using, start=current, end=current)
+        return 0
+    return roll_up(using, since, until)
+
+
+def rebuild_rollup(using: str | None = None, now: datetime | None = None) -> dict[str, int]:
+    """Rebuild the rollup from the samples: of ``using``, or of every alias recorded.
+
+    Each alias's rows and coverage are dropped, then every finished hour is summarised
+    again, a month per statement. Returns the hour rows written per alias.
+    """
+    from dbconnmgr.models import ConnectionHour, ConnectionSample, RollupCoverage
+
+    current = _floor_hour(now or timezone.now())
+    if using is None:
+        aliases = list(
+            ConnectionSample.objects.order_by().values_list("alias", flat=True).distinct()
+        )
+    else:
+        aliases = [using]
+    written: dict[str, int] = {}
+    for alias in aliases:
+        ConnectionHour.objects.filter(alias=alias).delete()
+        RollupCoverage.objects.filter(alias=alias).delete()
+        oldest = (
+            ConnectionSample.objects.filter(alias=alias)
+            .order_by("taken_at")
+            .values_list("taken_at", flat=True)
+            .first()
+        )
+        written[alias] = 0
+        since = current if oldest is None else _floor_hour(oldest)
+        if since >= current:
+            continue
+        while since < current:
+            until = min(current, since + REBUILD_HOURS * HOUR)
+            written[alias] += roll_up(alias, since, until)
+            since = until
+    return written
+
+
+def _window(days: int, now: datetime | None) -> tuple[datetime, datetime]:
+    """The ``days`` days before ``now`` (default: now)."""
     if days < 1:
         raise ValueError(f"days must be >= 1, got {days}")
     end = now or timezone.now()
-    return ConnectionSample.objects.filter(
-        alias=using, taken_at__gte=end - timedelta(days=days), taken_at__lte=end
-    ).order_by()
+    return end - timedelta(days=days), end
 
 
 def peak_hours(using: str = "default", days: int = 7, *, now: datetime | None = None) -> PeakReport:
     """The busiest hours of the day for alias ``using`` over the last ``days`` days.
 
-    Reads the samples recorded for ``using`` (``--action=monitor --record``); hours and
-    days are in the current Django time zone (``TIME_ZONE``).
+    Reads the samples recorded for ``using`` (``--action=monitor --record``) through the
+    hourly rollup (see the module's docstring): the same report as from every sample, at
+    the cost of the window's hours. Hours and days are in the current Django time zone
+    (``TIME_ZONE``).
 
     Args:
         using: the monitored alias whose samples are read.
         days: how many days back from ``now``.
         now: the end of the period (default: now).
     """
-    rows = (
-        _last_days(using, days, now)
-        .values_list("taken_at", "total_connections")
-        .iterator(chunk_size=_CHUNK)
-    )
-    return hourly_peaks(rows, timezone.get_current_timezone())
+    start, end = _window(days, now)
+    tz = timezone.get_current_timezone()
+    raw, rolled = _parts(using, start, end, tz)
+    builder = PeakBuilder(tz)
+    for row in raw:
+        builder.add_row(row)
+    if rolled is not None:
+        _add_rolled_peak(builder, using, rolled, tz)
+    return builder.report()
 
 
 # -- charts of the admin page: aggregated by the database, not in Python ---------------------
@@ -134,6 +496,18 @@ def utilization_series(
         raise ValueError(f"bucket_seconds must be 60, 900 or 3600, got {bucket_seconds}")
     end = now or timezone.now()
     start = end - timedelta(seconds=seconds)
+    limits = thresholds()
+    warning, critical = limits.get("UTILIZATION_WARNING"), limits.get("UTILIZATION_CRITICAL")
+    if bucket_seconds == 3600:  # whole hours: from the rollup
+        tz = timezone.get_current_timezone()
+        return Series(
+            start=start,
+            end=end,
+            bucket_seconds=bucket_seconds,
+            points=hourly_points(history_hours(using, start, end, tz), tz),
+            warning_percent=None if warning is None else float(warning),
+            critical_percent=None if critical is None else float(critical),
+        )
     rows = ConnectionSample.objects.filter(
         alias=using, taken_at__gte=start, taken_at__lte=end
     ).order_by()
@@ -142,13 +516,10 @@ def utilization_series(
             bucket=TruncMinute("taken_at"), quarter=Value(0, output_field=IntegerField())
         )
     else:
-        rows = rows.annotate(bucket=TruncHour("taken_at"))
-        if bucket_seconds == 900:
-            rows = rows.annotate(
-                quarter=Cast(Floor(ExtractMinute("taken_at") / 15.0), IntegerField())
-            )
-        else:
-            rows = rows.annotate(quarter=Value(0, output_field=IntegerField()))
+        rows = rows.annotate(
+            bucket=TruncHour("taken_at"),
+            quarter=Cast(Floor(ExtractMinute("taken_at") / 15.0), IntegerField()),
+        )
     grouped = (
         rows.values("bucket", "quarter")
         .annotate(
@@ -169,8 +540,6 @@ def utilization_series(
         )
         for row in grouped
     )
-    limits = thresholds()
-    warning, critical = limits.get("UTILIZATION_WARNING"), limits.get("UTILIZATION_CRITICAL")
     return Series(
         start=start,
         end=end,
@@ -187,34 +556,32 @@ def hourly_heatmap(
     """Connections of ``using`` per (day of week, hour) over the last ``days`` days: the
     maximum and the 95th percentile of ``total_connections``, in the current time zone.
 
-    The database groups the samples into a histogram (how many samples saw each connection
-    count in each cell: a few thousand rows for any number of samples); the maximum and the
-    percentile (nearest rank, as ``--action=peak`` computes it) are read from it here.
+    Built from the histograms of the window's hours (the hourly rollup and, for the hours
+    it does not hold, the samples grouped by the database): the maximum and the
+    percentile (nearest rank, as ``--action=peak`` computes it) are those of every sample.
     Works on every database Django supports.
     """
-    from django.db.models import Count
     from django.db.models.functions import ExtractHour, ExtractIsoWeekDay
 
-    histogram = (
-        _last_days(using, days, now)
-        .annotate(day=ExtractIsoWeekDay("taken_at"), hour=ExtractHour("taken_at"))
-        .values_list("day", "hour", "total_connections")
-        .annotate(samples=Count("*"))  # COUNT(*): the planner then hashes (3x faster)
-    )
-    cells: dict[tuple[int, int], dict[int, int]] = {}
-    for day, hour, connections, samples in histogram:
-        cells.setdefault((int(day), int(hour)), {})[int(connections)] = int(samples)
-    return Heatmap(
-        days=days,
-        cells={
-            key: HeatCell(
-                max_connections=max(counts),
-                p95_connections=histogram_percentile(counts, 0.95),
-                samples=sum(counts.values()),
-            )
-            for key, counts in cells.items()
-        },
-    )
+    start, end = _window(days, now)
+    tz = timezone.get_current_timezone()
+    raw, rolled = _parts(using, start, end, tz)
+    builder = HeatmapBuilder()
+    for row in raw:
+        local = row.start.astimezone(tz)
+        builder.add_histogram(local.isoweekday(), local.hour, row.histogram)
+    if rolled is not None:
+        merged: dict[tuple[int, int], dict[str, int]] = {}
+        cells = _with_histograms(
+            _rolled(using, rolled),
+            day=ExtractIsoWeekDay("hour", tzinfo=tz),
+            of_day=ExtractHour("hour", tzinfo=tz),
+        )
+        for (day, hour), histogram in cells:
+            merge_histogram(merged.setdefault((day, hour), {}), histogram)
+        for (day, hour), counts in merged.items():
+            builder.add_histogram(int(day), int(hour), {int(v): n for v, n in counts.items()})
+    return Heatmap(days=days, cells=builder.cells())
 
 
 # -- database load over time ---------------------------------------------------------------------

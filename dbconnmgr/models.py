@@ -1,8 +1,9 @@
-"""Recorded monitoring samples (``--action=monitor --record``), read by ``--action=peak``.
+"""Recorded monitoring samples (``--action=monitor --record``), read by ``--action=peak``,
+and their hourly rollup, from which peak and the admin page's charts read whole hours.
 
 Samples are written through the ORM, so they land where the project's database routers
 send the ``dbconnmgr`` app (the ``default`` alias without a router), whichever alias was
-monitored; ``alias`` says which one that was.
+monitored; ``alias`` says which one that was. The rollup lives beside them.
 """
 
 from __future__ import annotations
@@ -42,6 +43,56 @@ class ConnectionSample(models.Model):
 
     def __str__(self) -> str:
         return f"{self.alias} {self.taken_at:%Y-%m-%d %H:%M:%S}: {self.total_connections}"
+
+
+class ConnectionHour(models.Model):
+    """The samples of one alias in one clock hour (UTC), summarised exactly.
+
+    Written by ``--action=monitor --record`` for each finished hour, pruned with the
+    samples, rebuilt from them by ``--action=rollup``. What peak and the charts need from
+    an hour is here: a 1-year window reads about 8,760 of these instead of millions of
+    samples. See :class:`dbconnmgr.core.hours.HourRow` for the meaning of each figure.
+    """
+
+    alias = models.CharField(max_length=100, help_text="the Django alias monitored")
+    hour = models.DateTimeField(help_text="the hour's start (UTC)")
+    samples = models.PositiveIntegerField()
+    first_at = models.DateTimeField(help_text="the hour's first sample")
+    last_at = models.DateTimeField(help_text="the hour's last sample")
+    max_total_connections = models.PositiveIntegerField()
+    max_at = models.DateTimeField(help_text="the first sample that saw the maximum")
+    total_connections_sum = models.BigIntegerField()
+    max_utilization_percent = models.FloatField()
+    utilization_percent_sum = models.FloatField()
+    histogram = models.JSONField(default=dict, help_text='{"total_connections": samples}')
+
+    class Meta:
+        ordering = ("-hour",)
+        constraints = (
+            models.UniqueConstraint(fields=("alias", "hour"), name="dbconnmgr_hour_alias_hour"),
+        )
+        verbose_name = "connection hour"
+
+    def __str__(self) -> str:
+        return f"{self.alias} {self.hour:%Y-%m-%d %H}:00: max {self.max_total_connections}"
+
+
+class RollupCoverage(models.Model):
+    """The hours of one alias the rollup holds completely: ``[start, end)``.
+
+    Hours outside it (not rolled up yet, or partly pruned) are read from the samples.
+    """
+
+    alias = models.CharField(max_length=100, unique=True)
+    start = models.DateTimeField(help_text="the first hour covered")
+    end = models.DateTimeField(help_text="hours before this one are covered")
+
+    class Meta:
+        verbose_name = "rollup coverage"
+        verbose_name_plural = "rollup coverage"
+
+    def __str__(self) -> str:
+        return f"{self.alias}: {self.start:%Y-%m-%d %H}:00 to {self.end:%Y-%m-%d %H}:00"
 
 
 class Connections(models.Model):

@@ -23,6 +23,8 @@ from dbconnmgr.cli.options import Options
 from dbconnmgr.core.text import escape_controls
 
 if TYPE_CHECKING:
+    from dbconnmgr.core.snapshot import Snapshot
+    from dbconnmgr.exceptions import DbConnMgrError
     from dbconnmgr.render import Renderer
 
 
@@ -65,6 +67,9 @@ class Action(Generic[OptionsT]):
     #: Several aliases run as one call with ``opts["aliases"]`` (monitor samples them
     #: together) rather than one call per alias.
     one_run_for_aliases: ClassVar[bool] = False
+    #: With several aliases, each run takes its snapshot from one concurrent read of them
+    #: all (:meth:`given_read`) rather than reading on its own.
+    reads_together: ClassVar[bool] = False
 
     def __init__(self, command: BaseCommand, opts: dict[str, Any]) -> None:
         self.command = command
@@ -85,6 +90,12 @@ class Action(Generic[OptionsT]):
         raise NotImplementedError
 
     # -- helpers -----------------------------------------------------------------------------
+    def given_read(self) -> Snapshot | DbConnMgrError | None:
+        """With several aliases, this alias's snapshot from the read of them all (or the
+        error that kept it from being read); None when the action reads on its own."""
+        reads = self.opts.get("reads")
+        return None if reads is None else reads.get(self.alias)
+
     def write_json(self, payload: Any) -> None:
         """Write one JSON document to stdout (one line each when several aliases are read)."""
         if self.opts.get("several_aliases"):
@@ -216,7 +227,7 @@ def registry() -> dict[str, type[Action[Any]]]:
     from dbconnmgr.cli.budget import BudgetAction
     from dbconnmgr.cli.health import HealthAction
     from dbconnmgr.cli.monitor import MonitorAction
-    from dbconnmgr.cli.peak import PeakAction
+    from dbconnmgr.cli.peak import PeakAction, RollupAction
     from dbconnmgr.cli.status import StatusAction
     from dbconnmgr.cli.terminate import CancelAction, CloseIdleAction, ForceCloseAction
 
@@ -225,6 +236,7 @@ def registry() -> dict[str, type[Action[Any]]]:
         HealthAction,
         MonitorAction,
         PeakAction,
+        RollupAction,
         CloseIdleAction,
         ForceCloseAction,
         CancelAction,

@@ -11,8 +11,8 @@ from dbconnmgr.backends import get_backend
 from dbconnmgr.cli import Action, reader_left
 from dbconnmgr.cli.options import Options, option
 from dbconnmgr.core.health import Severity, threshold_errors
-from dbconnmgr.exceptions import DbConnMgrError
-from dbconnmgr.health import check_health
+from dbconnmgr.exceptions import DbConnMgrError, ServerUnavailable
+from dbconnmgr.health import check_health, judge
 from dbconnmgr.payloads import health_payload, nagios_perfdata
 
 _SPEC = re.compile(r"^(?:(?P<kind>count|free):)?(?P<number>[0-9]+(?:\.[0-9]+)?)(?P<pct>%)?$")
@@ -70,13 +70,20 @@ class HealthAction(Action[HealthOptions]):
     name = "health"
     help = "connection health checks; exit 0 ok, 1 warning, 2 critical, 3 unknown (Nagios)"
     options_type = HealthOptions
+    reads_together = True
 
     def run(self) -> int:
         try:
             thresholds = self.thresholds()
             # An alias whose ENGINE cannot be loaded is one line, as for every action.
             get_backend(self.alias)
-            report = check_health(self.alias, thresholds)
+            read = self.given_read()
+            if read is None:
+                report = check_health(self.alias, thresholds)
+            elif isinstance(read, DbConnMgrError) and not isinstance(read, ServerUnavailable):
+                raise read  # an unknown alias, an engine dbconnmgr does not read: UNKNOWN
+            else:  # a snapshot, or why the server could not be read: judged alike
+                report = judge(self.alias, read, thresholds)
         except (DbConnMgrError, ValueError) as exc:
             # Nagios reads exit 1 as WARNING and 2 as CRITICAL: a check that cannot run is
             # UNKNOWN (3).

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +18,7 @@ from dbconnmgr.exceptions import EXIT_CRITICAL, EXIT_OK
 if TYPE_CHECKING:  # imported in run(): every db_connections call builds this parser
     from dbconnmgr.core.samples import Sample
     from dbconnmgr.monitor_loop import Monitor
+    from dbconnmgr.readers import SnapshotBatch
 
 #: The longest --interval: one day.
 MAX_INTERVAL = 86400.0
@@ -115,15 +116,23 @@ class MonitorAction(Action[MonitorOptions]):
             if self.options.record:
                 recorder = Recorder(default_time_limit(float(interval)), warn=_say_on_stderr)
             policy = SamplePolicy(recorder=recorder, thresholds=thresholds)
-            monitors = [Monitor(alias, float(interval), on_sample=policy) for alias in aliases]
+            batch = None
+            if len(aliases) > 1:  # each tick reads them all at once (readers.SnapshotBatch)
+                from dbconnmgr.readers import SnapshotBatch
+
+                batch = SnapshotBatch(aliases, time_limit=default_time_limit(float(interval)))
+            monitors = [
+                Monitor(alias, float(interval), on_sample=policy, snapshot=batch)
+                for alias in aliases
+            ]
         except (TypeError, ValueError) as exc:
             raise CommandError(f"DBCONNMGR settings: {exc}") from None
         if recorder is not None:
             recorder.check_tables()  # RecordingTablesMissing: one line, exit 3
-        if len(monitors) == 1:
+        if batch is None:
             code = self._sample(monitors[0], count)
         else:
-            code = self._sample_together(monitors, count)
+            code = self._sample_together(monitors, batch, count)
         from dbconnmgr.core.health import Severity
 
         # Health could never be judged: UNKNOWN, whatever the samples said.
@@ -149,33 +158,46 @@ class MonitorAction(Action[MonitorOptions]):
         # All --count samples taken: say whether the last one could read the server.
         return EXIT_OK if self.last is None else self._exit_code(self.last)
 
-    def _sample_together(self, monitors: list[Monitor], count: int | None) -> int:
+    def _sample_together(
+        self, monitors: list[Monitor], batch: SnapshotBatch, count: int | None
+    ) -> int:
         """Several aliases, JSON Lines: every interval, one line per alias, in order.
 
-        Exits with the worst code of the aliases' last samples (as health does).
+        Each tick reads every alias at once (``batch``: at most
+        :data:`~dbconnmgr.readers.DEFAULT_MAX_READERS` readers open, each closed after its
+        snapshot, none counted by another alias), then each monitor makes its sample of
+        its alias's snapshot. Exits with the worst code of the aliases' last samples (as
+        health does).
         """
         from dbconnmgr.cli import worst_exit_code
         from dbconnmgr.payloads import sample_payload
 
         stream = self.command.stdout
         last: dict[str, Sample] = {}
-        with contextlib.ExitStack() as stack:
-            # Each monitor keeps its own schedule; after the first one waits out the
-            # interval, the others are due at once: all aliases sampled every interval.
-            loops = [m.samples(count) for m in monitors]
-            for monitor in monitors:  # a loop left early closes its private connection
-                stack.callback(monitor.close)
-            try:
-                for samples in zip(*loops, strict=False):
-                    for sample in samples:
-                        stream.write(json.dumps(sample_payload(sample), default=str))
-                        last[sample.alias] = sample
-                    stream.flush()
-            except KeyboardInterrupt:
-                return 0
-            except BrokenPipeError:
-                reader_left()
-                return 0
+        interval = monitors[0].interval
+        taken = 0
+        next_at = time.monotonic()
+        try:
+            while count is None or taken < count:
+                if taken:
+                    next_at += interval
+                    delay = next_at - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                    else:  # late: start again from now rather than firing a burst
+                        next_at = time.monotonic()
+                batch.read()
+                for monitor in monitors:
+                    sample = monitor.sample()
+                    stream.write(json.dumps(sample_payload(sample), default=str))
+                    last[sample.alias] = sample
+                stream.flush()
+                taken += 1
+        except KeyboardInterrupt:
+            return 0
+        except BrokenPipeError:
+            reader_left()
+            return 0
         return worst_exit_code([self._exit_code(sample) for sample in last.values()])
 
     @staticmethod

@@ -1,5 +1,6 @@
 """``--action=peak``: the busiest hours of the day, from recorded monitoring samples (and,
-where the server keeps its own history, from that too)."""
+where the server keeps its own history, from that too); ``--action=rollup``: rebuild the
+hourly rollup those reads use, from the samples."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from django.db import DatabaseError, connections
 from django.utils import timezone
 
 from dbconnmgr.cli import Action, whole_number
-from dbconnmgr.cli.options import Options, option
+from dbconnmgr.cli.options import NoOptions, Options, option
 from dbconnmgr.core.retained import RetainedPeaks
 
 #: Days of samples --action=peak reads by default.
@@ -95,6 +96,51 @@ class PeakAction(Action[PeakOptions]):
                 return backend.retained_peaks(days, timezone.get_current_timezone())
         except ServerUnavailable as exc:
             raise CommandError(str(exc)) from None
+
+
+class RollupAction(Action[NoOptions]):
+    """Rebuild the hourly rollup of the alias's recorded samples from the samples."""
+
+    name = "rollup"
+    help = (
+        "rebuild the hourly rollup peak and the admin charts read, from the samples recorded "
+        "for --database (monitor --record keeps it up to date by itself)"
+    )
+    options_type = NoOptions
+
+    def run(self) -> int:
+        import time
+
+        from dbconnmgr.history import coverage, rebuild_rollup
+
+        started = time.monotonic()
+        try:
+            written = rebuild_rollup(self.alias)[self.alias]
+            covered = coverage(self.alias)
+        except DatabaseError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+            hint = "; run: manage.py migrate dbconnmgr" if _missing_table(exc) else ""
+            raise CommandError(f"cannot rebuild the rollup: {first}{hint}") from None
+        seconds = round(time.monotonic() - started, 3)
+        start, end = (None, None) if covered is None else covered
+        if self.format == "json":
+            self.write_json(
+                {"alias": self.alias, "hours": written,
+                 "start": None if start is None else start.isoformat(),
+                 "end": None if end is None else end.isoformat(), "seconds": seconds}
+            )  # fmt: skip
+        elif start is None or end is None:
+            self.command.stdout.write(
+                f"No finished hour of recorded samples for database {self.alias!r}: "
+                "nothing to roll up."
+            )
+        else:
+            self.command.stdout.write(
+                f"Rolled up {written:,} hour(s) of recorded samples for database "
+                f"{self.alias!r} ({start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC) "
+                f"in {seconds:.1f} s."
+            )
+        return 0
 
 
 def _missing_table(exc: BaseException) -> bool:

@@ -10,7 +10,7 @@ from dbconnmgr.backends import working_backend
 from dbconnmgr.cli import Action, whole_number
 from dbconnmgr.cli.options import Options, option
 from dbconnmgr.core.pooler import PoolerSnapshot, PoolerUnavailable
-from dbconnmgr.exceptions import EXIT_UNKNOWN
+from dbconnmgr.exceptions import EXIT_UNKNOWN, DbConnMgrError
 from dbconnmgr.pooler import read_pooler
 
 #: The most rows per breakdown --limit takes.
@@ -34,13 +34,20 @@ class StatusAction(Action[StatusOptions]):
     name = "status"
     help = "connections by state, application, user, database and client; utilization"
     options_type = StatusOptions
+    reads_together = True
 
     def run(self) -> int:
         limit = self.options.limit or get_setting("STATUS_LIMIT")
         # The table colours utilization by the project's thresholds (read before any I/O).
         colours = thresholds() if self.format == "table" else None
-        with working_backend(self.alias) as backend:
-            snapshot = backend.snapshot()
+        read = self.given_read()
+        if read is None:
+            with working_backend(self.alias) as backend:
+                snapshot = backend.snapshot()
+        elif isinstance(read, DbConnMgrError):
+            raise read
+        else:
+            snapshot = read
         pooler = read_pooler(self.alias)
         if self.format == "json":
             from dbconnmgr.payloads import status_payload

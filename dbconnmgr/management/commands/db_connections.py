@@ -88,10 +88,16 @@ class Command(BaseCommand):
                 code = action_cls(self, {**options, "aliases": aliases}).run()
             else:
                 codes = []
+                reads = None
+                if action_cls.reads_together:  # one concurrent, bounded read of them all
+                    from dbconnmgr.readers import LazyReads
+
+                    reads = LazyReads(aliases)
                 for alias in aliases:
                     codes.append(
                         action_cls(
-                            self, {**options, "database": alias, "several_aliases": True}
+                            self,
+                            {**options, "database": alias, "several_aliases": True, "reads": reads},
                         ).run()
                     )
                     if options["format"] != "json":  # JSON: one document per line
