@@ -263,12 +263,19 @@ def peak_renderables(
                 f"{report.peak_connections} connections (at {report.peak_at:%H:%M:%S})"
             ),
         )
-    table = DataTable(
-        title=literal(f"Total connections per hour of day ({tz})"),
-        box=box.ASCII2 if plain else box.ROUNDED,
-        title_justify="left",
+    table = _hours_table(
+        f"Total connections per hour of day ({tz})", "samples", report, plain=plain
     )
-    for column in ("hour", "samples", "max", "average", "p95"):
+    return [head, Text(""), table]
+
+
+def _hours_table(title: str, count: str, report: PeakReport, *, plain: bool) -> DataTable:
+    """One row per hour of day (the peak hour bold); ``count`` names what ``samples`` counts."""
+    peak = report.peak_hour
+    table = DataTable(
+        title=literal(title), box=box.ASCII2 if plain else box.ROUNDED, title_justify="left"
+    )
+    for column in ("hour", count, "max", "average", "p95"):
         table.add_column(column, justify="left" if column == "hour" else "right")
     for h in report.hours:
         style = "bold" if peak is not None and h.hour == peak.hour else None
@@ -276,7 +283,7 @@ def peak_renderables(
             literal(f"{h.hour:02d}:00"), literal(h.samples), literal(h.max),
             literal(f"{h.average:.1f}"), literal(h.p95), style=style,
         )  # fmt: skip
-    return [head, Text(""), table]
+    return table
 
 
 def retained_peak_renderables(
@@ -308,19 +315,12 @@ def retained_peak_renderables(
                 f"{report.peak_connections} sessions open at once"
             ),
         )
-    table = DataTable(
-        title=literal(f"Most sessions open at once per hour of day ({tz}; days: days seen)"),
-        box=box.ASCII2 if plain else box.ROUNDED,
-        title_justify="left",
+    table = _hours_table(
+        f"Most sessions open at once per hour of day ({tz}; days: days seen)",
+        "days",
+        report,
+        plain=plain,
     )
-    for column in ("hour", "days", "max", "average", "p95"):
-        table.add_column(column, justify="left" if column == "hour" else "right")
-    for h in report.hours:
-        style = "bold" if peak is not None and h.hour == peak.hour else None
-        table.add_row(
-            literal(f"{h.hour:02d}:00"), literal(h.samples), literal(h.max),
-            literal(f"{h.average:.1f}"), literal(h.p95), style=style,
-        )  # fmt: skip
     parts: list[RenderableType] = [Text(""), head, Text(""), table]
     if retained.wlm_apex is None:
         parts.append(Text("WLM apex: not read (the queues' views are superuser-only)"))

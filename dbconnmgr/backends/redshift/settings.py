@@ -13,12 +13,9 @@ from typing import Any, Final
 from django.core.exceptions import ImproperlyConfigured
 
 from dbconnmgr.backends.engine_settings import (
-    DEFAULT_CONNECT_TIMEOUT,
     EngineSettings,
     Sources,
-    first,
     parse_whole,
-    set_option,
 )
 from dbconnmgr.backends.postgresql import settings as postgresql
 from dbconnmgr.backends.redshift.limits import MAX_CLUSTER_CONNECTIONS, LimitError, cluster_limit
@@ -64,28 +61,7 @@ def configure(config: dict[str, Any], options: dict[str, Any], src: Sources) -> 
         options["application_name"] = name
     elif src.keywords.get("service"):
         options.setdefault("application_name", src.keywords["service"])
-    set_option(
-        options,
-        "connect_timeout",
-        src.whole("DB_CONNECT_TIMEOUT", "connect_timeout"),
-        DEFAULT_CONNECT_TIMEOUT,
-    )
-    url_keepalives = options.get("keepalives")
-    if first(
-        src.boolean("DB_KEEPALIVES", "keepalives"),
-        None if url_keepalives is None else bool(url_keepalives),
-        True,
-    ):
-        options["keepalives"] = 1
-        for key, var, fallback in (
-            ("keepalives_idle", "DB_KEEPALIVES_IDLE", postgresql.DEFAULT_KEEPALIVES_IDLE),
-            ("keepalives_interval", "DB_KEEPALIVES_INTERVAL",
-             postgresql.DEFAULT_KEEPALIVES_INTERVAL),
-            ("keepalives_count", "DB_KEEPALIVES_COUNT", postgresql.DEFAULT_KEEPALIVES_COUNT),
-        ):  # fmt: skip
-            set_option(options, key, src.whole(var), fallback)
-    else:
-        options["keepalives"] = 0
+    postgresql.libpq_connection_options(options, src)
     chosen = src.whole("DB_STATEMENT_TIMEOUT", "statement_timeout", minimum=0)
     if chosen is not None:
         options["statement_timeout"] = chosen
