@@ -10,7 +10,7 @@ which the command renders as a table or JSON.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal, get_args
@@ -366,6 +366,25 @@ def predict(candidate: Candidate, criteria: Criteria, actor: Actor) -> tuple[Out
     if not candidate.can_signal:
         return "permission_denied", _not_member(candidate, actor)
     return WOULD[criteria.signal], "matches"
+
+
+def split_signallable(
+    candidates: Sequence[Candidate], criteria: Criteria
+) -> tuple[dict[int, ServerAnswer], list[Candidate]]:
+    """For a backend that re-checks and signals in separate statements: the answers for the
+    candidates it must leave alone (a superuser's session while ``include_superusers`` is
+    off: ``protected``; one the role may not signal: ``permission_denied``) and the others,
+    in order, to re-check and signal."""
+    answers: dict[int, ServerAnswer] = {}
+    eligible: list[Candidate] = []
+    for c in candidates:
+        if c.is_superuser and not criteria.include_superusers:
+            answers[c.pid] = ServerAnswer(c.pid, "protected", c.state, c.state_seconds)
+        elif not c.can_signal:
+            answers[c.pid] = ServerAnswer(c.pid, "permission_denied", c.state, c.state_seconds)
+        else:
+            eligible.append(c)
+    return answers, eligible
 
 
 def result_from_answer(

@@ -26,7 +26,13 @@ from dbconnmgr.backends.base import ConnectionBackend, gc_paused
 from dbconnmgr.backends.mysql import driver, rows, sql
 from dbconnmgr.core.capabilities import Capabilities
 from dbconnmgr.core.snapshot import ClientCount, Connection, Snapshot
-from dbconnmgr.core.termination import Candidate, Criteria, Selection, ServerAnswer
+from dbconnmgr.core.termination import (
+    Candidate,
+    Criteria,
+    Selection,
+    ServerAnswer,
+    split_signallable,
+)
 from dbconnmgr.exceptions import ActionNotPossible, InsufficientPrivilege, ServerUnavailable
 
 
@@ -237,15 +243,7 @@ class MySQLBackend(ConnectionBackend):
         state, in it at least ``older_than`` s) and kills those that still match right
         after; the window left is between that read and each KILL.
         """
-        answers: dict[int, ServerAnswer] = {}
-        eligible: list[Candidate] = []
-        for c in candidates:
-            if c.is_superuser and not criteria.include_superusers:
-                answers[c.pid] = ServerAnswer(c.pid, "protected", c.state, c.state_seconds)
-            elif not c.can_signal:
-                answers[c.pid] = ServerAnswer(c.pid, "permission_denied", c.state, c.state_seconds)
-            else:
-                eligible.append(c)
+        answers, eligible = split_signallable(candidates, criteria)
         if not eligible:
             return answers
         statement, params = sql.kill_statement(

@@ -56,7 +56,13 @@ from dbconnmgr.core.capabilities import Capabilities
 from dbconnmgr.core.retained import QueueApex, RetainedPeaks, hour_floor, hourly_levels, queue_apex
 from dbconnmgr.core.samples import hourly_peaks
 from dbconnmgr.core.snapshot import ClientCount, Connection, ServerLimits, Snapshot
-from dbconnmgr.core.termination import Candidate, Criteria, Selection, ServerAnswer
+from dbconnmgr.core.termination import (
+    Candidate,
+    Criteria,
+    Selection,
+    ServerAnswer,
+    split_signallable,
+)
 from dbconnmgr.exceptions import ActionNotPossible, ServerUnavailable
 
 #: Attribute of Django's connection wrapper: its reader was a superuser at the last snapshot.
@@ -253,15 +259,7 @@ class RedshiftBackend(ConnectionBackend):
         least ``older_than`` s) and the next signals those that still match; the window left
         is between the two (measured in ``signalled_at``).
         """
-        answers: dict[int, ServerAnswer] = {}
-        eligible: list[Candidate] = []
-        for c in candidates:
-            if c.is_superuser and not criteria.include_superusers:
-                answers[c.pid] = ServerAnswer(c.pid, "protected", c.state, c.state_seconds)
-            elif not c.can_signal:
-                answers[c.pid] = ServerAnswer(c.pid, "permission_denied", c.state, c.state_seconds)
-            else:
-                eligible.append(c)
+        answers, eligible = split_signallable(candidates, criteria)
         function = _SIGNAL_FUNCTION[criteria.signal]
         for start in range(0, len(eligible), RECHECK_CHUNK):
             chunk = eligible[start : start + RECHECK_CHUNK]
