@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import json
 import math
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, TypeVar
 
@@ -222,24 +223,50 @@ positive_int = whole_number(1, MAX_COUNT)
 non_negative_seconds = finite_number(0, MAX_SECONDS, what="a number of seconds")
 
 
-def registry() -> dict[str, type[Action[Any]]]:
-    """Every action by name, in the order ``--help`` lists them."""
-    from dbconnmgr.cli.budget import BudgetAction
-    from dbconnmgr.cli.health import HealthAction
-    from dbconnmgr.cli.monitor import MonitorAction
-    from dbconnmgr.cli.peak import PeakAction, RollupAction
-    from dbconnmgr.cli.status import StatusAction
-    from dbconnmgr.cli.terminate import CancelAction, CloseIdleAction, ForceCloseAction
+#: Every action's name, in the order ``--help`` lists them, and where its class is
+#: (module under ``dbconnmgr.cli``, class name). Naming them here keeps a command line from
+#: importing every action's module to find one: ``--action=status`` imports status's only.
+ACTIONS: Final[Mapping[str, tuple[str, str]]] = {
+    "status": ("status", "StatusAction"),
+    "health": ("health", "HealthAction"),
+    "monitor": ("monitor", "MonitorAction"),
+    "peak": ("peak", "PeakAction"),
+    "rollup": ("peak", "RollupAction"),
+    "close-idle": ("terminate", "CloseIdleAction"),
+    "force-close": ("terminate", "ForceCloseAction"),
+    "cancel": ("terminate", "CancelAction"),
+    "budget": ("budget", "BudgetAction"),
+}
 
-    actions: list[type[Action[Any]]] = [
-        StatusAction,
-        HealthAction,
-        MonitorAction,
-        PeakAction,
-        RollupAction,
-        CloseIdleAction,
-        ForceCloseAction,
-        CancelAction,
-        BudgetAction,
-    ]
-    return {action.name: action for action in actions}
+
+class Registry(Mapping[str, "type[Action[Any]]"]):
+    """Every action by name; an action's module is imported when its class is looked up.
+
+    Names (iteration, ``in``, ``len``) cost no import; ``registry()["status"]`` imports
+    :mod:`dbconnmgr.cli.status` alone, ``registry().values()`` every action's module (the
+    parser of ``--help`` and of ``call_command()``, which list every option).
+    """
+
+    def __getitem__(self, name: str) -> type[Action[Any]]:
+        module, attribute = ACTIONS[name]
+        cls: type[Action[Any]] = getattr(
+            importlib.import_module(f"dbconnmgr.cli.{module}"), attribute
+        )
+        return cls
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(ACTIONS)
+
+    def __len__(self) -> int:
+        return len(ACTIONS)
+
+    def __contains__(self, name: object) -> bool:  # no import to answer it
+        return name in ACTIONS
+
+
+_REGISTRY: Final = Registry()
+
+
+def registry() -> Registry:
+    """Every action by name, in the order ``--help`` lists them (imported on look-up)."""
+    return _REGISTRY

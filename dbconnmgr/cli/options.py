@@ -85,23 +85,6 @@ class NoOptions(Options):
     """The options of an action that takes none beyond the common ones."""
 
 
-class _Refused(argparse.Action):
-    """Another action's option on an action's parser: a usage error when given, unlisted."""
-
-    def __init__(self, option_strings: Sequence[str], dest: str, message: str, **kwargs: Any):
-        super().__init__(option_strings, dest, **kwargs)
-        self.message = message
-
-    def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        values: Any,
-        option_string: str | None = None,
-    ) -> None:
-        parser.error(self.message)
-
-
 def _refusal(option: Declared, action: str, owners: Sequence[str]) -> str:
     return f"{option.flags[0]} does not apply to --action={action} (it is for: {', '.join(owners)})"
 
@@ -115,18 +98,25 @@ def owners_of_options(actions: Mapping[str, type[Action[Any]]]) -> dict[str, lis
     return owners
 
 
-def action_named_in(argv: Sequence[str], actions: Mapping[str, object]) -> str | None:
-    """The ``--action`` given on a command line, None when absent or not an action's name.
+def action_named_in(
+    argv: Sequence[str], actions: Mapping[str, object], default: str | None = None
+) -> str | None:
+    """The ``--action`` given on a command line, None when it is not an action's name.
 
-    Read before the command's parser is built, so that the parser can hold that action's
-    options only; anything wrong here is left for the full parser to report.
+    Without ``--action``: ``default`` (the action the command runs then), or None when
+    ``-h``/``--help`` asks for every action's options. Read before the command's parser is
+    built, so that the parser can hold that action's options only; anything wrong here is
+    left for the full parser to report.
     """
     pre = _ActionOnly(add_help=False)
     pre.add_argument("--action")
+    pre.add_argument("-h", "--help", action="store_true")
     try:
         known, _ = pre.parse_known_args(list(argv))
     except _NotFound:
         return None
+    if known.action is None:
+        return None if known.help else default
     return known.action if known.action in actions else None
 
 
@@ -146,32 +136,77 @@ def compose_parser(
 ) -> None:
     """Declare the common options and those of ``chosen`` (every action's when None).
 
-    On a chosen action's parser, every other action's option is declared hidden and
-    refused when given: ``--action=status --watch`` is a usage error by construction.
+    On a chosen action's parser, another action's option is refused when given:
+    ``--action=status --watch`` is a usage error naming the actions it is for. Only the
+    chosen action's module is imported for that; the other actions' declarations are looked
+    up only when argparse leaves an argument unrecognized (:func:`_refuse_foreign`).
     """
-    action_cls = actions.get(chosen) if chosen else None
+    action_cls = actions[chosen] if chosen is not None and chosen in actions else None
     _add_common(parser, actions, action_cls)
     if action_cls is None:
         parser.epilog = "manage.py db_connections --action=NAME --help lists NAME's options only."
         for declared in _each_option_once(actions):
             declared.add_to(parser)
         return
-    mine = set()
     for declared in action_cls.options_type.declared():
         declared.add_to(parser)
-        mine.add(declared.dest)
-    owners = owners_of_options(actions)
-    for declared in _each_option_once(actions):
-        if declared.dest not in mine:
-            parser.add_argument(
-                *declared.flags,
-                action=_Refused,
-                nargs=None if declared.takes_value else 0,
-                dest=declared.dest,
-                default=argparse.SUPPRESS,
-                help=argparse.SUPPRESS,
-                message=_refusal(declared, action_cls.name, owners[declared.dest]),
-            )
+    _refuse_foreign(parser, actions, action_cls)
+
+
+def _refuse_foreign(
+    parser: argparse.ArgumentParser,
+    actions: Mapping[str, type[Action[Any]]],
+    action_cls: type[Action[Any]],
+) -> None:
+    """What argparse leaves unrecognized on ``action_cls``'s parser is looked up among the
+    other actions' options: one of those is refused by name (:func:`foreign_refusal`),
+    anything else stays argparse's "unrecognized arguments".
+
+    ``parse_known_args`` is the public step ``parse_args`` goes through (Django's
+    ``call_command`` and ``run_from_argv`` call ``parse_args``); it is wrapped on the
+    instance, as :func:`one_line_usage_errors` replaces ``error``.
+    tests/test_command_parser.py fails if argparse stops calling it.
+    """
+    parse_known_args = parser.parse_known_args
+
+    def parse(
+        args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        known, extras = parse_known_args(args, namespace)
+        refusal = foreign_refusal(actions, action_cls.name, extras)
+        if refusal is not None:
+            parser.error(refusal)
+        return known, extras
+
+    parser.parse_known_args = parse  # type: ignore[method-assign,assignment]
+
+
+def foreign_refusal(
+    actions: Mapping[str, type[Action[Any]]], action: str, extras: Sequence[str]
+) -> str | None:
+    """The refusal of the first of ``extras`` (arguments ``action``'s parser did not
+    recognize) that is another action's option, by its flag or by an abbreviation of one
+    flag only (argparse takes abbreviations); None when none is."""
+    flags: dict[str, Declared] | None = None
+    for token in extras:
+        if not token.startswith("--") or token == "--":
+            continue
+        if flags is None:  # the other actions' modules, imported on this error path only
+            mine = {d.dest for d in actions[action].options_type.declared()}
+            flags = {
+                flag: declared
+                for declared in _each_option_once(actions)
+                if declared.dest not in mine
+                for flag in declared.flags
+            }
+        given = token.split("=", 1)[0]
+        found = flags.get(given)
+        if found is None:
+            matches = {d.dest: d for flag, d in flags.items() if flag.startswith(given)}
+            found = next(iter(matches.values())) if len(matches) == 1 else None
+        if found is not None:
+            return _refusal(found, action, owners_of_options(actions)[found.dest])
+    return None
 
 
 def _each_option_once(actions: Mapping[str, type[Action[Any]]]) -> Iterator[Declared]:

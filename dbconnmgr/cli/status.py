@@ -50,7 +50,8 @@ class StatusAction(Action[StatusOptions]):
             snapshot = read
         pooler = read_pooler(self.alias)
         if self.format == "json":
-            from dbconnmgr.payloads import status_payload
+            # The pure builder (payloads re-exports it) spares this path payloads' imports.
+            from dbconnmgr.core.builders import status_payload
 
             self.write_json(status_payload(snapshot, limit, pooler))
         else:

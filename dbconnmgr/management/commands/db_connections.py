@@ -52,8 +52,9 @@ class Command(BaseCommand):
         )
 
     def run_from_argv(self, argv: list[str]) -> None:
-        """From a command line, the parser is built for the ``--action`` given there."""
-        self._action = action_named_in(argv[2:], registry())
+        """From a command line, the parser is built for the ``--action`` given there (status
+        when none is given, unless ``--help`` asks for every action's options)."""
+        self._action = action_named_in(argv[2:], registry(), default="status")
         super().run_from_argv(argv)
 
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
@@ -70,9 +71,10 @@ class Command(BaseCommand):
         actions = registry()
         action_cls = actions[options["action"]]
         try:
-            refused = foreign_option(actions, action_cls.name, options)
-            if refused is not None:  # a parser with every action's options (call_command)
-                raise CommandError(refused)
+            if self._action is None:  # a parser with every action's options (call_command)
+                refused = foreign_option(actions, action_cls.name, options)
+                if refused is not None:
+                    raise CommandError(refused)
             aliases = resolve_aliases(options["database"])
             if len(aliases) == 1:
                 code = action_cls(self, {**options, "database": aliases[0]}).run()
