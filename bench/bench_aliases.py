@@ -50,6 +50,9 @@ def main() -> None:
             DJANGO_SETTINGS_MODULE="bench.aliases_settings",
             BENCH_ALIASES=str(COUNT),
         )
+        # As installed (pip writes bytecode): the warm-up runs write the project's .pyc files,
+        # which a shell's PYTHONDONTWRITEBYTECODE would otherwise make every run recompile.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         same = ",".join(f"s{i:02d}" for i in range(COUNT))
         roles = ",".join(f"r{i:02d}" for i in range(COUNT))
 

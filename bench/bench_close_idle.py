@@ -64,6 +64,9 @@ def _remaining(admin: psycopg.Connection) -> int:
 def _manage(url: str, settings_module: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, DATABASE_URL=url, DJANGO_SETTINGS_MODULE=settings_module)
     env["PYTHONPATH"] = str(ROOT)
+    # As installed (pip writes bytecode): the warm-up runs write the project's .pyc files,
+    # which a shell's PYTHONDONTWRITEBYTECODE would otherwise make every run recompile.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     return subprocess.run(
         [sys.executable, str(ROOT / "manage.py"), *args],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,

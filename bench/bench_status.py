@@ -90,6 +90,9 @@ print(take_snapshot("default").total_connections)
 
 def _whole_command(url: str) -> list[tuple[str, ...]]:
     env = dict(os.environ, DATABASE_URL=url, DJANGO_SETTINGS_MODULE="example_project.settings")
+    # As installed (pip writes bytecode): the warm-up runs write the project's .pyc files,
+    # which a shell's PYTHONDONTWRITEBYTECODE would otherwise make every run recompile.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     manage = [sys.executable, str(ROOT / "manage.py")]
 
     def run(*args: str) -> object:

@@ -12,7 +12,7 @@ from typing import Any
 
 import psycopg
 
-from dbconnmgr.backends.base import ConnectionBackend
+from dbconnmgr.backends.base import ConnectionBackend, gc_paused
 from dbconnmgr.backends.postgresql import driver, sql
 from dbconnmgr.backends.postgresql import rows as rows_
 from dbconnmgr.core.capabilities import Capabilities
@@ -56,6 +56,12 @@ class PostgreSQLBackend(ConnectionBackend):
 
     def snapshot(self) -> Snapshot:
         """Read every client backend and the server's limits in one round trip."""
+        # The rows and the tuples built from them hold no cycle: the collector has nothing
+        # to find in them (backends.base.gc_paused; 1,000 rows are 16,000 objects).
+        with gc_paused():
+            return self._snapshot()
+
+    def _snapshot(self) -> Snapshot:
         params = {"query_limit": sql.QUERY_TEXT_LIMIT}
         with self._raw_connection() as raw:
             limits_cursor = raw.cursor()
