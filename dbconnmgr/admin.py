@@ -61,8 +61,9 @@ PERIODS: dict[str, tuple[int, int]] = {
 LOAD_BY: dict[str, str] = {"application": "application", "code": "code label"}
 #: Seconds between refreshes of the live part.
 REFRESH_SECONDS = 10
-#: Seconds the 30-day heatmap is kept in Django's cache: it reads every sample of the month
-#: (about 1 s for 520,000 rows on a busy 2-core machine) and changes little in minutes.
+#: Seconds the 30-day heatmap is kept in Django's cache: it reads the hourly rollup (720
+#: hour rows, with the samples of the hours not rolled up yet grouped by the database) and
+#: changes little in minutes, so a page refreshed every REFRESH_SECONDS need not re-read it.
 HEATMAP_CACHE_SECONDS = 300
 #: Rows of the connection list shown at most (the counts above cover every session).
 LIST_LIMIT = 500
