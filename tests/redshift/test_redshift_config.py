@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -126,3 +127,20 @@ def test_one_startup_line_says_how_each_alias_holds_its_connections() -> None:
     assert describe_pooling("shop", unpooled).startswith(
         "database 'shop' (django.db.backends.mysql): no pool, each connection lives for "
     )
+
+
+def test_a_management_command_names_itself_in_application_name(
+    emulation: RedshiftEmulation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As on PostgreSQL: ``web:migrate``, so a migration's sessions are not the web's."""
+    env = {"DATABASE_URL": emulation.url, "DB_REDSHIFT_NODE_TYPE": "ra3.4xlarge"}
+    assert database_config(env=env, service="web")["OPTIONS"]["application_name"] == "web"
+    monkeypatch.setattr(sys, "argv", ["manage.py", "migrate"])
+    settings = database_config(env=env, service="web")
+    assert settings["OPTIONS"]["application_name"] == "web:migrate"
+    named = database_config(env={**env, "DB_APPLICATION_NAME": "ingest"})
+    assert named["OPTIONS"]["application_name"] == "ingest:migrate"
+    with configured("rs_named", settings) as alias, connections[alias].cursor() as cursor:
+        # the server got it: the emulation is PostgreSQL underneath, which keeps it
+        cursor.execute("SHOW application_name")
+        assert cursor.fetchone()[0] == "web:migrate"
