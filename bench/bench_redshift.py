@@ -146,7 +146,7 @@ def main() -> None:
             "statements": "the snapshot's statements, rows fetched, no Python model",
             "snapshot": "take_snapshot()",
         }
-        rows = []
+        rows: list[tuple[str, ...]] = []
         for name, label in labels.items():
             ratios = [a / b for a, b in zip(samples[name], samples["every"], strict=True)]
             q1, _, q3 = statistics.quantiles(ratios, n=4)
