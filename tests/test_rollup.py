@@ -518,3 +518,31 @@ def test_load_charts_count_hours_not_rolled_up_yet() -> None:
     assert history.roll_up_finished_hours("default", now=NOW) > 0  # the first day only
     _assert_same_load(_week_charts(13, 86400), _raw_load_charts(13, 86400))
     _assert_same_load(_week_charts(), _raw_load_charts(7, 3600))  # none of it rolled up
+
+
+@pytest.mark.django_db
+def test_recording_fills_hours_rolled_up_before_the_split() -> None:
+    import io
+
+    from django.core.management import call_command
+
+    hour = timezone.now().replace(minute=0, second=0, microsecond=0)
+    for hours_ago, active in ((3, 4), (2, 6)):
+        ConnectionSample.objects.create(
+            taken_at=hour - dt.timedelta(hours=hours_ago), alias="default", vendor="postgresql",
+            total_connections=20, active_connections=active, idle_in_transaction_connections=0,
+            waiting_connections=0, max_connections=100, usable_connections=97,
+            utilization_percent=20.6, load={"wait_class": {"Lock": active}},
+        )  # fmt: skip
+    history.rebuild_rollup()
+    ConnectionHour.objects.update(load=None)  # as a release without the split left them
+    history._LOADS_FILLED.discard("default")  # a monitor process that just started
+
+    call_command("db_connections", "--action=monitor", "--record", stdout=io.StringIO())
+
+    filled = dict(ConnectionHour.objects.values_list("hour", "load"))
+    assert {h: load["wait_class"] for h, load in filled.items()} == {
+        hour - dt.timedelta(hours=3): {"Lock": 4},
+        hour - dt.timedelta(hours=2): {"Lock": 6},
+    }
+    assert history.fill_hour_loads("default") == 0  # nothing left to fill
