@@ -4,14 +4,17 @@ only.
 Samples go through :class:`dbconnmgr.models.ConnectionSample`, so they are written where the
 project's database routers send the ``dbconnmgr`` app (``default`` without a router).
 
-Every history read (peak, the heatmap, the hourly series) costs what the window's hours
-cost, not its samples: whole hours come from the hourly rollup
+Every history read (peak, the heatmap, the hourly series, the hourly and daily load
+charts) costs what the window's hours cost, not its samples: whole hours come from the hourly rollup
 (:class:`~dbconnmgr.models.ConnectionHour`, one row per alias and hour, which
 ``--action=monitor --record`` writes as each hour finishes: :func:`roll_up_finished_hours`),
 and only the hours it does not hold (the two partial hours at the window's edges, the
 current hour, hours not rolled up yet) are aggregated from the samples by the database.
 Both give :class:`~dbconnmgr.core.hours.HourRow` objects, from which the reports are built
-exactly as from the samples themselves (:mod:`dbconnmgr.core.hours`).
+exactly as from the samples themselves (:mod:`dbconnmgr.core.hours`); the load split
+likewise gives :class:`~dbconnmgr.core.hours.HourLoad` objects (:func:`history_loads`).
+Hours rolled up before the rollup carried the split are read from their samples until
+:func:`fill_hour_loads` fills them in.
 """
 
 from __future__ import annotations
