@@ -34,6 +34,11 @@ class ConnectionSample(models.Model):
     refused_connections = models.PositiveIntegerField(
         null=True, blank=True, help_text="refused since the previous sample (engines that count)"
     )
+    wlm = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="the query queues (Redshift's WLM), null for engines without them",
+    )
 
     class Meta:
         ordering = ("-taken_at",)

@@ -262,6 +262,18 @@ def add_wlm_history(
     )
 
 
+def add_finished_query(
+    conn: psycopg.Connection[Any], *, session_id: int, start: datetime, end: datetime
+) -> None:
+    """A finished query of process ``session_id`` (SYS_QUERY_HISTORY), beside the live
+    sessions' own last queries."""
+    conn.execute(
+        "INSERT INTO redshift_emulation.query_log (session_id, start_time, end_time) "
+        "VALUES (%s, %s, %s)",
+        (session_id, start, end),
+    )
+
+
 def clear_feeds(conn: psycopg.Connection[Any]) -> None:
     """Empty the WLM tables, the query log and the synthetic history rows."""
     conn.execute(

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from dbconnmgr.core.snapshot import Connection, Snapshot
+from dbconnmgr.core.wlm import queues_of
 
 #: What a figure counts or measures, for display (``seconds`` are shown as ``4m05s``).
-Unit = Literal["connections", "percent", "seconds", "text", "limits", "boolean", "pid"]
+Unit = Literal["connections", "percent", "seconds", "text", "limits", "boolean", "pid", "queues"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +217,9 @@ FIGURES: tuple[Figure, ...] = (
     Figure("visibility", "Visibility", "text", lambda s: s.visibility),
     Figure("hidden_connections", "Hidden", "connections", lambda s: s.hidden_connections),
     Figure("own_pid", "Own pid", "pid", lambda s: s.own_pid),
+    # the query queues (Redshift's WLM) as plain data, None for engines without them: what
+    # a recorded sample keeps of them (the documents carry them under the vendor's key)
+    Figure("wlm", "WLM queues", "queues", lambda s: _plain(queues_of(s))),
 )
 BY_NAME: Mapping[str, Figure] = {f.name: f for f in FIGURES}
 
@@ -285,7 +289,12 @@ RECORDED_KEYS: tuple[str, ...] = (
     "max_connections",
     "usable_connections",
     "utilization_percent",
+    "wlm",
 )
+
+
+def _plain(document: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return None if document is None else dict(document)
 
 
 def _ages(snapshot: Snapshot, field: str) -> Iterator[float]:

@@ -16,10 +16,12 @@ from dbconnmgr.core.findings import Finding, Severity
 from dbconnmgr.core.snapshot import Snapshot
 from dbconnmgr.core.thresholds import Thresholds, level, limits_text
 
-__all__ = ["queued_finding", "saturated_finding"]
+__all__ = ["queued_finding", "queues_of", "saturated_finding"]
 
 
-def _queues(snapshot: Snapshot) -> Mapping[str, Any] | None:
+def queues_of(snapshot: Snapshot) -> Mapping[str, Any] | None:
+    """The snapshot's WLM document (``visible``, ``queues``, ``queued_queries``,
+    ``query_slots``; docs/json.md), or None for an engine without query queues."""
     wlm = snapshot.extras.get("wlm")
     return wlm if isinstance(wlm, Mapping) else None
 
@@ -31,7 +33,7 @@ def queued_finding(snapshot: Snapshot, t: Thresholds) -> list[Finding]:
     says they were not read: the connection figures stay valid, and queueing is unknown to
     this reader, not a fault of the server.
     """
-    wlm = _queues(snapshot)
+    wlm = queues_of(snapshot)
     if wlm is None:
         return []
     if not wlm.get("visible"):
@@ -69,7 +71,7 @@ def queued_finding(snapshot: Snapshot, t: Thresholds) -> list[Finding]:
 def saturated_finding(snapshot: Snapshot, t: Thresholds) -> list[Finding]:
     """A queue with every slot taken and queries waiting: for as long as its oldest queued
     query has waited (it queued because no slot was free, and still waits)."""
-    wlm = _queues(snapshot)
+    wlm = queues_of(snapshot)
     if wlm is None or not wlm.get("visible"):
         return []
     saturated = []

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -126,3 +129,69 @@ def test_one_startup_line_says_how_each_alias_holds_its_connections() -> None:
     assert describe_pooling("shop", unpooled).startswith(
         "database 'shop' (django.db.backends.mysql): no pool, each connection lives for "
     )
+
+
+def test_a_management_command_names_itself_in_application_name(
+    emulation: RedshiftEmulation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As on PostgreSQL: ``web:migrate``, so a migration's sessions are not the web's."""
+    env = {"DATABASE_URL": emulation.url, "DB_REDSHIFT_NODE_TYPE": "ra3.4xlarge"}
+    assert database_config(env=env, service="web")["OPTIONS"]["application_name"] == "web"
+    monkeypatch.setattr(sys, "argv", ["manage.py", "migrate"])
+    settings = database_config(env=env, service="web")
+    assert settings["OPTIONS"]["application_name"] == "web:migrate"
+    named = database_config(env={**env, "DB_APPLICATION_NAME": "ingest"})
+    assert named["OPTIONS"]["application_name"] == "ingest:migrate"
+    with configured("rs_named", settings) as alias, connections[alias].cursor() as cursor:
+        # the server got it: the emulation is PostgreSQL underneath, which keeps it
+        cursor.execute("SHOW application_name")
+        assert cursor.fetchone()[0] == "web:migrate"
+
+
+_STARTUP_SCRIPT = """
+import sys
+import django
+from django.conf import settings
+from dbconnmgr.database_settings import database_config
+
+urls = {
+    "default": "postgres://app:pw@db.example/shop?pool_size=4&max_overflow=2",
+    "legacy": "mysql://app:pw@mariadb.example/shop",
+    "warehouse": "redshift://etl:pw@cluster.example:5439/dev?node_type=ra3.4xlarge",
+}
+settings.configure(
+    DATABASES={alias: database_config(env={"DATABASE_URL": url}) for alias, url in urls.items()},
+    INSTALLED_APPS=["dbconnmgr"],
+    LOGGING={
+        "version": 1,
+        "disable_existing_loggers": False,
+        "handlers": {"console": {"class": "logging.StreamHandler"}},
+        "loggers": {"dbconnmgr": {"handlers": ["console"], "level": sys.argv[1]}},
+    },
+)
+django.setup()
+"""
+
+
+@pytest.mark.parametrize("level", ["DEBUG", "INFO"])
+def test_the_startup_line_is_logged_for_every_engine_at_debug(level: str) -> None:
+    """docs/configuration.md: the ``dbconnmgr`` logger at DEBUG shows it, once per alias
+    (PostgreSQL, MariaDB and Redshift alike); at INFO, as the README's LOGGING, it is quiet."""
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL")
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", _STARTUP_SCRIPT, level],
+        capture_output=True, text=True, env=env, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    if level == "INFO":
+        assert lines == []
+        return
+    assert [line.split(" (")[0] for line in lines] == [
+        "database 'default'", "database 'legacy'", "database 'warehouse'",
+    ]  # fmt: skip
+    assert "(django.db.backends.postgresql): native pool, min_size 4, max_size 6" in lines[0]
+    assert "(django.db.backends.mysql): no pool, each connection lives" in lines[1]
+    assert "(dbconnmgr.db.redshift): native pool" in lines[2]

@@ -5,14 +5,16 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from datetime import timedelta
 from typing import Any
 
+import psycopg
 import pytest
 
 from dbconnmgr import check_connection_health, take_snapshot
 from dbconnmgr.backends import get_backend
 from dbconnmgr.exceptions import ServerUnavailable
-from devtools.redshiftemu import RedshiftEmulation
+from devtools.redshiftemu import RedshiftEmulation, add_finished_query
 from tests.redshift.conftest import RsSessions, redshift_alias
 
 
@@ -63,6 +65,34 @@ def test_ages_come_from_the_views_each_state_reads(
     assert by_pid[active.pid].state == "active"
     assert 0.3 <= (by_pid[active.pid].query_seconds or 0) < 60
     assert "pg_sleep" in (by_pid[active.pid].query or "")
+
+
+def test_idle_time_counts_only_this_sessions_queries_though_pids_are_reused(
+    emulation: RedshiftEmulation, rs_alias: str, feeds: psycopg.Connection[Any]
+) -> None:
+    conn = psycopg.connect(emulation.dsn(), autocommit=True)  # it runs no query
+    try:
+        pid = conn.info.backend_pid
+        ((started,),) = emulation.execute(
+            "SELECT backend_start AT TIME ZONE 'UTC' FROM pg_stat_activity WHERE pid = %s",
+            (pid,),
+        )
+        # an earlier session with the same pid: its last query ended before this one began
+        add_finished_query(feeds, session_id=pid, start=started - timedelta(hours=2),
+                           end=started - timedelta(hours=1))  # fmt: skip
+        time.sleep(0.3)
+        (fresh,) = [c for c in take_snapshot(rs_alias).connections if c.pid == pid]
+        assert fresh.state == "idle"
+        # idle since it began, not for an hour and more
+        assert fresh.state_seconds == pytest.approx(fresh.backend_seconds, abs=0.01)
+        assert (fresh.state_seconds or 0) < 60
+        # one query of its own, ended 0.2 s after it began: idle since then
+        add_finished_query(feeds, session_id=pid, start=started + timedelta(seconds=0.1),
+                           end=started + timedelta(seconds=0.2))  # fmt: skip
+        (ran,) = [c for c in take_snapshot(rs_alias).connections if c.pid == pid]
+        assert (ran.backend_seconds or 0) - (ran.state_seconds or 0) == pytest.approx(0.2, abs=0.01)
+    finally:
+        conn.close()
 
 
 def test_a_lock_wait_names_the_session_holding_the_table(

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+import pytest
+from django.core.management import call_command
 
 from dbconnmgr import check_connection_health, take_snapshot
 from dbconnmgr.core.documents import FindingDoc, HealthDoc
+from dbconnmgr.models import ConnectionSample
 from devtools.redshiftemu import RedshiftEmulation, add_queue, add_wlm_query
 from tests.conftest import manage
 
@@ -102,3 +106,36 @@ def test_monitor_json_lines_carry_the_wlm_queues(
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
     assert len(lines) == 2
     assert all(line["redshift"]["wlm"]["queued_queries"] == 1 for line in lines)
+
+
+@pytest.mark.django_db
+def test_recorded_samples_keep_the_wlm_queues_and_postgresql_ones_none(
+    rs_alias: str, feeds: psycopg.Connection[Any]
+) -> None:
+    add_queue(feeds, 6, "etl", 2)
+    add_queue(feeds, 7, "dashboards", -1)  # automatic WLM: no fixed slot count
+    add_wlm_query(feeds, query=1, service_class=6, state="Running",
+                  queued_since=now() - timedelta(seconds=40),
+                  running_since=now() - timedelta(seconds=39), slot_count=2)  # fmt: skip
+    add_wlm_query(feeds, query=2, service_class=6, state="Queued",
+                  queued_since=now() - timedelta(seconds=30))  # fmt: skip
+    out = io.StringIO()
+    call_command("db_connections", "--action=monitor", f"--database={rs_alias}", "--record",
+                 "--format=json", stdout=out)  # fmt: skip
+    (line,) = [json.loads(text) for text in out.getvalue().splitlines() if text.strip()]
+    (stored,) = ConnectionSample.objects.filter(alias=rs_alias)
+    assert stored.vendor == "redshift"
+    assert stored.wlm is not None and stored.wlm["visible"] is True
+    etl, dashboards = stored.wlm["queues"]
+    assert {k: etl[k] for k in ("service_class", "name", "slots", "queued", "slots_in_use")} == {
+        "service_class": 6, "name": "etl", "slots": 2, "queued": 1, "slots_in_use": 2,
+    }  # fmt: skip
+    assert 29 <= etl["longest_queued_seconds"] < 60
+    assert (dashboards["service_class"], dashboards["slots"], dashboards["queued"]) == (7, None, 0)
+    assert (stored.wlm["queued_queries"], stored.wlm["query_slots"]) == (1, 2)
+    # what was stored is what the monitor's JSON line said
+    assert stored.wlm == line["redshift"]["wlm"]
+
+    call_command("db_connections", "--action=monitor", "--record", stdout=io.StringIO())
+    (postgresql,) = ConnectionSample.objects.filter(alias="default")
+    assert postgresql.vendor == "postgresql" and postgresql.wlm is None

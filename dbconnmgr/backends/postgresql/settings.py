@@ -30,6 +30,7 @@ __all__ = [
     "append_server_options",
     "configure",
     "known_options",
+    "libpq_application_name",
     "libpq_connection_options",
     "normalize",
 ]
@@ -108,6 +109,22 @@ def normalize(options: dict[str, Any], config: Mapping[str, Any]) -> None:
         options["options"] = append_server_options(options.get("options"), **moved)
 
 
+def libpq_application_name(options: dict[str, Any], src: Sources) -> None:
+    """libpq's ``application_name``: the ``application_name`` keyword, else
+    ``DB_APPLICATION_NAME``, else the ``service`` keyword (the URL's own stays then), with
+    the management command after it (``web:migrate``): every engine that connects through
+    libpq shares it."""
+    # A management command says which after the name (``web:migrate``), so a migration's
+    # sessions are not taken for the web workers'.
+    from dbconnmgr.identity import with_command
+
+    name = src.keywords.get("application_name") or src.text("DB_APPLICATION_NAME")
+    if name:
+        options["application_name"] = with_command(str(name))
+    elif src.keywords.get("service"):
+        options.setdefault("application_name", with_command(str(src.keywords["service"])))
+
+
 def libpq_connection_options(options: dict[str, Any], src: Sources) -> None:
     """libpq's ``connect_timeout`` and TCP keepalives (on unless turned off), chosen by
     keyword, environment or URL: every engine that connects through libpq shares them."""
@@ -141,15 +158,7 @@ def configure(config: dict[str, Any], options: dict[str, Any], src: Sources) -> 
     Django's: ``database_config()`` swaps in :data:`INSTRUMENTED_ENGINE` only when asked
     (:attr:`EngineSettings.instrumented`).
     """
-    # A management command says which after the name (``web:migrate``), so a migration's
-    # sessions are not taken for the web workers'.
-    from dbconnmgr.identity import with_command
-
-    name = src.keywords.get("application_name") or src.text("DB_APPLICATION_NAME")
-    if name:
-        options["application_name"] = with_command(str(name))
-    elif src.keywords.get("service"):
-        options.setdefault("application_name", with_command(str(src.keywords["service"])))
+    libpq_application_name(options, src)
     libpq_connection_options(options, src)
     server = {
         "statement_timeout": src.whole("DB_STATEMENT_TIMEOUT", "statement_timeout", minimum=0),

@@ -185,6 +185,9 @@ def session_connections(
         last_end,
     ) in read.sessions:
         state, since = session_state(query_start, txn_start, last_end, started)
+        # ages without a call for what is absent (an idle session has no query or
+        # transaction start, and is often idle since it began): a fifth of this loop
+        backend_age = _seconds(started)
         append(
             make(
                 Connection,
@@ -201,10 +204,10 @@ def session_connections(
                     query[:QUERY_TEXT_LIMIT] if query is not None else None,
                     True,
                     user in superusers,
-                    _seconds(started),
-                    _seconds(txn_start),
-                    _seconds(query_start),
-                    _seconds(since),
+                    backend_age,
+                    None if txn_start is None else _seconds(txn_start),
+                    None if query_start is None else _seconds(query_start),
+                    backend_age if since is started else _seconds(since),
                     code_of(query),  # the code label of its statement (core/attribution)
                 ),
             )

@@ -41,7 +41,8 @@ def normalize(options: dict[str, Any], config: Mapping[str, Any]) -> None:
 def configure(config: dict[str, Any], options: dict[str, Any], src: Sources) -> None:
     """dbconnmgr's Redshift ENGINE; the limit (``DB_REDSHIFT_NODE_TYPE`` /
     ``DB_REDSHIFT_MAX_CONNECTIONS`` over the URL's ``?node_type=`` / ``?max_connections=``);
-    application_name, connect_timeout and keepalives as for PostgreSQL; ``statement_timeout``
+    application_name (with the management command after it, ``web:migrate``),
+    connect_timeout and keepalives as for PostgreSQL; ``statement_timeout``
     for the ENGINE to SET. PostgreSQL's ``idle_in_transaction_session_timeout`` does not
     exist on Redshift (an idle transaction ends its session after 6 hours, fixed) and is
     refused naming the key; so is ``OPTIONS["options"]``, whose startup-packet settings no
@@ -56,11 +57,7 @@ def configure(config: dict[str, Any], options: dict[str, Any], src: Sources) -> 
     limit = src.whole("DB_REDSHIFT_MAX_CONNECTIONS", maximum=MAX_CLUSTER_CONNECTIONS)
     if limit is not None:
         options["max_connections"] = limit
-    name = src.keywords.get("application_name") or src.text("DB_APPLICATION_NAME")
-    if name:
-        options["application_name"] = name
-    elif src.keywords.get("service"):
-        options.setdefault("application_name", src.keywords["service"])
+    postgresql.libpq_application_name(options, src)
     postgresql.libpq_connection_options(options, src)
     chosen = src.whole("DB_STATEMENT_TIMEOUT", "statement_timeout", minimum=0)
     if chosen is not None:
