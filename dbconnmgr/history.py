@@ -37,6 +37,7 @@ from dbconnmgr.core.hours import (
     HourRow,
     PeakBuilder,
     aligned_hours,
+    grouped_hour_loads,
     hour_loads,
     hour_rows,
     hourly_load_series,
@@ -224,13 +225,17 @@ def _sample_loads(
     """The load split of the samples of ``using`` from ``since`` to ``until`` (excluded
     unless ``include_end``) summed per hour of ``tz``.
 
-    Summed here, not by the database: every name any sample carried is kept (no SQL
-    grouping by JSON key is portable), and the splits come as text decoded a chunk at a
-    time in one ``json.loads``. Costs what the samples cost: used for the hours the rollup
-    does not hold (the window's edges, the current hour) and when rolling an hour up.
+    The splits are summed here, not by the database: every name any sample carried is
+    kept (no SQL grouping by JSON key is portable); they come as text decoded a chunk at a
+    time in one ``json.loads``. Per UTC hour the counts and sums are grouped by the
+    database and only the samples with a split are sent; per hour of another zone
+    (:func:`_ranges`: one not a whole number of hours from UTC) every sample is, so that a
+    clock change's repeated hour stays two hours. Costs what the samples cost: used for
+    the hours the rollup does not hold (the window's edges, the current hour) and when
+    rolling an hour up.
     """
-    from django.db.models import TextField
-    from django.db.models.functions import Cast
+    from django.db.models import Count, Max, Sum, TextField
+    from django.db.models.functions import Cast, TruncHour
 
     from dbconnmgr.models import ConnectionSample
 
@@ -238,9 +243,28 @@ def _sample_loads(
         return []
     rows = ConnectionSample.objects.filter(alias=using, taken_at__gte=since)
     rows = rows.filter(taken_at__lte=until) if include_end else rows.filter(taken_at__lt=until)
+    rows = rows.order_by()
+    if tz is UTC:
+        groups = (
+            rows.annotate(hour=TruncHour("taken_at", tzinfo=UTC))
+            .values("hour")
+            .annotate(
+                n=Count("*"),
+                active=Sum("active_connections"),
+                top=Max("total_connections"),
+                refused=Sum("refused_connections"),
+            )
+            .values_list("hour", "n", "active", "top", "refused")
+        )
+        splits = (
+            rows.filter(load__isnull=False)
+            .annotate(load_text=Cast("load", TextField()))
+            .values_list("taken_at", "load_text")
+            .iterator(chunk_size=_CHUNK)
+        )
+        return grouped_hour_loads(groups, _with_loads(splits))
     fetched = (
-        rows.order_by()
-        .annotate(load_text=Cast("load", TextField()))
+        rows.annotate(load_text=Cast("load", TextField()))
         .values_list(
             "taken_at",
             "active_connections",

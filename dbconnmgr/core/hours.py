@@ -37,6 +37,7 @@ __all__ = [
     "HourRow",
     "PeakBuilder",
     "aligned_hours",
+    "grouped_hour_loads",
     "heatmap_cells",
     "hour_loads",
     "hour_rows",
@@ -378,6 +379,42 @@ def hour_loads(
         )
         for start, (n, active, top, refused, parts) in sorted(hours.items())
     ]
+
+
+def grouped_hour_loads(
+    groups: Iterable[tuple[datetime, int, int, int, int | None]],
+    splits: Iterable[tuple[datetime, Mapping[str, Any] | None]],
+) -> list[HourLoad]:
+    """Hour loads (UTC hours) from figures a database grouped per UTC hour and the splits
+    of the same samples, summed here: what :func:`hour_loads` gives, without sending every
+    sample's figures when only some carry a split.
+
+    Args:
+        groups: ``(hour start, samples, sum of active_connections, highest
+            total_connections, sum of refused_connections or None)`` per hour.
+        splits: ``(taken_at, split)`` of the samples recorded with a split, any order.
+    """
+    parts: dict[datetime, dict[str, dict[str, int]]] = {}
+    for taken_at, load in splits:
+        if not load:
+            continue
+        start = hour_start(taken_at, UTC)
+        into = parts.get(start)
+        if into is None:
+            into = parts[start] = {d: {} for d in LOAD_DIMENSIONS}
+        for dimension, acc in into.items():
+            part = load.get(dimension)
+            if part:
+                merge_histogram(acc, part)
+    loads = []
+    for start, samples, active, top, refused in groups:
+        hour = start.astimezone(UTC)
+        loads.append(
+            HourLoad(start=hour, samples=int(samples), active_sum=int(active or 0),
+                     max_total=int(top), refused=None if refused is None else int(refused),
+                     parts=parts.get(hour, {d: {} for d in LOAD_DIMENSIONS}))
+        )  # fmt: skip
+    return sorted(loads, key=lambda load: load.start)
 
 
 def _ranked(totals: Mapping[str, int], dimension: str, top: int) -> list[str]:
