@@ -4,14 +4,17 @@ only.
 Samples go through :class:`dbconnmgr.models.ConnectionSample`, so they are written where the
 project's database routers send the ``dbconnmgr`` app (``default`` without a router).
 
-Every history read (peak, the heatmap, the hourly series) costs what the window's hours
-cost, not its samples: whole hours come from the hourly rollup
+Every history read (peak, the heatmap, the hourly series, the hourly and daily load
+charts) costs what the window's hours cost, not its samples: whole hours come from the hourly rollup
 (:class:`~dbconnmgr.models.ConnectionHour`, one row per alias and hour, which
 ``--action=monitor --record`` writes as each hour finishes: :func:`roll_up_finished_hours`),
 and only the hours it does not hold (the two partial hours at the window's edges, the
 current hour, hours not rolled up yet) are aggregated from the samples by the database.
 Both give :class:`~dbconnmgr.core.hours.HourRow` objects, from which the reports are built
-exactly as from the samples themselves (:mod:`dbconnmgr.core.hours`).
+exactly as from the samples themselves (:mod:`dbconnmgr.core.hours`); the load split
+likewise gives :class:`~dbconnmgr.core.hours.HourLoad` objects (:func:`history_loads`).
+Hours rolled up before the rollup carried the split are read from their samples until
+:func:`fill_hour_loads` fills them in.
 """
 
 from __future__ import annotations
@@ -30,10 +33,14 @@ from dbconnmgr.core.figures import RECORDED_KEYS
 from dbconnmgr.core.hours import (
     HOUR,
     HeatmapBuilder,
+    HourLoad,
     HourRow,
     PeakBuilder,
     aligned_hours,
+    grouped_hour_loads,
+    hour_loads,
     hour_rows,
+    hourly_load_series,
     hourly_points,
     merge_histogram,
 )
@@ -54,6 +61,11 @@ _CHUNK = 2000
 CATCH_UP_HOURS = 24
 #: Hours a rebuild summarises per statement (bounds the grouped rows held at once).
 REBUILD_HOURS = 31 * 24
+#: Aliases whose rollup this process found with every hour's load split summed: the
+#: monitor stops looking for hours rolled up before the rollup carried the split.
+_LOADS_FILLED: set[str] = set()
+#: ``ConnectionHour.load`` of an hour whose split could not be summed (samples gone).
+_UNKNOWN_LOAD: dict[str, Any] = {"active": None}
 
 
 def record_sample(sample: Sample) -> ConnectionSample | None:
@@ -61,7 +73,9 @@ def record_sample(sample: Sample) -> ConnectionSample | None:
 
     Then keeps the hourly rollup up to date: when the sample is the first of a new hour,
     the finished hours are summarised (:func:`roll_up_finished_hours`; one short statement
-    per sample otherwise). A roll-up that fails is logged on the ``dbconnmgr`` logger and
+    per sample otherwise), and hours rolled up before the rollup carried the load split
+    are filled in a day per sample (:func:`fill_hour_loads`; once per process and alias
+    when there are none). A roll-up that fails is logged on the ``dbconnmgr`` logger and
     tried again with the next sample; the sample is stored all the same.
 
     Raises:
@@ -78,6 +92,8 @@ def record_sample(sample: Sample) -> ConnectionSample | None:
     try:
         with transaction.atomic(using=router.db_for_write(ConnectionHour) or "default"):
             roll_up_finished_hours(sample.alias, now=sample.taken_at)
+            if sample.alias not in _LOADS_FILLED and not fill_hour_loads(sample.alias):
+                _LOADS_FILLED.add(sample.alias)
     except DatabaseError as exc:
         text = str(exc).strip()
         logger.warning(
@@ -203,6 +219,157 @@ def _rolled_hours(using: str, since: datetime, until: datetime) -> Iterator[Hour
         )
 
 
+def _sample_loads(
+    using: str, since: datetime, until: datetime, *, include_end: bool = False, tz: tzinfo = UTC
+) -> list[HourLoad]:
+    """The load split of the samples of ``using`` from ``since`` to ``until`` (excluded
+    unless ``include_end``) summed per hour of ``tz``.
+
+    The splits are summed here, not by the database: every name any sample carried is
+    kept (no SQL grouping by JSON key is portable); they come as text decoded a chunk at a
+    time in one ``json.loads``. Per UTC hour the counts and sums are grouped by the
+    database and only the samples with a split are sent; per hour of another zone
+    (:func:`_ranges`: one not a whole number of hours from UTC) every sample is, so that a
+    clock change's repeated hour stays two hours. Costs what the samples cost: used for
+    the hours the rollup does not hold (the window's edges, the current hour) and when
+    rolling an hour up.
+    """
+    from django.db.models import Count, Max, Sum, TextField
+    from django.db.models.functions import Cast, TruncHour
+
+    from dbconnmgr.models import ConnectionSample
+
+    if since > until or (since == until and not include_end):
+        return []
+    rows = ConnectionSample.objects.filter(alias=using, taken_at__gte=since)
+    rows = rows.filter(taken_at__lte=until) if include_end else rows.filter(taken_at__lt=until)
+    rows = rows.order_by()
+    if tz is UTC:
+        groups = (
+            rows.annotate(hour=TruncHour("taken_at", tzinfo=UTC))
+            .values("hour")
+            .annotate(
+                n=Count("*"),
+                active=Sum("active_connections"),
+                top=Max("total_connections"),
+                refused=Sum("refused_connections"),
+            )
+            .values_list("hour", "n", "active", "top", "refused")
+        )
+        splits = (
+            rows.filter(load__isnull=False)
+            .annotate(load_text=Cast("load", TextField()))
+            .values_list("taken_at", "load_text")
+            .iterator(chunk_size=_CHUNK)
+        )
+        return grouped_hour_loads(groups, _with_loads(splits))
+    fetched = (
+        rows.annotate(load_text=Cast("load", TextField()))
+        .values_list(
+            "taken_at",
+            "active_connections",
+            "total_connections",
+            "refused_connections",
+            "load_text",
+        )
+        .iterator(chunk_size=_CHUNK)
+    )
+    return hour_loads(_with_loads(fetched), tz)
+
+
+def _with_loads(rows: Iterator[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
+    """``rows`` whose last item, a JSON text or None, is decoded (a chunk per call)."""
+    chunk: list[tuple[Any, ...]] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == _CHUNK:
+            yield from _decoded_loads(chunk)
+            chunk = []
+    yield from _decoded_loads(chunk)
+
+
+def _decoded_loads(chunk: list[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
+    if not chunk:
+        return
+    texts = ",".join("null" if row[-1] is None else row[-1] for row in chunk)
+    for row, value in zip(chunk, json.loads(f"[{texts}]"), strict=True):
+        # a JSON null stored in the field (not SQL NULL) decodes to None as well
+        yield (*row[:-1], value if isinstance(value, dict) else None)
+
+
+def _rolled_loads(
+    using: str, low: datetime, high: datetime
+) -> tuple[list[HourLoad], list[datetime]]:
+    """The rollup's hour loads of ``using`` from ``low`` to ``high`` (excluded), and the
+    hours among them rolled up before the rollup carried the split (to read elsewhere)."""
+    from django.db.models import TextField
+    from django.db.models.functions import Cast
+
+    from dbconnmgr.models import ConnectionHour
+
+    rows = (
+        ConnectionHour.objects.filter(alias=using, hour__gte=low, hour__lt=high)
+        .order_by()
+        .annotate(load_text=Cast("load", TextField()))
+        .values_list("hour", "samples", "max_total_connections", "load_text")
+        .iterator(chunk_size=_CHUNK)
+    )
+    loads, missing = [], []
+    for hour, samples, top, sums in _with_loads(rows):
+        if sums is None or sums.get("active") is None:  # not summed yet, or unknown
+            missing.append(hour)
+        else:
+            loads.append(HourLoad.from_sums(hour, samples, top, sums))
+    return loads, missing
+
+
+def history_loads(
+    using: str, start: datetime, end: datetime, tz: tzinfo | None = None
+) -> list[HourLoad]:
+    """The load split of every sample of ``using`` taken from ``start`` to ``end``
+    (included), summed per hour: the rollup's sums for the whole hours it holds, the
+    samples summed for the rest (the window's edges, hours not rolled up yet, hours rolled
+    up before the rollup carried the split). Whole hours of ``tz`` (default: the current
+    time zone), in any order."""
+    tz = tz or timezone.get_current_timezone()
+    edges, rolled, group_tz = _ranges(using, start, end, tz)
+    loads = [
+        load
+        for since, until, include_end in edges
+        for load in _sample_loads(using, since, until, include_end=include_end, tz=group_tz)
+    ]
+    if rolled is not None:
+        from_rollup, missing = _rolled_loads(using, *rolled)
+        loads.extend(from_rollup)
+        if missing:  # one read over their span, the hours the rollup answered dropped
+            wanted = set(missing)
+            span = _sample_loads(using, min(missing), max(missing) + HOUR)
+            loads.extend(load for load in span if load.start in wanted)
+    return loads
+
+
+def fill_hour_loads(using: str, hours: int = CATCH_UP_HOURS) -> int:
+    """Sum the load split into the rollup's hours of ``using`` that were rolled up before
+    it carried the split: those of the ``hours`` hours from the oldest such hour. Returns
+    how many hours were filled (0: none is left)."""
+    from dbconnmgr.models import ConnectionHour
+
+    missing = ConnectionHour.objects.filter(alias=using, load__isnull=True)
+    oldest = missing.order_by("hour").values_list("hour", flat=True).first()
+    if oldest is None:
+        return 0
+    until = oldest + hours * HOUR
+    loads = {load.start: load for load in _sample_loads(using, oldest, until)}
+    rows = list(missing.filter(hour__lt=until))
+    for row in rows:
+        load = loads.get(row.hour)
+        # An hour whose samples are gone (deleted by hand) has no split to sum: marked
+        # unknown, never zero, so that reads look for samples (and find none to chart).
+        row.load = _UNKNOWN_LOAD if load is None else load.sums()
+    ConnectionHour.objects.bulk_update(rows, ["load"], batch_size=500)
+    return len(rows)
+
+
 def coverage(using: str) -> tuple[datetime, datetime] | None:
     """The hours ``[start, end)`` of ``using`` the rollup holds completely (None: none)."""
     from dbconnmgr.models import RollupCoverage
@@ -222,16 +389,30 @@ def _parts(
     hours are not its hours: the whole window is then grouped from the samples per hour of
     ``tz`` (exact, at the samples' cost).
     """
+    edges, rolled, group_tz = _ranges(using, start, end, tz)
+    raw = [
+        row
+        for since, until, include_end in edges
+        for row in _sample_hours(using, since, until, include_end=include_end, tz=group_tz)
+    ]
+    return raw, rolled
+
+
+def _ranges(
+    using: str, start: datetime, end: datetime, tz: tzinfo
+) -> tuple[list[tuple[datetime, datetime, bool]], tuple[datetime, datetime] | None, tzinfo]:
+    """How :func:`_parts` reads the window: the ranges ``(since, until, until included)``
+    to group from the samples, the whole hours ``[low, high)`` to read from the rollup
+    (None: nothing from it), and the time zone whose hours the samples are grouped by."""
     if not aligned_hours(tz, start, end):
-        return _sample_hours(using, start, end, include_end=True, tz=tz), None
+        return [(start, end, True)], None, tz
     covered = coverage(using)
     low, high = _ceil_hour(start), _floor_hour(end)
     if covered is not None:
         low, high = max(low, covered[0]), min(high, covered[1])
     if covered is None or low >= high:
-        return _sample_hours(using, start, end, include_end=True), None
-    raw = [*_sample_hours(using, start, low), *_sample_hours(using, high, end, include_end=True)]
-    return raw, (low, high)
+        return [(start, end, True)], None, UTC
+    return [(start, low, False), (high, end, True)], (low, high), UTC
 
 
 def history_hours(
@@ -336,6 +517,7 @@ def roll_up(using: str, since: datetime, until: datetime) -> int:
     if since >= until:
         return 0
     rows = _sample_hours(using, since, until)
+    loads = {load.start: load.sums() for load in _sample_loads(using, since, until)}
     database = router.db_for_write(ConnectionHour) or "default"
     with transaction.atomic(using=database):
         ConnectionHour.objects.filter(alias=using, hour__gte=since, hour__lt=until).delete()
@@ -353,6 +535,9 @@ def roll_up(using: str, since: datetime, until: datetime) -> int:
                     max_utilization_percent=row.max_utilization,
                     utilization_percent_sum=row.utilization_sum,
                     histogram={str(value): n for value, n in row.histogram.items()},
+                    # None only for a sample recorded between the two reads: such an hour is
+                    # read from its samples (and filled in by fill_hour_loads)
+                    load=loads.get(row.start),
                 )
                 for row in rows
             ],
@@ -666,11 +851,15 @@ def load_series(
     active sessions (AAS) split by ``dimension`` (``wait_class``, ``application`` or
     ``code``), the highest total of connections and the connections refused, per bucket.
 
-    Aggregated by the database: one row per bucket comes back, each part summed from the
-    samples' recorded split (JSON key lookups, which every database Django supports). The
-    applications and code labels charted are the largest of the period (ranked on a spread
-    of its samples); the rest are ``other``, what the AAS leaves over the named parts.
-    ``bucket_seconds``: 60, 900, 3600 or 86400, in the current Django time zone.
+    Hourly and daily buckets (3600, 86400) are built from the split summed per hour
+    (:func:`history_loads`: the hourly rollup's sums for its whole hours, the samples for
+    the rest), so a week or a month costs what its hours cost; the parts charted are the
+    largest of the period, ranked on those exact sums. Minute and quarter-hour buckets are
+    aggregated by the database: one row per bucket comes back, each part summed from the
+    samples' recorded split (JSON key lookups, which every database Django supports), the
+    parts ranked on a spread of the period's samples. Either way the rest is ``other``,
+    what the AAS leaves over the named parts. ``bucket_seconds``: 60, 900, 3600 or 86400,
+    in the current Django time zone.
     :func:`load_charts` reads several dimensions in one pass.
 
     Raises:
@@ -708,6 +897,19 @@ def load_charts(
             raise ValueError(f"dimension must be one of {known}, got {dimension!r}")
     end = now or timezone.now()
     start = end - timedelta(seconds=seconds)
+    cpus = thresholds().get("DATABASE_CPUS")
+    if bucket_seconds in (3600, 86400):  # whole hours: from the rollup
+        tz = timezone.get_current_timezone()
+        return hourly_load_series(
+            history_loads(using, start, end, tz),
+            dimensions,
+            tz=tz,
+            bucket_seconds=bucket_seconds,
+            start=start,
+            end=end,
+            top=LOAD_CHART_PARTS,
+            cpus=None if cpus is None else float(cpus),
+        )
     rows = ConnectionSample.objects.filter(
         alias=using, taken_at__gte=start, taken_at__lte=end
     ).order_by()
@@ -758,7 +960,6 @@ def load_charts(
                     refused_connections=refused,
                 )
             )
-    cpus = thresholds().get("DATABASE_CPUS")
     return {
         d: LoadSeries(
             start=start,

@@ -56,7 +56,8 @@ class ConnectionHour(models.Model):
     Written by ``--action=monitor --record`` for each finished hour, pruned with the
     samples, rebuilt from them by ``--action=rollup``. What peak and the charts need from
     an hour is here: a 1-year window reads about 8,760 of these instead of millions of
-    samples. See :class:`dbconnmgr.core.hours.HourRow` for the meaning of each figure.
+    samples. See :class:`dbconnmgr.core.hours.HourRow` for the meaning of each figure, and
+    :class:`dbconnmgr.core.hours.HourLoad` for ``load``.
     """
 
     alias = models.CharField(max_length=100, help_text="the Django alias monitored")
@@ -70,6 +71,14 @@ class ConnectionHour(models.Model):
     max_utilization_percent = models.FloatField()
     utilization_percent_sum = models.FloatField()
     histogram = models.JSONField(default=dict, help_text='{"total_connections": samples}')
+    # Null for an hour rolled up before the rollup carried the load split: such hours are
+    # read from their samples until the monitor (or --action=rollup) fills them in.
+    load = models.JSONField(
+        null=True,
+        blank=True,
+        help_text='{"active": n, "refused": n, "wait_class": {...}, "application": {...}, '
+        '"code": {...}}: the load split summed over the hour',
+    )
 
     class Meta:
         ordering = ("-hour",)

@@ -3,3 +3,4 @@
 from tests.settings import *  # noqa: F403
 
 DBCONNMGR = {"ATTRIBUTION": True}
+MIDDLEWARE = ["dbconnmgr.attribution.AttributionMiddleware", *MIDDLEWARE]  # noqa: F405 (W017)

@@ -9,6 +9,11 @@ hour rows (:class:`PeakBuilder`, :class:`HeatmapBuilder`), therefore equal the s
 reports built from the samples themselves, at a cost that follows the hours of the window,
 not its samples.
 
+An :class:`HourLoad` does the same for the database load split of the samples (active
+sessions summed per wait class, application and code label): :func:`hour_loads` sums them
+from samples, :func:`hourly_load_series` draws the hourly or daily load charts from those
+sums, the same charts as from the samples themselves.
+
 Where the hour rows come from is the caller's business: the rollup that ``--action=monitor
 --record`` maintains, samples aggregated by the database for hours not rolled up yet, or
 another engine's retained history. Pure: no I/O.
@@ -18,20 +23,26 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, time, timedelta, tzinfo
 from typing import Any
 
-from dbconnmgr.core.charts import HeatCell, SeriesPoint
+from dbconnmgr.core.charts import HeatCell, LoadPoint, LoadSeries, SeriesPoint
+from dbconnmgr.core.load import LOAD_DIMENSIONS, OTHER, ordered_classes
 from dbconnmgr.core.samples import HourStats, PeakReport, histogram_percentile
 
 __all__ = [
     "HOUR",
     "HeatmapBuilder",
+    "HourLoad",
     "HourRow",
     "PeakBuilder",
     "aligned_hours",
+    "grouped_hour_loads",
     "heatmap_cells",
+    "hour_loads",
     "hour_rows",
+    "hour_start",
+    "hourly_load_series",
     "hourly_points",
     "merge_histogram",
     "peak_report",
@@ -274,3 +285,233 @@ def hourly_points(rows: Iterable[HourRow], tz: tzinfo) -> tuple[SeriesPoint, ...
 
 def _local(when: datetime, tz: tzinfo) -> datetime:
     return when.astimezone(tz)
+
+
+# -- the load split per hour ---------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class HourLoad:
+    """The database load of the samples of one alias in one hour, summed exactly.
+
+    Attributes:
+        start: the hour's start (timezone-aware).
+        samples: how many samples the hour holds (those recorded without a split too).
+        active_sum: the sum of their ``active_connections`` (the hour's AAS is this divided
+            by ``samples``).
+        max_total: the highest ``total_connections``.
+        refused: ``refused_connections`` summed; None when no sample counted them.
+        parts: ``{dimension: {name: active sessions summed over the samples}}`` for the
+            dimensions of :data:`~dbconnmgr.core.load.LOAD_DIMENSIONS`; every name a sample
+            carried is kept (``other`` included), so any ranking of a longer period is exact.
+    """
+
+    start: datetime
+    samples: int
+    active_sum: int
+    max_total: int
+    refused: int | None
+    parts: Mapping[str, Mapping[str, int]]
+
+    def sums(self) -> dict[str, Any]:
+        """The sums as the rollup stores them (``ConnectionHour.load``): ``{"active": n,
+        "refused": n or null, "wait_class": {...}, "application": {...}, "code": {...}}``."""
+        return {
+            "active": self.active_sum,
+            "refused": self.refused,
+            **{d: dict(self.parts.get(d, {})) for d in LOAD_DIMENSIONS},
+        }
+
+    @classmethod
+    def from_sums(
+        cls, start: datetime, samples: int, max_total: int, sums: Mapping[str, Any]
+    ) -> HourLoad:
+        """The hour :meth:`sums` wrote, with the figures the rollup keeps in columns."""
+        refused = sums.get("refused")
+        return cls(
+            start=start,
+            samples=int(samples),
+            active_sum=int(sums.get("active") or 0),
+            max_total=int(max_total),
+            refused=None if refused is None else int(refused),
+            parts={
+                d: {str(n): int(c) for n, c in (sums.get(d) or {}).items()} for d in LOAD_DIMENSIONS
+            },
+        )
+
+
+def hour_start(when: datetime, tz: tzinfo) -> datetime:
+    """The start of ``when``'s hour in ``tz``, as a UTC time (so that the two hours of a
+    clock change that read alike on the wall stay apart)."""
+    local = when.astimezone(tz)
+    return local.replace(minute=0, second=0, microsecond=0).astimezone(UTC)
+
+
+def hour_loads(
+    samples: Iterable[tuple[datetime, int, int, int | None, Mapping[str, Any] | None]],
+    tz: tzinfo = UTC,
+) -> list[HourLoad]:
+    """The load of ``samples`` summed per hour of ``tz``, oldest hour first.
+
+    Args:
+        samples: ``(taken_at, active_connections, total_connections, refused_connections,
+            load)`` per sample, in any order; ``load`` is the split as the sample recorded
+            it (:meth:`~dbconnmgr.core.load.LoadSplit.as_dict`), None without one.
+        tz: whose hours; the default, UTC, gives the rollup's hours.
+    """
+    hours: dict[datetime, list[Any]] = {}
+    for taken_at, active, total, refused, load in samples:
+        start = hour_start(taken_at, tz)
+        acc = hours.get(start)
+        if acc is None:  # samples, active, max total, refused, parts
+            acc = hours[start] = [0, 0, 0, None, {d: {} for d in LOAD_DIMENSIONS}]
+        acc[0] += 1
+        acc[1] += int(active)
+        acc[2] = max(acc[2], int(total))
+        if refused is not None:
+            acc[3] = (acc[3] or 0) + int(refused)
+        if load:
+            for dimension, into in acc[4].items():
+                part = load.get(dimension)
+                if part:
+                    merge_histogram(into, part)
+    return [
+        HourLoad(
+            start=start, samples=n, active_sum=active, max_total=top, refused=refused, parts=parts
+        )
+        for start, (n, active, top, refused, parts) in sorted(hours.items())
+    ]
+
+
+def grouped_hour_loads(
+    groups: Iterable[tuple[datetime, int, int, int, int | None]],
+    splits: Iterable[tuple[datetime, Mapping[str, Any] | None]],
+) -> list[HourLoad]:
+    """Hour loads (UTC hours) from figures a database grouped per UTC hour and the splits
+    of the same samples, summed here: what :func:`hour_loads` gives, without sending every
+    sample's figures when only some carry a split.
+
+    Args:
+        groups: ``(hour start, samples, sum of active_connections, highest
+            total_connections, sum of refused_connections or None)`` per hour.
+        splits: ``(taken_at, split)`` of the samples recorded with a split, any order.
+    """
+    parts: dict[datetime, dict[str, dict[str, int]]] = {}
+    for taken_at, load in splits:
+        if not load:
+            continue
+        start = hour_start(taken_at, UTC)
+        into = parts.get(start)
+        if into is None:
+            into = parts[start] = {d: {} for d in LOAD_DIMENSIONS}
+        for dimension, acc in into.items():
+            part = load.get(dimension)
+            if part:
+                merge_histogram(acc, part)
+    loads = []
+    for start, samples, active, top, refused in groups:
+        hour = start.astimezone(UTC)
+        loads.append(
+            HourLoad(start=hour, samples=int(samples), active_sum=int(active or 0),
+                     max_total=int(top), refused=None if refused is None else int(refused),
+                     parts=parts.get(hour, {d: {} for d in LOAD_DIMENSIONS}))
+        )  # fmt: skip
+    return sorted(loads, key=lambda load: load.start)
+
+
+def _ranked(totals: Mapping[str, int], dimension: str, top: int) -> list[str]:
+    named = {n: c for n, c in totals.items() if n != OTHER and c}
+    if dimension == "wait_class":  # every class with sessions, in display order
+        return list(ordered_classes(named))
+    return [n for n, _ in sorted(named.items(), key=lambda item: (-item[1], item[0]))[:top]]
+
+
+def hourly_load_series(
+    hours: Iterable[HourLoad],
+    dimensions: Iterable[str],
+    *,
+    tz: tzinfo,
+    bucket_seconds: int,
+    start: datetime,
+    end: datetime,
+    top: int,
+    cpus: float | None = None,
+) -> dict[str, LoadSeries]:
+    """The load charts of ``hours`` per hour or per day of ``tz``, one per dimension.
+
+    Each bucket's AAS is its summed active sessions over its samples, each part likewise;
+    the parts charted are every wait class with sessions in the period (display order) and
+    the ``top`` largest applications or code labels of the period (ties by name), the rest
+    of the AAS as ``other`` (sessions beyond the top ones, and samples recorded without a
+    split). The same charts as from the samples behind ``hours``.
+
+    Args:
+        hours: hour loads whose hours are whole hours in ``tz`` (:func:`aligned_hours`, or
+            summed per hour of ``tz``), in any order; read once.
+        dimensions: dimensions of :data:`~dbconnmgr.core.load.LOAD_DIMENSIONS`.
+        tz: the time zone whose hours and days are the buckets.
+        bucket_seconds: 3600 (hours) or 86400 (days).
+        start: the period's start (kept on the series).
+        end: the period's end.
+        top: applications or code labels charted by name.
+        cpus: ``DATABASE_CPUS``, drawn as a line (None: unset).
+
+    Raises:
+        ValueError: a bucket other than an hour or a day.
+    """
+    if bucket_seconds not in (3600, 86400):
+        raise ValueError(f"bucket_seconds must be 3600 or 86400, got {bucket_seconds}")
+    dims = tuple(dimensions)
+    buckets: dict[datetime, list[Any]] = {}
+    totals: dict[str, dict[str, int]] = {d: {} for d in dims}
+    for hour in hours:
+        # keyed by instant: the two hours of a clock change that read alike (1 a.m. twice)
+        # are equal local datetimes to Python, but two buckets
+        if bucket_seconds == 3600:
+            key = hour.start.astimezone(UTC)
+        else:  # the day's midnight in tz, as the database truncates to the day
+            midnight = datetime.combine(_local(hour.start, tz).date(), time(), tzinfo=tz)
+            key = midnight.astimezone(UTC)
+        acc = buckets.get(key)
+        if acc is None:  # samples, active, max total, refused, parts
+            acc = buckets[key] = [0, 0, 0, None, {d: {} for d in dims}]
+        acc[0] += hour.samples
+        acc[1] += hour.active_sum
+        acc[2] = max(acc[2], hour.max_total)
+        if hour.refused is not None:
+            acc[3] = (acc[3] or 0) + hour.refused
+        for d in dims:
+            part = hour.parts.get(d)
+            if part:
+                merge_histogram(acc[4][d], part)
+                merge_histogram(totals[d], part)
+    names = {d: _ranked(totals[d], d, top) for d in dims}
+    points: dict[str, list[LoadPoint]] = {d: [] for d in dims}
+    seen: dict[str, set[str]] = {d: set() for d in dims}
+    for key, (n, active, top_total, refused, bucket_parts) in sorted(buckets.items()):
+        begins = _local(key, tz)
+        aas = active / n
+        for d in dims:
+            parts = {}
+            for name in names[d]:
+                total = bucket_parts[d].get(name)
+                if total:
+                    parts[name] = total / n
+            rest = round(aas - sum(parts.values()), 6)
+            if rest > 0.005:  # sessions of no named part (rounding noise aside)
+                parts[OTHER] = rest
+            seen[d].update(parts)
+            points[d].append(
+                LoadPoint(start=begins, samples=n, aas=aas, parts=parts,
+                          max_connections=top_total, refused_connections=refused)
+            )  # fmt: skip
+    return {
+        d: LoadSeries(
+            start=start,
+            end=end,
+            bucket_seconds=bucket_seconds,
+            dimension=d,
+            names=tuple(n for n in [*names[d], OTHER] if n in seen[d]),
+            points=tuple(points[d]),
+            cpus=cpus,
+        )
+        for d in dims
+    }
