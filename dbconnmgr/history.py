@@ -44,6 +44,7 @@ from dbconnmgr.core.hours import (
     hourly_points,
     merge_histogram,
 )
+from dbconnmgr.core.load import OTHER, chart_parts
 from dbconnmgr.core.samples import PeakReport, Sample
 
 if TYPE_CHECKING:
@@ -262,7 +263,7 @@ def _sample_loads(
             .values_list("taken_at", "load_text")
             .iterator(chunk_size=_CHUNK)
         )
-        return grouped_hour_loads(groups, _with_loads(splits))
+        return grouped_hour_loads(groups, _with_json(splits))
     fetched = (
         rows.annotate(load_text=Cast("load", TextField()))
         .values_list(
@@ -274,21 +275,22 @@ def _sample_loads(
         )
         .iterator(chunk_size=_CHUNK)
     )
-    return hour_loads(_with_loads(fetched), tz)
+    return hour_loads(_with_json(fetched), tz)
 
 
-def _with_loads(rows: Iterator[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
-    """``rows`` whose last item, a JSON text or None, is decoded (a chunk per call)."""
+def _with_json(rows: Iterator[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
+    """``rows`` whose last item, a JSON object's text or None, is decoded: a chunk of rows
+    per ``json.loads`` call (one decoder call per row costs more than a year's read)."""
     chunk: list[tuple[Any, ...]] = []
     for row in rows:
         chunk.append(row)
         if len(chunk) == _CHUNK:
-            yield from _decoded_loads(chunk)
+            yield from _decoded_json(chunk)
             chunk = []
-    yield from _decoded_loads(chunk)
+    yield from _decoded_json(chunk)
 
 
-def _decoded_loads(chunk: list[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
+def _decoded_json(chunk: list[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
     if not chunk:
         return
     texts = ",".join("null" if row[-1] is None else row[-1] for row in chunk)
@@ -315,7 +317,7 @@ def _rolled_loads(
         .iterator(chunk_size=_CHUNK)
     )
     loads, missing = [], []
-    for hour, samples, top, sums in _with_loads(rows):
+    for hour, samples, top, sums in _with_json(rows):
         if sums is None or sums.get("active") is None:  # not summed yet, or unknown
             missing.append(hour)
         else:
@@ -453,21 +455,8 @@ def _with_histograms(
         .values_list(*names, "histogram_text")
         .iterator(chunk_size=_CHUNK)
     )
-    chunk: list[tuple[Any, ...]] = []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) == _CHUNK:
-            yield from _decoded(chunk)
-            chunk = []
-    yield from _decoded(chunk)
-
-
-def _decoded(chunk: list[tuple[Any, ...]]) -> Iterator[tuple[tuple[Any, ...], dict[str, int]]]:
-    if not chunk:
-        return
-    histograms = json.loads("[" + ",".join(row[-1] for row in chunk) + "]")
-    for row, histogram in zip(chunk, histograms, strict=True):
-        yield row[:-1], histogram
+    for *key, histogram in _with_json(rows):
+        yield tuple(key), histogram or {}
 
 
 def _add_rolled_peak(
@@ -941,14 +930,8 @@ def load_charts(
         begins = row["bucket"] + timedelta(minutes=15 * row["quarter"])
         refused = None if row["refused"] is None else int(row["refused"])
         for d in dimensions:
-            parts = {}
-            for i, name in enumerate(names[d]):
-                total = row[f"part_{d}_{i}"]
-                if total:
-                    parts[name] = total / n
-            rest = round(aas - sum(parts.values()), 6)
-            if rest > 0.005:  # sessions of no named part (rounding noise aside)
-                parts["other"] = rest
+            named = ((name, row[f"part_{d}_{i}"]) for i, name in enumerate(names[d]))
+            parts = chart_parts(named, n, aas)
             seen[d].update(parts)
             points[d].append(
                 LoadPoint(
@@ -966,7 +949,7 @@ def load_charts(
             end=end,
             bucket_seconds=bucket_seconds,
             dimension=d,
-            names=tuple(n for n in [*names[d], "other"] if n in seen[d]),
+            names=tuple(n for n in [*names[d], OTHER] if n in seen[d]),
             points=tuple(points[d]),
             cpus=None if cpus is None else float(cpus),
         )

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, time, timedelta, tzinfo
 from typing import Any
 
 from dbconnmgr.core.charts import HeatCell, LoadPoint, LoadSeries, SeriesPoint
-from dbconnmgr.core.load import LOAD_DIMENSIONS, OTHER, ordered_classes
+from dbconnmgr.core.load import LOAD_DIMENSIONS, OTHER, chart_parts, ordered_classes
 from dbconnmgr.core.samples import HourStats, PeakReport, histogram_percentile
 
 __all__ = [
@@ -490,14 +490,7 @@ def hourly_load_series(
         begins = _local(key, tz)
         aas = active / n
         for d in dims:
-            parts = {}
-            for name in names[d]:
-                total = bucket_parts[d].get(name)
-                if total:
-                    parts[name] = total / n
-            rest = round(aas - sum(parts.values()), 6)
-            if rest > 0.005:  # sessions of no named part (rounding noise aside)
-                parts[OTHER] = rest
+            parts = chart_parts(((name, bucket_parts[d].get(name)) for name in names[d]), n, aas)
             seen[d].update(parts)
             points[d].append(
                 LoadPoint(start=begins, samples=n, aas=aas, parts=parts,

@@ -157,3 +157,17 @@ def split_connections(active: Iterable[Connection], top: int = LOAD_TOP) -> Load
         by_application=top_with_other(applications, top),
         by_code=top_with_other(codes, top),
     )
+
+
+def chart_parts(
+    named_sums: Iterable[tuple[str, float | None]], samples: int, aas: float
+) -> dict[str, float]:
+    """The parts of one load chart point: each named part's summed active sessions over
+    the bucket's ``samples``, and what is left of its ``aas`` as :data:`OTHER` (sessions of
+    no named part; rounding noise below 0.005 session is dropped). Parts without sessions
+    are left out."""
+    parts = {name: total / samples for name, total in named_sums if total}
+    rest = round(aas - sum(parts.values()), 6)
+    if rest > 0.005:
+        parts[OTHER] = rest
+    return parts
