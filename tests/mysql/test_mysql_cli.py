@@ -58,6 +58,67 @@ def test_monitor_record_then_peak_on_mariadb(mariadb: MariaDBServer) -> None:
     assert doc["schema"] == "dbconnmgr.peak/1" and doc["samples"] >= 2
 
 
+#: Plants three finished hours of samples with a load split in the history (MariaDB here),
+#: rebuilds the rollup, and prints what the rollup holds and what the week's hourly load
+#: chart reads from it. The sums are worked out by hand in the test.
+_ROLLUP_ON_MARIADB = """
+import datetime as dt, json
+from dbconnmgr import history
+from dbconnmgr.models import ConnectionHour, ConnectionSample
+ConnectionSample.objects.filter(alias="rollup-probe").delete()
+ConnectionHour.objects.filter(alias="rollup-probe").delete()
+now = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
+base = now - dt.timedelta(hours=3)
+loads = [
+    (0, 10, 3, {"CPU": 2, "Lock": 1}, {"web": 3}, {"view:a": 2, "unknown": 1}, None),
+    (0, 40, 5, {"CPU": 5}, {"web": 4, "worker": 1}, {"view:a": 5}, 2),
+    (1, 5, 1, {"IO": 1}, {"worker": 1}, {"task:b": 1}, 0),
+    (2, 20, 0, {}, {}, {}, None),
+]
+for hour, minute, active, classes, apps, codes, refused in loads:
+    ConnectionSample.objects.create(
+        taken_at=base + dt.timedelta(hours=hour, minutes=minute), alias="rollup-probe",
+        vendor="mysql", total_connections=active + 10, active_connections=active,
+        idle_in_transaction_connections=0, waiting_connections=0, max_connections=151,
+        usable_connections=150, utilization_percent=1.0, by_state={}, by_application={},
+        load={"wait_class": classes, "application": apps, "code": codes},
+        refused_connections=refused,
+    )
+history.rebuild_rollup("rollup-probe", now=now)
+hours = {
+    h.hour.isoformat(): h.load
+    for h in ConnectionHour.objects.filter(alias="rollup-probe").order_by("hour")
+}
+charts = history.load_charts("rollup-probe", ("wait_class", "code"), seconds=4 * 3600,
+                             bucket_seconds=3600, now=now)
+points = {d: [[p.samples, p.aas, p.parts] for p in s.points if p.samples]
+          for d, s in charts.items()}
+print(json.dumps({"base": base.isoformat(), "hours": hours, "points": points}))
+"""
+
+
+def test_the_rollup_sums_the_load_split_on_a_mariadb_history(mariadb: MariaDBServer) -> None:
+    """The rollup's load sums are grouped in SQL (JSON functions differ between engines):
+    on a MariaDB history they equal the hand sums, and the hourly chart reads them."""
+    migrate = manage("migrate", "dbconnmgr", "--noinput", database_url=mariadb.url)
+    assert migrate.returncode == 0, migrate.stderr
+    result = manage("shell", "-c", _ROLLUP_ON_MARIADB, database_url=mariadb.url)
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout.strip().splitlines()[-1])
+    first, second, third = doc["hours"].values()
+    assert first == {
+        "active": 8, "refused": 2, "wait_class": {"CPU": 7, "Lock": 1},
+        "application": {"web": 7, "worker": 1}, "code": {"view:a": 7, "unknown": 1},
+    }  # fmt: skip
+    assert second["active"] == 1 and second["refused"] == 0
+    assert second["wait_class"] == {"IO": 1} and second["code"] == {"task:b": 1}
+    assert third["active"] == 0 and third["refused"] is None
+    by_class = doc["points"]["wait_class"]
+    assert by_class[0] == [2, 4.0, {"CPU": 3.5, "Lock": 0.5}]  # AAS over the hour's 2 samples
+    assert by_class[1] == [1, 1.0, {"IO": 1.0}]
+    assert [p[0] for p in doc["points"]["code"]] == [2, 1, 1]
+
+
 def test_budget_counts_one_connection_per_thread(mariadb: MariaDBServer) -> None:
     result = manage("db_connections", "--action=budget", "--service=web=4x8:persistent",
                     "--format=json", database_url=mariadb.url)  # fmt: skip
