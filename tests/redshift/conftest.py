@@ -9,16 +9,14 @@ psycopg connections, and what the views show is what the server holds.
 from __future__ import annotations
 
 import contextlib
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 import pytest
 
 from devtools.redshiftemu import RedshiftEmulation, clear_feeds
+from tests.conftest import Session, Sessions
 
 
 @pytest.fixture(scope="session")
@@ -42,76 +40,26 @@ def feeds(emulation: RedshiftEmulation) -> Iterator[psycopg.Connection[Any]]:
         conn.close()
 
 
-@dataclass
-class RsSession:
-    """One real client session on the emulation, held open by the test."""
-
-    conn: psycopg.Connection[Any]
-    pid: int
-    thread: threading.Thread | None = None
-
-
-@dataclass
 class RsSessions:
-    """Opens sessions in a wanted state (``idle``, ``idle in transaction``, ``active``) on
-    the emulation and closes them all at teardown."""
+    """Real sessions on the emulation in a wanted state (``idle``, ``idle in transaction``,
+    ``active``), closed at teardown: the suite's :class:`~tests.conftest.Sessions` on the
+    emulation's server, the state first (an application name rarely matters here)."""
 
-    emulation: RedshiftEmulation
-    opened: list[RsSession] = field(default_factory=list)
+    def __init__(self, emulation: RedshiftEmulation) -> None:
+        self.emulation = emulation
+        self._sessions = Sessions(emulation.dsn())
 
     def open(
         self, state: str = "idle", *, dsn: str | None = None, sleep: float = 120,
         application_name: str = "rs-test",
-    ) -> RsSession:  # fmt: skip
-        conn = psycopg.connect(
-            dsn or self.emulation.dsn(), autocommit=state != "idle in transaction",
-            application_name=application_name,
-        )  # fmt: skip
-        session = RsSession(conn=conn, pid=conn.info.backend_pid)
-        if state in ("idle", "idle in transaction"):
-            conn.execute("SELECT 1")
-        elif state == "active":
+    ) -> Session:  # fmt: skip
+        return self._sessions.open(application_name, state, dsn=dsn, sleep=sleep)
 
-            def run() -> None:
-                with contextlib.suppress(psycopg.Error):  # cancelled at teardown
-                    conn.execute("SELECT pg_sleep(%s)", (sleep,))
-
-            session.thread = threading.Thread(target=run, daemon=True)
-            session.thread.start()
-        else:
-            raise ValueError(f"unknown state {state!r}")
-        self.opened.append(session)
-        wait_for_state(self.emulation, session.pid, state)
-        return session
-
-    def open_many(self, count: int, state: str = "idle", **kwargs: Any) -> list[RsSession]:
+    def open_many(self, count: int, state: str = "idle", **kwargs: Any) -> list[Session]:
         return [self.open(state, **kwargs) for _ in range(count)]
 
     def close_all(self) -> None:
-        with psycopg.connect(self.emulation.dsn(), autocommit=True) as admin:
-            for s in self.opened:
-                if s.thread is not None:
-                    admin.execute("SELECT pg_cancel_backend(%s)", (s.pid,))
-        for s in self.opened:
-            if s.thread is not None:
-                s.thread.join(timeout=10)
-            s.conn.close()
-        self.opened.clear()
-
-
-def wait_for_state(emulation: RedshiftEmulation, pid: int, state: str, timeout: float = 10) -> None:
-    """Poll pg_stat_activity until backend ``pid`` reports ``state``."""
-    deadline = time.monotonic() + timeout
-    with psycopg.connect(emulation.dsn(), autocommit=True) as admin:
-        while True:
-            row = admin.execute(
-                "SELECT state FROM pg_stat_activity WHERE pid = %s", (pid,)
-            ).fetchone()
-            if row and row[0] == state:
-                return
-            if time.monotonic() > deadline:
-                raise AssertionError(f"backend {pid} never reached {state!r} (last: {row})")
-            time.sleep(0.02)
+        self._sessions.close_all()
 
 
 @pytest.fixture
