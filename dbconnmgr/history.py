@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from django.utils import timezone
 
 from dbconnmgr.app_settings import get_setting
-from dbconnmgr.core.charts import Heatmap, LoadPoint, LoadSeries, Series, SeriesPoint
+from dbconnmgr.core.charts import Heatmap, LoadSeries, LoadSeriesBuilder, Series, SeriesPoint
 from dbconnmgr.core.figures import RECORDED_KEYS
 from dbconnmgr.core.hours import (
     HOUR,
@@ -44,7 +44,6 @@ from dbconnmgr.core.hours import (
     hourly_points,
     merge_histogram,
 )
-from dbconnmgr.core.load import OTHER, chart_parts
 from dbconnmgr.core.samples import PeakReport, Sample
 
 if TYPE_CHECKING:
@@ -922,36 +921,14 @@ def load_charts(
         )
         .order_by("bucket", "quarter")
     )
-    points: dict[str, list[LoadPoint]] = {d: [] for d in dimensions}
-    seen: dict[str, set[str]] = {d: set() for d in dimensions}
+    builder = LoadSeriesBuilder(names)
     for row in grouped:
-        n = int(row["samples"])
-        aas = float(row["aas"] or 0.0)
-        begins = row["bucket"] + timedelta(minutes=15 * row["quarter"])
-        refused = None if row["refused"] is None else int(row["refused"])
-        for d in dimensions:
-            named = ((name, row[f"part_{d}_{i}"]) for i, name in enumerate(names[d]))
-            parts = chart_parts(named, n, aas)
-            seen[d].update(parts)
-            points[d].append(
-                LoadPoint(
-                    start=begins,
-                    samples=n,
-                    aas=aas,
-                    parts=parts,
-                    max_connections=int(row["max_connections"]),
-                    refused_connections=refused,
-                )
-            )
-    return {
-        d: LoadSeries(
-            start=start,
-            end=end,
-            bucket_seconds=bucket_seconds,
-            dimension=d,
-            names=tuple(n for n in [*names[d], OTHER] if n in seen[d]),
-            points=tuple(points[d]),
-            cpus=None if cpus is None else float(cpus),
+        builder.add(
+            row["bucket"] + timedelta(minutes=15 * row["quarter"]),
+            int(row["samples"]),
+            float(row["aas"] or 0.0),
+            {d: {name: row[f"part_{d}_{i}"] for i, name in enumerate(names[d])} for d in names},
+            int(row["max_connections"]),
+            None if row["refused"] is None else int(row["refused"]),
         )
-        for d in dimensions
-    }
+    return builder.series(start, end, bucket_seconds, None if cpus is None else float(cpus))

@@ -7,9 +7,12 @@ person, a screen reader and a test can read the numbers back.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from html import escape
+
+from dbconnmgr.core.load import OTHER, chart_parts
 
 __all__ = [
     "HeatCell",
@@ -240,6 +243,58 @@ class LoadSeries:
     def max_aas(self) -> float:
         """The highest bucket AAS (0 without points)."""
         return max((p.aas for p in self.points), default=0.0)
+
+
+class LoadSeriesBuilder:
+    """The load series of several dimensions, built bucket by bucket (oldest first) by the
+    charts read from the samples and from the hourly rollup alike.
+
+    Args:
+        names: per dimension, the parts charted by name, in stacking order; each bucket's
+            sessions beyond them count as ``other`` (:func:`~dbconnmgr.core.load.chart_parts`).
+    """
+
+    def __init__(self, names: Mapping[str, Sequence[str]]) -> None:
+        self.names = {d: tuple(parts) for d, parts in names.items()}
+        self._points: dict[str, list[LoadPoint]] = {d: [] for d in self.names}
+        self._seen: dict[str, set[str]] = {d: set() for d in self.names}
+
+    def add(
+        self,
+        start: datetime,
+        samples: int,
+        aas: float,
+        sums: Mapping[str, Mapping[str, float | None]],
+        max_connections: int,
+        refused: int | None,
+    ) -> None:
+        """One bucket: ``sums[dimension][name]`` is the active sessions of a part summed
+        over the bucket's ``samples`` (missing, None or 0: none)."""
+        for d, named in self.names.items():
+            of = sums.get(d, {})
+            parts = chart_parts(((name, of.get(name)) for name in named), samples, aas)
+            self._seen[d].update(parts)
+            self._points[d].append(
+                LoadPoint(start=start, samples=samples, aas=aas, parts=parts,
+                          max_connections=max_connections, refused_connections=refused)
+            )  # fmt: skip
+
+    def series(
+        self, start: datetime, end: datetime, bucket_seconds: int, cpus: float | None
+    ) -> dict[str, LoadSeries]:
+        """The series of each dimension: only the parts some bucket has are named."""
+        return {
+            d: LoadSeries(
+                start=start,
+                end=end,
+                bucket_seconds=bucket_seconds,
+                dimension=d,
+                names=tuple(n for n in [*named, OTHER] if n in self._seen[d]),
+                points=tuple(self._points[d]),
+                cpus=cpus,
+            )
+            for d, named in self.names.items()
+        }
 
 
 #: Colours of the stacked parts: wait classes keep theirs (CPU green, Lock red, IO blue...,

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta, tzinfo
 from typing import Any
 
-from dbconnmgr.core.charts import HeatCell, LoadPoint, LoadSeries, SeriesPoint
-from dbconnmgr.core.load import LOAD_DIMENSIONS, OTHER, chart_parts, ordered_classes
+from dbconnmgr.core.charts import HeatCell, LoadSeries, LoadSeriesBuilder, SeriesPoint
+from dbconnmgr.core.load import LOAD_DIMENSIONS, OTHER, ordered_classes
 from dbconnmgr.core.samples import HourStats, PeakReport, histogram_percentile
 
 __all__ = [
@@ -484,27 +484,7 @@ def hourly_load_series(
                 merge_histogram(acc[4][d], part)
                 merge_histogram(totals[d], part)
     names = {d: _ranked(totals[d], d, top) for d in dims}
-    points: dict[str, list[LoadPoint]] = {d: [] for d in dims}
-    seen: dict[str, set[str]] = {d: set() for d in dims}
+    builder = LoadSeriesBuilder(names)
     for key, (n, active, top_total, refused, bucket_parts) in sorted(buckets.items()):
-        begins = _local(key, tz)
-        aas = active / n
-        for d in dims:
-            parts = chart_parts(((name, bucket_parts[d].get(name)) for name in names[d]), n, aas)
-            seen[d].update(parts)
-            points[d].append(
-                LoadPoint(start=begins, samples=n, aas=aas, parts=parts,
-                          max_connections=top_total, refused_connections=refused)
-            )  # fmt: skip
-    return {
-        d: LoadSeries(
-            start=start,
-            end=end,
-            bucket_seconds=bucket_seconds,
-            dimension=d,
-            names=tuple(n for n in [*names[d], OTHER] if n in seen[d]),
-            points=tuple(points[d]),
-            cpus=cpus,
-        )
-        for d in dims
-    }
+        builder.add(_local(key, tz), n, active / n, bucket_parts, top_total, refused)
+    return builder.series(start, end, bucket_seconds, cpus)
